@@ -1,0 +1,1 @@
+//! Domain examples shared by the example programs.

@@ -1,0 +1,117 @@
+//! The aggregate contract: decide with `handle`, evolve with `apply`.
+
+use crate::{DomainEvent, Effect};
+
+/// A consistency boundary whose state is a fold over its events.
+///
+/// `handle` decides what a command does against the current state (events to
+/// persist, or a rejection) and `apply` evolves the state by one event. Both
+/// are pure and synchronous: all I/O lives in the runtime, which guarantees
+/// that one command at a time sees the state left by the previous one.
+///
+/// The `#[aggregate]` macro generates the command enum, the [`Handles`] impls
+/// and the exhaustive `handle` dispatch from annotated handler methods; the
+/// trait can also be implemented by hand:
+///
+/// ```
+/// use nexus_core::{Aggregate, DomainEvent, Effect, Handles};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Default, Debug)]
+/// struct Counter { value: u64 }
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// enum CounterEvent { Added(u64) }
+/// impl DomainEvent for CounterEvent {
+///     const EVENT_TYPES: &'static [&'static str] = &["counter.added"];
+///     fn event_type(&self) -> &'static str { "counter.added" }
+/// }
+///
+/// struct Add(u64);
+/// enum CounterCommand { Add(Add) }
+///
+/// #[derive(Debug, PartialEq, thiserror::Error)]
+/// #[error("cannot add zero")]
+/// struct AddZero;
+///
+/// impl Handles<Add> for Counter {
+///     type Reply = u64;
+///     fn handle_command(&self, cmd: &Add) -> Result<Effect<Self, u64>, AddZero> {
+///         if cmd.0 == 0 { return Err(AddZero); }
+///         Ok(Effect::persist(CounterEvent::Added(cmd.0)).then_reply(|s: &Counter| s.value))
+///     }
+/// }
+///
+/// impl Aggregate for Counter {
+///     const NAME: &'static str = "counter";
+///     type Command = CounterCommand;
+///     type Event = CounterEvent;
+///     type Error = AddZero;
+///     fn handle(&self, command: &CounterCommand) -> Result<Effect<Self>, AddZero> {
+///         match command {
+///             CounterCommand::Add(c) => self.handle_command(c).map(Effect::discard_reply),
+///         }
+///     }
+///     fn apply(&mut self, event: &CounterEvent) {
+///         match event { CounterEvent::Added(n) => self.value += n }
+///     }
+/// }
+///
+/// nexus_core::testkit::given::<Counter>([CounterEvent::Added(2)])
+///     .ask(Add(3))
+///     .then_expect_events([CounterEvent::Added(3)])
+///     .then_expect_reply(5);
+/// ```
+pub trait Aggregate: Default + Send + 'static {
+    /// The aggregate kind's name, the category of its streams. Keep it stable:
+    /// it is part of every stored stream id.
+    const NAME: &'static str;
+
+    /// Every command this aggregate accepts, as one (sealed) enum.
+    type Command: Send + 'static;
+
+    /// The events this aggregate records.
+    type Event: DomainEvent;
+
+    /// Why a command is rejected.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Decides what `command` does in the current state. Exhaustive dispatch
+    /// over [`Self::Command`]; the reply of the typed handler is discarded.
+    fn handle(&self, command: &Self::Command) -> Result<Effect<Self>, Self::Error>;
+
+    /// Evolves the state by one event. Must not fail: an event is a fact.
+    fn apply(&mut self, event: &Self::Event);
+}
+
+/// The typed handler of command `C` on this aggregate, with its reply type.
+///
+/// `EntityRef::ask(command)` returns `Handles::<C>::Reply`, so the reply type
+/// is checked at compile time and never passes through `dyn Any`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no handler for the command `{C}`",
+    label = "`{C}` is not a command of `{Self}`",
+    note = "send `{C}` to an entity of the aggregate that declares it, or add a handler for it in `{Self}`'s `#[aggregate]` impl block"
+)]
+pub trait Handles<C>: Aggregate {
+    /// What `ask` returns for this command.
+    type Reply: Send + 'static;
+
+    /// Decides what `command` does in the current state.
+    fn handle_command(&self, command: &C) -> Result<Effect<Self, Self::Reply>, Self::Error>;
+}
+
+/// Applies `events` to `state` in order.
+///
+/// ```
+/// # use nexus_core::{Aggregate, fold};
+/// # use nexus_core::testkit::doc::{Counter, CounterEvent};
+/// let state: Counter = fold(Counter::default(), &[CounterEvent::Added(2), CounterEvent::Added(3)]);
+/// assert_eq!(state.value, 5);
+/// ```
+pub fn fold<'a, A: Aggregate>(mut state: A, events: impl IntoIterator<Item = &'a A::Event>) -> A {
+    for event in events {
+        state.apply(event);
+    }
+    state
+}

@@ -1,0 +1,115 @@
+//! What is written to and read from an event store.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{LogPosition, StreamId};
+
+/// Data about an event that is not part of the domain payload.
+///
+/// The event id makes appends idempotent: appending the same ids at the same
+/// versions again returns the original result instead of writing twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// Unique id of this event.
+    pub event_id: Uuid,
+    /// When the event was created by its writer.
+    pub timestamp: SystemTime,
+    /// The id shared by every message caused by one original request.
+    pub correlation_id: Option<Uuid>,
+    /// The id of the message that directly caused this event.
+    pub causation_id: Option<Uuid>,
+}
+
+impl EventMetadata {
+    /// Fresh metadata: a new time-ordered event id, the current time, no
+    /// correlation.
+    ///
+    /// ```
+    /// let a = nexus_core::EventMetadata::new();
+    /// let b = nexus_core::EventMetadata::new();
+    /// assert_ne!(a.event_id, b.event_id);
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            timestamp: SystemTime::now(),
+            correlation_id: None,
+            causation_id: None,
+        }
+    }
+
+    /// The same metadata with correlation and causation ids set.
+    #[must_use]
+    pub fn caused_by(mut self, correlation_id: Uuid, causation_id: Uuid) -> Self {
+        self.correlation_id = Some(correlation_id);
+        self.causation_id = Some(causation_id);
+        self
+    }
+}
+
+impl Default for EventMetadata {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An encoded event on its way into a store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Stable type name of the event (see [`DomainEvent`](crate::DomainEvent)).
+    pub event_type: String,
+    /// Schema version of the payload, for upcasting.
+    pub schema_version: u32,
+    /// The encoded payload.
+    pub payload: Vec<u8>,
+    /// Event id, timestamp, correlation.
+    pub metadata: EventMetadata,
+}
+
+impl NewEvent {
+    /// An event with fresh metadata.
+    ///
+    /// ```
+    /// let event = nexus_core::NewEvent::new("wallet.deposited", 1, b"{}".to_vec());
+    /// assert_eq!(event.event_type, "wallet.deposited");
+    /// ```
+    pub fn new(event_type: impl Into<String>, schema_version: u32, payload: Vec<u8>) -> Self {
+        Self {
+            event_type: event_type.into(),
+            schema_version,
+            payload,
+            metadata: EventMetadata::new(),
+        }
+    }
+}
+
+/// An event as stored: the payload with its place in its stream and in the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The stream the event belongs to.
+    pub stream_id: StreamId,
+    /// Version in the stream: 1 for the first event, gapless.
+    pub version: u64,
+    /// Place in the global log.
+    pub position: LogPosition,
+    /// Stable type name.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub schema_version: u32,
+    /// The encoded payload.
+    pub payload: Vec<u8>,
+    /// Event id, timestamp, correlation.
+    pub metadata: EventMetadata,
+}
+
+/// What a successful append returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The stream's version after the append (its last event's version).
+    pub version: u64,
+    /// The log position of each appended event, in order.
+    pub positions: Vec<LogPosition>,
+}

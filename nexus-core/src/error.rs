@@ -1,0 +1,131 @@
+//! The errors of the store contract and of the codecs.
+
+use crate::{ExpectedVersion, StreamId};
+
+/// A boxed error from a store's driver, kept as the source of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store operation failed. A failed operation changed nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The stream (or durable-state row) was not at the expected version.
+    #[error("stream {stream}: expected version {expected}, found {actual}")]
+    Conflict {
+        /// The stream that was written.
+        stream: StreamId,
+        /// What the writer expected.
+        expected: ExpectedVersion,
+        /// The version the stream is actually at.
+        actual: u64,
+    },
+    /// An event id in the batch is already stored at a different place, so the
+    /// append is neither new nor an idempotent retry.
+    #[error("stream {stream}: event id {event_id} is already stored at another version")]
+    DuplicateEventId {
+        /// The stream that was written.
+        stream: StreamId,
+        /// The reused id.
+        event_id: uuid::Uuid,
+    },
+    /// The request itself is malformed (for example a limit of zero).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The store could not be reached or the connection broke; trying again
+    /// later may succeed.
+    #[error("store unavailable: {source}")]
+    Unavailable {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// Every connection of the pool is in use.
+    #[error("connection pool exhausted after waiting {waited_ms} ms")]
+    PoolExhausted {
+        /// How long the request waited for a connection.
+        waited_ms: u64,
+    },
+    /// Any other failure of the store.
+    #[error("store failure: {source}")]
+    Backend {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StoreError {
+    /// Whether the same operation may succeed if tried again as it is
+    /// (a connection fault or an exhausted pool). A conflict is not retryable
+    /// as it is: the writer must re-read and decide again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::PoolExhausted { .. })
+    }
+
+    /// Whether this is an optimistic-concurrency conflict.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+}
+
+/// Why an event, a snapshot or a state could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The stored type name is not one of the event enum's names, even after
+    /// upcasting.
+    #[error(
+        "unknown event type `{event_type}` (schema version {schema_version}); known types: {known}"
+    )]
+    UnknownEventType {
+        /// The stored name.
+        event_type: String,
+        /// The stored schema version.
+        schema_version: u32,
+        /// The names the event type declares, comma separated.
+        known: String,
+    },
+    /// The stored schema version is newer than this program knows, or older
+    /// with no upcaster registered for it.
+    #[error("event type `{event_type}`: no upcaster from schema version {found} to {current}")]
+    UnsupportedSchemaVersion {
+        /// The stored name.
+        event_type: String,
+        /// The stored schema version.
+        found: u32,
+        /// The version this program decodes.
+        current: u32,
+    },
+    /// The payload does not decode as the expected type.
+    #[error("cannot decode `{what}` with the {codec} codec: {source}")]
+    Decode {
+        /// What was decoded (an event type name, "snapshot", "state").
+        what: String,
+        /// The codec's name.
+        codec: &'static str,
+        /// The codec's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The value does not encode.
+    #[error("cannot encode `{what}` with the {codec} codec: {source}")]
+    Encode {
+        /// What was encoded.
+        what: String,
+        /// The codec's name.
+        codec: &'static str,
+        /// The codec's error.
+        #[source]
+        source: BoxError,
+    },
+    /// An upcaster failed.
+    #[error("upcasting `{event_type}` from schema version {from}: {reason}")]
+    Upcast {
+        /// The stored name.
+        event_type: String,
+        /// The version the upcaster started from.
+        from: u32,
+        /// What the upcaster reported.
+        reason: String,
+    },
+}

@@ -1,0 +1,40 @@
+//! # Nexus core
+//!
+//! Event sourcing where every aggregate is owned by exactly one actor. This
+//! crate holds the model ([`Aggregate`], [`Effect`], [`DomainEvent`]), the
+//! store contract ([`EventStore`], [`store::SnapshotStore`],
+//! [`store::StateStore`]) with in-memory implementations, codecs with
+//! upcasting, snapshot strategies, recovery and the domain [`testkit`].
+//!
+//! ```
+//! use nexus_core::testkit::given;
+//! # use nexus_core::testkit::doc::{Counter, CounterEvent, Add};
+//! given::<Counter>([CounterEvent::Added(40)])
+//!     .ask(Add(2))
+//!     .then_expect_events([CounterEvent::Added(2)])
+//!     .then_expect_reply(42);
+//! ```
+
+mod aggregate;
+pub mod codec;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod effect;
+mod envelope;
+mod error;
+mod event;
+mod recovery;
+mod snapshots;
+pub mod store;
+mod stream;
+pub mod testkit;
+
+pub use aggregate::{Aggregate, Handles, fold};
+pub use effect::Effect;
+pub use envelope::{AppendOutcome, EventMetadata, NewEvent, RecordedEvent};
+pub use error::{BoxError, CodecError, StoreError};
+pub use event::DomainEvent;
+pub use recovery::{Recovered, RecoveryError, recover};
+pub use snapshots::{SnapshotError, SnapshotStrategy, Snapshots};
+pub use store::EventStore;
+pub use stream::{ExpectedVersion, LogPosition, StreamId};

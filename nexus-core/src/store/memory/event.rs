@@ -1,0 +1,194 @@
+//! The in-memory event store.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::lock;
+use crate::{
+    AppendOutcome, EventStore, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, StoreError,
+    StreamId,
+};
+
+/// An [`EventStore`] in memory. Cloning is not supported; share it in an
+/// `Arc`.
+///
+/// ```
+/// use nexus_core::store::memory::InMemoryEventStore;
+/// let store = std::sync::Arc::new(InMemoryEventStore::new());
+/// # let _ = store;
+/// ```
+#[derive(Debug, Default)]
+pub struct InMemoryEventStore {
+    // Invariant: `log` is in position order, every stream's events are the
+    // log's events of that stream in version order 1..=n, and `ids` maps each
+    // stored event id to its (stream, version). One lock keeps all three in
+    // step, which is what makes an append atomic.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    streams: HashMap<StreamId, Vec<usize>>,
+    log: Vec<RecordedEvent>,
+    ids: HashMap<Uuid, (StreamId, u64)>,
+}
+
+impl InMemoryEventStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many events the store holds, over all streams.
+    pub fn len(&self) -> usize {
+        lock(&self.inner).log.len()
+    }
+
+    /// Whether the store holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    fn version(&self, stream: &StreamId) -> u64 {
+        self.streams.get(stream).map_or(0, |s| s.len() as u64)
+    }
+
+    /// The original outcome if `events` were already appended to `stream` at
+    /// consecutive versions (a retry after a lost reply), `None` if none of
+    /// their ids is stored, and an error if some are stored elsewhere.
+    fn replayed(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let Some(first) = events.first() else {
+            return Ok(None);
+        };
+        let duplicate = |event_id| StoreError::DuplicateEventId {
+            stream: stream.clone(),
+            event_id,
+        };
+        let Some((first_stream, first_version)) = self.ids.get(&first.metadata.event_id) else {
+            return match events
+                .iter()
+                .find(|e| self.ids.contains_key(&e.metadata.event_id))
+            {
+                Some(e) => Err(duplicate(e.metadata.event_id)),
+                None => Ok(None),
+            };
+        };
+        let base = first_version - 1;
+        if first_stream != stream || expected.pinned().is_some_and(|v| v != base) {
+            return Err(duplicate(first.metadata.event_id));
+        }
+        let indexes = &self.streams[stream];
+        let mut positions = Vec::with_capacity(events.len());
+        for (offset, event) in events.iter().enumerate() {
+            let stored = indexes
+                .get(base as usize + offset)
+                .map(|&i| &self.log[i])
+                .filter(|stored| stored.metadata.event_id == event.metadata.event_id)
+                .ok_or_else(|| duplicate(event.metadata.event_id))?;
+            positions.push(stored.position);
+        }
+        Ok(Some(AppendOutcome {
+            version: base + events.len() as u64,
+            positions,
+        }))
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let mut inner = lock(&self.inner);
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        if let Some(e) = events.iter().find(|e| !seen.insert(e.metadata.event_id)) {
+            return Err(StoreError::DuplicateEventId {
+                stream: stream.clone(),
+                event_id: e.metadata.event_id,
+            });
+        }
+        if let Some(original) = inner.replayed(stream, expected, &events)? {
+            return Ok(original);
+        }
+        let actual = inner.version(stream);
+        if !expected.accepts(actual) {
+            return Err(StoreError::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual,
+            });
+        }
+        let mut positions = Vec::with_capacity(events.len());
+        let mut version = actual;
+        for event in events {
+            version += 1;
+            let sequence = inner.log.len() as u64 + 1;
+            let position = LogPosition::new(sequence, sequence);
+            positions.push(position);
+            inner
+                .ids
+                .insert(event.metadata.event_id, (stream.clone(), version));
+            let index = inner.log.len();
+            inner.log.push(RecordedEvent {
+                stream_id: stream.clone(),
+                version,
+                position,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata: event.metadata,
+            });
+            inner.streams.entry(stream.clone()).or_default().push(index);
+        }
+        Ok(AppendOutcome { version, positions })
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let inner = lock(&self.inner);
+        let Some(indexes) = inner.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        Ok(indexes
+            .iter()
+            .skip(skip)
+            .map(|&i| inner.log[i].clone())
+            .collect())
+    }
+
+    async fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::InvalidRequest(
+                "read_all: limit must be at least 1".to_owned(),
+            ));
+        }
+        let inner = lock(&self.inner);
+        let start = inner.log.partition_point(|e| e.position <= after);
+        Ok(inner.log[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        Ok(lock(&self.inner).version(stream))
+    }
+}

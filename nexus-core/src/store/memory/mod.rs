@@ -1,0 +1,24 @@
+//! In-memory stores: the embedded default, for tests, examples and single
+//! process programs that can lose their data on exit.
+//!
+//! Each store keeps its data behind one mutex that is never held across an
+//! `.await`, so every operation is atomic with respect to the others and the
+//! stores are safe to share between any number of tasks.
+
+mod event;
+mod snapshot;
+mod state;
+
+pub use event::InMemoryEventStore;
+pub use snapshot::InMemorySnapshotStore;
+pub use state::InMemoryStateStore;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`, ignoring poisoning: no code panics while holding these
+/// locks between two writes, so the data behind a poisoned lock is whole.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

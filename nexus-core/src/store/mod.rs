@@ -1,0 +1,79 @@
+//! The store contract: event streams, the global log, snapshots and durable
+//! state, plus the in-memory implementations.
+//!
+//! Every implementation must pass the conformance suite
+//! (`nexus_core::conformance`, feature `conformance`).
+
+pub mod memory;
+mod snapshot;
+mod state;
+
+pub use snapshot::{Snapshot, SnapshotStore};
+pub use state::{StateStore, StoredState};
+
+use async_trait::async_trait;
+
+use crate::{
+    AppendOutcome, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, StoreError, StreamId,
+};
+
+/// An append-only store of event streams with one global log.
+///
+/// Guarantees every implementation keeps (and the conformance suite checks):
+/// - **Atomic, versioned append**: a batch is stored whole or not at all; a
+///   stale expected version stores nothing and fails with
+///   [`StoreError::Conflict`] naming the stream, the expected and the actual
+///   version. Versions in a stream are gapless, starting at 1.
+/// - **Idempotent retry**: appending the same event ids at the same versions
+///   again succeeds and returns the original positions.
+/// - **Gap-free catch-up**: [`read_all`](Self::read_all) returns committed
+///   events in [`LogPosition`] order, and an event committed later never gets a
+///   position at or before one already returned to a reader.
+///
+/// ```
+/// use nexus_core::{EventStore, ExpectedVersion, NewEvent, StreamId};
+/// use nexus_core::store::memory::InMemoryEventStore;
+/// # tokio_test_block_on(async {
+/// let store = InMemoryEventStore::new();
+/// let stream = StreamId::new("wallet-alice");
+/// let e = NewEvent::new("wallet.deposited", 1, b"{}".to_vec());
+/// let out = store.append(&stream, ExpectedVersion::NoStream, vec![e]).await.unwrap();
+/// assert_eq!(out.version, 1);
+/// let err = store.append(&stream, ExpectedVersion::NoStream, vec![]).await.unwrap_err();
+/// assert_eq!(err.to_string(), "stream wallet-alice: expected version no stream (0), found 1");
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` if it is at `expected`, atomically.
+    ///
+    /// An empty batch stores nothing but still checks `expected`.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    /// Reads `stream` from `from_version` (inclusive) to its end, in version
+    /// order. A stream that does not exist reads as empty.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads up to `limit` events of the global log positioned after `after`,
+    /// in position order. `limit` must be at least 1.
+    async fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The current version of `stream` (0 when it has no events).
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,52 @@
+//! Durable state: an entity's current state as one versioned row.
+
+use async_trait::async_trait;
+
+use crate::{ExpectedVersion, StoreError, StreamId};
+
+/// A durable-state row: the encoded state and its version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredState {
+    /// Incremented by one on every write; 1 after the first.
+    pub version: u64,
+    /// The encoded state.
+    pub payload: Vec<u8>,
+}
+
+/// Stores one versioned state per persistence id (the seed's `EntityBehavior`
+/// row).
+///
+/// A write names the version it read: [`ExpectedVersion::NoStream`] inserts a
+/// row that must not exist, [`ExpectedVersion::Exact`] updates a row that must
+/// be at that version. Anything else is [`StoreError::Conflict`] and changes
+/// nothing.
+///
+/// ```
+/// use nexus_core::{ExpectedVersion, StreamId};
+/// use nexus_core::store::StateStore;
+/// use nexus_core::store::memory::InMemoryStateStore;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = InMemoryStateStore::new();
+/// let id = StreamId::new("ledger-alice");
+/// assert_eq!(store.save(&id, ExpectedVersion::NoStream, b"1".to_vec()).await.unwrap(), 1);
+/// assert_eq!(store.save(&id, ExpectedVersion::Exact(1), b"2".to_vec()).await.unwrap(), 2);
+/// assert!(store.save(&id, ExpectedVersion::Exact(1), b"x".to_vec()).await.unwrap_err().is_conflict());
+/// assert_eq!(store.load(&id).await.unwrap().unwrap().payload, b"2");
+/// # });
+/// ```
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// The row of `id`, if any.
+    async fn load(&self, id: &StreamId) -> Result<Option<StoredState>, StoreError>;
+
+    /// Writes `payload` if the row is at `expected`; returns the new version.
+    async fn save(
+        &self,
+        id: &StreamId,
+        expected: ExpectedVersion,
+        payload: Vec<u8>,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes the row of `id` if it is at `expected`.
+    async fn delete(&self, id: &StreamId, expected: ExpectedVersion) -> Result<(), StoreError>;
+}
