@@ -91,22 +91,21 @@ pub async fn recover<A: Aggregate>(
         source,
     };
     let mut start = None;
-    if let Some(snapshots) = snapshots {
-        if let Some(snapshot) = snapshots
+    if let Some(snapshots) = snapshots
+        && let Some(snapshot) = snapshots
             .store()
             .load_latest(stream)
             .await
             .map_err(store_error)?
-        {
-            match snapshots.decode(&snapshot) {
-                Ok(state) => start = Some((state, snapshot.version)),
-                Err(error) => tracing::warn!(
-                    %stream,
-                    snapshot_version = snapshot.version,
-                    %error,
-                    "snapshot does not decode; replaying the whole stream"
-                ),
-            }
+    {
+        match snapshots.decode(&snapshot) {
+            Ok(state) => start = Some((state, snapshot.version)),
+            Err(error) => tracing::warn!(
+                %stream,
+                snapshot_version = snapshot.version,
+                %error,
+                "snapshot does not decode; replaying the whole stream"
+            ),
         }
     }
     let snapshot_version = start.as_ref().map(|(_, v)| *v);

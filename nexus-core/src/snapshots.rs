@@ -59,7 +59,7 @@ impl<A: Aggregate> SnapshotStrategy<A> {
     pub fn should_snapshot(&self, state: &A, event: &A::Event, version: u64) -> bool {
         match self {
             Self::Never => false,
-            Self::EveryN(n) => version % n.get() == 0,
+            Self::EveryN(n) => version.is_multiple_of(n.get()),
             Self::When(predicate) => predicate(state, event, version),
         }
     }

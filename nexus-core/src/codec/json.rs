@@ -1,11 +1,11 @@
-//! The JSON codec (serde_json).
+//! The JSON codec (`serde_json`).
 
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::Codec;
 use crate::CodecError;
 
-/// JSON through serde_json: readable in the database, tolerant of added
+/// JSON through `serde_json`: readable in the database, tolerant of added
 /// optional fields.
 ///
 /// ```

@@ -289,7 +289,7 @@ pub async fn idempotent_retry<S: EventStore>(store: Arc<S>) {
 pub async fn round_trip<S: EventStore>(store: Arc<S>) {
     let s = stream("round-trip");
     let mut written = event("payload \u{1F600}");
-    written.event_type = "wallet.deposited".to_owned();
+    "wallet.deposited".clone_into(&mut written.event_type);
     written.schema_version = 7;
     written.payload = vec![0, 159, 146, 150, 255];
     written.metadata = written

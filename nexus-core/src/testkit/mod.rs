@@ -57,6 +57,7 @@ impl<A: Aggregate> Given<A> {
     }
 
     /// Decides `command` through its typed handler, keeping the reply.
+    #[allow(clippy::needless_pass_by_value)] // Taking the command by value reads like sending it.
     pub fn ask<C>(self, command: C) -> Outcome<A, A::Reply>
     where
         A: Handles<C>,
@@ -72,6 +73,9 @@ impl<A: Aggregate> Given<A> {
 }
 
 /// What a command did: events and a reply, or a rejection.
+///
+/// The `then_expect_…` assertions return the outcome so they can be chained;
+/// dropping it after the last one is the normal use.
 pub struct Outcome<A: Aggregate, R> {
     result: Result<Accepted<A, R>, A::Error>,
 }
@@ -83,6 +87,10 @@ struct Accepted<A: Aggregate, R> {
     stopped: bool,
 }
 
+// The assertions take expected values by value and return `self` for
+// chaining: `.then_expect_reply(5)` reads better than `.then_expect_reply(&5)`,
+// and an assertion's result is not meant to be used.
+#[allow(clippy::needless_pass_by_value, clippy::return_self_not_must_use)]
 impl<A: Aggregate, R> Outcome<A, R> {
     fn new(mut state: A, decided: Result<crate::Effect<A, R>, A::Error>) -> Self {
         let result = decided.map(|effect| {
@@ -122,12 +130,11 @@ impl<A: Aggregate, R> Outcome<A, R> {
     {
         let expected: Vec<A::Event> = expected.into_iter().collect();
         let actual = &self.accepted("events").events;
-        if *actual != expected {
-            panic!(
-                "the command persisted other events than expected\n{}",
-                side_by_side(&format!("{expected:#?}"), &format!("{actual:#?}"))
-            );
-        }
+        assert!(
+            *actual == expected,
+            "the command persisted other events than expected\n{}",
+            side_by_side(&format!("{expected:#?}"), &format!("{actual:#?}"))
+        );
         self
     }
 
@@ -172,12 +179,11 @@ impl<A: Aggregate, R> Outcome<A, R> {
         A::Error: Debug,
     {
         let actual = &self.accepted("a reply").reply;
-        if *actual != expected {
-            panic!(
-                "the command replied another value than expected\n{}",
-                side_by_side(&format!("{expected:#?}"), &format!("{actual:#?}"))
-            );
-        }
+        assert!(
+            *actual == expected,
+            "the command replied another value than expected\n{}",
+            side_by_side(&format!("{expected:#?}"), &format!("{actual:#?}"))
+        );
         self
     }
 
