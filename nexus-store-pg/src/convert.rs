@@ -1,0 +1,44 @@
+//! Values between Rust and Postgres: row columns, versions, conflicts.
+
+use nexus_core::{ExpectedVersion, StoreError, StreamId};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+/// Column `index` of `row`; a value that does not decode is a backend
+/// failure (the schema is not what the store wrote).
+pub(crate) fn get<'r, T>(row: &'r PgRow, index: usize) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(index).map_err(|e| StoreError::Backend {
+        source: Box::new(e),
+    })
+}
+
+/// A stored version or sequence, which the schema keeps non-negative.
+pub(crate) fn to_u64(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| corrupt(format!("negative stored number {value}")))
+}
+
+/// A version asked for by a caller, as Postgres' `bigint`.
+pub(crate) fn to_i64(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| {
+        StoreError::InvalidRequest(format!("version {version} exceeds the largest bigint"))
+    })
+}
+
+/// A stored value the store cannot have written.
+pub(crate) fn corrupt(what: String) -> StoreError {
+    StoreError::Backend {
+        source: what.into(),
+    }
+}
+
+/// The conflict error of the store contract.
+pub(crate) fn conflict(stream: &StreamId, expected: ExpectedVersion, actual: u64) -> StoreError {
+    StoreError::Conflict {
+        stream: stream.clone(),
+        expected,
+        actual,
+    }
+}

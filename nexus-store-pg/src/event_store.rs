@@ -1,0 +1,355 @@
+//! The Postgres event store.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nexus_core::{
+    AppendOutcome, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent,
+    RecordedEvent, StoreError, StreamId,
+};
+use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use crate::PgStoreConfig;
+use crate::convert::{conflict, corrupt, get, to_i64, to_u64};
+use crate::errors::{self, Failure};
+use crate::sql::events::EventSql;
+use crate::wire::{Timestamp, TxId};
+
+/// How often an append with [`ExpectedVersion::Any`] retries after losing a
+/// race for the next version before it reports the conflict.
+const ANY_RETRIES: usize = 64;
+
+/// An [`EventStore`] on Postgres.
+///
+/// - **Append** is one statement per batch: the events travel as arrays and
+///   are inserted with `UNNEST`, after the stream's head is checked against
+///   the expected version in the same statement. A stale version, a
+///   concurrent writer (SQLSTATE 23505 on `(stream_id, version)`) or a reused
+///   event id stores nothing; the store then reads where the ids are stored
+///   to tell an idempotent retry (answered with the original outcome) from a
+///   reused id or a version conflict.
+/// - **Global log**: a position is `(transaction id, sequence)`, and
+///   [`read_all`](EventStore::read_all) only returns rows of transactions
+///   below the snapshot's xmin, the oldest transaction still running. Every
+///   transaction that can still commit has an id at or above it, so nothing
+///   can later appear before a position a reader has passed: a late commit
+///   causes lag, never a skip.
+///
+/// Clones share the pool.
+///
+/// ```no_run
+/// use nexus_core::{EventStore, ExpectedVersion, NewEvent, StreamId};
+/// use nexus_store_pg::{PgEventStore, PgStoreConfig};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+/// let config = PgStoreConfig::new(pool).schema("docs")?;
+/// config.migrate().await?;
+/// let store = PgEventStore::new(&config);
+/// let stream = StreamId::new("wallet-alice");
+/// let event = NewEvent::new("wallet.deposited", 1, b"{}".to_vec());
+/// let out = store.append(&stream, ExpectedVersion::Any, vec![event]).await?;
+/// assert!(out.version >= 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PgEventStore {
+    pool: PgPool,
+    sql: Arc<EventSql>,
+    catch_up_wait: Duration,
+}
+
+impl PgEventStore {
+    /// The event store of `config`'s schema (migrated with
+    /// [`PgStoreConfig::migrate`]).
+    pub fn new(config: &PgStoreConfig) -> Self {
+        Self {
+            pool: config.pool.clone(),
+            sql: Arc::new(EventSql::new(&config.schema)),
+            catch_up_wait: config.catch_up_wait,
+        }
+    }
+
+    fn failed(&self, error: sqlx::Error) -> StoreError {
+        errors::store_error(error, &self.pool)
+    }
+
+    /// Runs the append statement once: `Some` when the batch was stored,
+    /// `None` when it was refused (stale version or unique violation).
+    async fn try_append(
+        &self,
+        stream: &StreamId,
+        head: Option<i64>,
+        batch: &Batch<'_>,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let rows = sqlx::query(&self.sql.append)
+            .bind(stream.as_str())
+            .bind(head)
+            .bind(&batch.ids)
+            .bind(&batch.types)
+            .bind(&batch.schema_versions)
+            .bind(&batch.payloads)
+            .bind(&batch.correlations)
+            .bind(&batch.causations)
+            .bind(&batch.occurred)
+            .fetch_all(&self.pool)
+            .await;
+        match rows {
+            Ok(rows) if rows.is_empty() => Ok(None),
+            Ok(rows) => outcome(&rows).map(Some),
+            Err(error) => match errors::classify(error, &self.pool) {
+                Failure::Unique => Ok(None),
+                Failure::Store(error) => Err(error),
+            },
+        }
+    }
+
+    /// The original outcome if `events` are already stored in `stream` at
+    /// consecutive versions that `expected` allows (a retry after a lost
+    /// reply), `None` if none of their ids is stored, and
+    /// [`StoreError::DuplicateEventId`] if some are stored elsewhere.
+    async fn replayed(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        ids: &[Uuid],
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let rows = sqlx::query(&self.sql.find_ids)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut stored = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id: Uuid = get(row, 0)?;
+            let at: String = get(row, 1)?;
+            let version = to_u64(get(row, 2)?)?;
+            let position = position(get(row, 3)?, get(row, 4)?)?;
+            stored.insert(id, (at, version, position));
+        }
+        let duplicate = |event_id| StoreError::DuplicateEventId {
+            stream: stream.clone(),
+            event_id,
+        };
+        let first = events[0].metadata.event_id;
+        let Some((_, first_version, _)) = stored.get(&first) else {
+            let reused = events
+                .iter()
+                .map(|e| e.metadata.event_id)
+                .find(|id| stored.contains_key(id))
+                .unwrap_or(first);
+            return Err(duplicate(reused));
+        };
+        let base = first_version - 1;
+        if expected.pinned().is_some_and(|v| v != base) {
+            return Err(duplicate(first));
+        }
+        let mut positions = Vec::with_capacity(events.len());
+        for (offset, id) in (1..).zip(ids) {
+            match stored.get(id) {
+                Some((at, version, position))
+                    if at == stream.as_str() && *version == base + offset =>
+                {
+                    positions.push(*position);
+                }
+                _ => return Err(duplicate(*id)),
+            }
+        }
+        Ok(Some(AppendOutcome {
+            version: base + positions.len() as u64,
+            positions,
+        }))
+    }
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let head = expected.pinned().map(to_i64).transpose()?;
+        if events.is_empty() {
+            let actual = self.stream_version(stream).await?;
+            return if expected.accepts(actual) {
+                Ok(AppendOutcome {
+                    version: actual,
+                    positions: Vec::new(),
+                })
+            } else {
+                Err(conflict(stream, expected, actual))
+            };
+        }
+        let batch = Batch::new(stream, &events)?;
+        for _ in 0..=ANY_RETRIES {
+            if let Some(out) = self.try_append(stream, head, &batch).await? {
+                return Ok(out);
+            }
+            if let Some(original) = self.replayed(stream, expected, &events, &batch.ids).await? {
+                return Ok(original);
+            }
+            let actual = self.stream_version(stream).await?;
+            // The head moved between the statement and this read (`Any` lost a
+            // race, or the stream reached the expected version meanwhile):
+            // the batch may still be appended as asked.
+            if !expected.accepts(actual) {
+                return Err(conflict(stream, expected, actual));
+            }
+            tokio::task::yield_now().await;
+        }
+        let actual = self.stream_version(stream).await?;
+        Err(conflict(stream, expected, actual))
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let from = i64::try_from(from_version).unwrap_or(i64::MAX);
+        let rows = sqlx::query(&self.sql.read_stream)
+            .bind(stream.as_str())
+            .bind(from)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
+        rows.iter().map(recorded).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::InvalidRequest(
+                "read_all: limit must be at least 1".to_owned(),
+            ));
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sequence = i64::try_from(after.sequence).unwrap_or(i64::MAX);
+        let deadline = tokio::time::Instant::now() + self.catch_up_wait;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let rows = sqlx::query(&self.sql.read_all)
+                .bind(TxId(after.commit))
+                .bind(sequence)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.failed(e))?;
+            let mut page = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let safe: bool = get(row, 11)?;
+                if !safe {
+                    break;
+                }
+                page.push(recorded(row)?);
+            }
+            // Rows are in (tx_id, seq) order, so the safe ones are a prefix.
+            // Committed rows behind the horizon: an older transaction is
+            // still running; wait for it rather than report an empty page.
+            let waiting = page.is_empty() && !rows.is_empty();
+            if !waiting || tokio::time::Instant::now() >= deadline {
+                return Ok(page);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let version: i64 = sqlx::query_scalar(&self.sql.stream_version)
+            .bind(stream.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
+        to_u64(version)
+    }
+}
+
+/// A batch as the column arrays the append statement binds.
+struct Batch<'a> {
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    schema_versions: Vec<i64>,
+    payloads: Vec<&'a [u8]>,
+    correlations: Vec<Option<Uuid>>,
+    causations: Vec<Option<Uuid>>,
+    occurred: Vec<Timestamp>,
+}
+
+impl<'a> Batch<'a> {
+    /// The arrays of `events`; a batch that repeats an event id is refused.
+    fn new(stream: &StreamId, events: &'a [NewEvent]) -> Result<Self, StoreError> {
+        let ids: Vec<Uuid> = events.iter().map(|e| e.metadata.event_id).collect();
+        let mut seen = HashSet::with_capacity(ids.len());
+        if let Some(&event_id) = ids.iter().find(|id| !seen.insert(**id)) {
+            return Err(StoreError::DuplicateEventId {
+                stream: stream.clone(),
+                event_id,
+            });
+        }
+        Ok(Self {
+            ids,
+            types: events.iter().map(|e| e.event_type.as_str()).collect(),
+            schema_versions: events.iter().map(|e| i64::from(e.schema_version)).collect(),
+            payloads: events.iter().map(|e| e.payload.as_slice()).collect(),
+            correlations: events.iter().map(|e| e.metadata.correlation_id).collect(),
+            causations: events.iter().map(|e| e.metadata.causation_id).collect(),
+            occurred: events
+                .iter()
+                .map(|e| Timestamp(e.metadata.timestamp))
+                .collect(),
+        })
+    }
+}
+
+/// The outcome of a stored batch from the `RETURNING version, tx_id, seq`
+/// rows.
+fn outcome(rows: &[PgRow]) -> Result<AppendOutcome, StoreError> {
+    let mut stored = rows
+        .iter()
+        .map(|row| Ok((to_u64(get(row, 0)?)?, position(get(row, 1)?, get(row, 2)?)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    stored.sort_unstable_by_key(|(version, _)| *version);
+    Ok(AppendOutcome {
+        version: stored.last().map_or(0, |(version, _)| *version),
+        positions: stored.into_iter().map(|(_, position)| position).collect(),
+    })
+}
+
+/// A row of the `{columns}` list of the read statements.
+fn recorded(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let schema_version: i64 = get(row, 6)?;
+    let occurred: Timestamp = get(row, 10)?;
+    Ok(RecordedEvent {
+        position: position(get(row, 0)?, get(row, 1)?)?,
+        stream_id: StreamId::new(get::<String>(row, 2)?),
+        version: to_u64(get(row, 3)?)?,
+        event_type: get(row, 5)?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
+        payload: get(row, 7)?,
+        metadata: EventMetadata {
+            event_id: get(row, 4)?,
+            timestamp: occurred.0,
+            correlation_id: get(row, 8)?,
+            causation_id: get(row, 9)?,
+        },
+    })
+}
+
+fn position(tx: TxId, seq: i64) -> Result<LogPosition, StoreError> {
+    Ok(LogPosition::new(tx.0, to_u64(seq)?))
+}

@@ -1,0 +1,87 @@
+//! The Postgres snapshot store.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nexus_core::store::{Snapshot, SnapshotStore};
+use nexus_core::{StoreError, StreamId};
+use sqlx::PgPool;
+
+use crate::PgStoreConfig;
+use crate::convert::{get, to_i64, to_u64};
+use crate::errors::store_error;
+use crate::sql::snapshots::SnapshotSql;
+use crate::wire::Timestamp;
+
+/// A [`SnapshotStore`] on Postgres: one row per (stream, version); saving
+/// and pruning to `keep_last` is one statement.
+///
+/// ```no_run
+/// use nexus_store_pg::{PgSnapshotStore, PgStoreConfig};
+/// # async fn run(config: PgStoreConfig) {
+/// let snapshots = PgSnapshotStore::new(&config);
+/// # let _ = snapshots;
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PgSnapshotStore {
+    pool: PgPool,
+    sql: Arc<SnapshotSql>,
+}
+
+impl PgSnapshotStore {
+    /// The snapshot store of `config`'s schema.
+    pub fn new(config: &PgStoreConfig) -> Self {
+        Self {
+            pool: config.pool.clone(),
+            sql: Arc::new(SnapshotSql::new(&config.schema)),
+        }
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for PgSnapshotStore {
+    async fn save(
+        &self,
+        snapshot: Snapshot,
+        keep_last: Option<NonZeroUsize>,
+    ) -> Result<(), StoreError> {
+        let keep = keep_last.map(|k| i64::try_from(k.get()).unwrap_or(i64::MAX));
+        sqlx::query(&self.sql.save)
+            .bind(snapshot.stream_id.as_str())
+            .bind(to_i64(snapshot.version)?)
+            .bind(&snapshot.payload)
+            .bind(Timestamp(snapshot.taken_at))
+            .bind(keep)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        Ok(())
+    }
+
+    async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let row = sqlx::query(&self.sql.load_latest)
+            .bind(stream.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        let Some(row) = row else { return Ok(None) };
+        let taken_at: Timestamp = get(&row, 2)?;
+        Ok(Some(Snapshot {
+            stream_id: stream.clone(),
+            version: to_u64(get(&row, 0)?)?,
+            payload: get(&row, 1)?,
+            taken_at: taken_at.0,
+        }))
+    }
+
+    async fn versions(&self, stream: &StreamId) -> Result<Vec<u64>, StoreError> {
+        let versions: Vec<i64> = sqlx::query_scalar(&self.sql.versions)
+            .bind(stream.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        versions.into_iter().map(to_u64).collect()
+    }
+}

@@ -1,0 +1,126 @@
+//! The Postgres durable-state store.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nexus_core::store::{StateStore, StoredState};
+use nexus_core::{ExpectedVersion, StoreError, StreamId};
+use sqlx::PgPool;
+
+use crate::PgStoreConfig;
+use crate::convert::{conflict, get, to_i64, to_u64};
+use crate::errors::store_error;
+use crate::sql::states::StateSql;
+
+/// A [`StateStore`] on Postgres: one row per persistence id with a version
+/// column. A write is a single conditional statement
+/// (`INSERT … ON CONFLICT DO NOTHING` for a new row,
+/// `UPDATE … WHERE version = $expected` for an existing one); zero rows
+/// written means a conflict, reported with the row's actual version.
+///
+/// ```no_run
+/// use nexus_store_pg::{PgStateStore, PgStoreConfig};
+/// # async fn run(config: PgStoreConfig) {
+/// let states = PgStateStore::new(&config);
+/// # let _ = states;
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PgStateStore {
+    pool: PgPool,
+    sql: Arc<StateSql>,
+}
+
+impl PgStateStore {
+    /// The durable-state store of `config`'s schema.
+    pub fn new(config: &PgStoreConfig) -> Self {
+        Self {
+            pool: config.pool.clone(),
+            sql: Arc::new(StateSql::new(&config.schema)),
+        }
+    }
+
+    async fn version(&self, id: &StreamId) -> Result<u64, StoreError> {
+        let version: i64 = sqlx::query_scalar(&self.sql.version)
+            .bind(id.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        to_u64(version)
+    }
+
+    /// The conflict of a write that matched no row.
+    async fn refused(&self, id: &StreamId, expected: ExpectedVersion) -> StoreError {
+        match self.version(id).await {
+            Ok(actual) => conflict(id, expected, actual),
+            Err(error) => error,
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for PgStateStore {
+    async fn load(&self, id: &StreamId) -> Result<Option<StoredState>, StoreError> {
+        let row = sqlx::query(&self.sql.load)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        row.map(|row| {
+            Ok(StoredState {
+                version: to_u64(get(&row, 0)?)?,
+                payload: get(&row, 1)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save(
+        &self,
+        id: &StreamId,
+        expected: ExpectedVersion,
+        payload: Vec<u8>,
+    ) -> Result<u64, StoreError> {
+        let query = match expected.pinned() {
+            None => sqlx::query_scalar(&self.sql.upsert),
+            Some(0) => sqlx::query_scalar(&self.sql.insert),
+            Some(_) => sqlx::query_scalar(&self.sql.update),
+        };
+        let mut query = query.bind(id.as_str()).bind(payload);
+        if let Some(version) = expected.pinned().filter(|v| *v > 0) {
+            query = query.bind(to_i64(version)?);
+        }
+        let written: Option<i64> = query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        match written {
+            Some(version) => to_u64(version),
+            None => Err(self.refused(id, expected).await),
+        }
+    }
+
+    async fn delete(&self, id: &StreamId, expected: ExpectedVersion) -> Result<(), StoreError> {
+        let pinned = expected.pinned().map(to_i64).transpose()?;
+        if pinned == Some(0) {
+            // Deleting a row that must not exist: nothing to do if it does not.
+            let actual = self.version(id).await?;
+            return if actual == 0 {
+                Ok(())
+            } else {
+                Err(conflict(id, expected, actual))
+            };
+        }
+        let deleted = sqlx::query(&self.sql.delete)
+            .bind(id.as_str())
+            .bind(pinned)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        if deleted.rows_affected() == 1 || pinned.is_none() {
+            Ok(())
+        } else {
+            Err(self.refused(id, expected).await)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! A fresh, migrated schema per test, on the Postgres of `DATABASE_URL`.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use nexus_store_pg::PgStoreConfig;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// The database the tests use.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Connect options of the test database, tagged with `application_name` so
+/// a test can find (and kill) its own connections.
+pub fn connect_options(application: &str) -> PgConnectOptions {
+    database_url()
+        .parse::<PgConnectOptions>()
+        .expect("DATABASE_URL parses")
+        .application_name(application)
+}
+
+/// A pool of `size` connections on the test database.
+pub async fn pool(application: &str, size: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(connect_options(application))
+        .await
+        .expect("connect to the test database (DATABASE_URL)")
+}
+
+/// A unique schema name for one test.
+pub fn schema_name() -> String {
+    format!("nexus_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A config on a fresh schema, migrated.
+pub async fn fresh_config() -> PgStoreConfig {
+    drop_stale_schemas().await;
+    let schema = schema_name();
+    let config = PgStoreConfig::new(pool(&schema, 8).await)
+        .schema(&schema)
+        .expect("valid schema name");
+    config.migrate().await.expect("migrate a fresh schema");
+    config
+}
+
+/// Drops the test schemas that were migrated more than ten minutes ago, once
+/// per test binary, so repeated runs do not pile them up while the schemas
+/// of tests still running are kept.
+async fn drop_stale_schemas() {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let pool = pool("nexus_test_cleanup", 1).await;
+        sqlx::raw_sql(
+            r"DO $$
+            DECLARE s text; migrated timestamptz;
+            BEGIN
+                FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'nexus\_test\_%' LOOP
+                    BEGIN
+                        EXECUTE format('SELECT max(installed_on) FROM %I._sqlx_migrations', s)
+                            INTO migrated;
+                        IF migrated < now() - interval '10 minutes' THEN
+                            EXECUTE format('DROP SCHEMA %I CASCADE', s);
+                        END IF;
+                    EXCEPTION WHEN OTHERS THEN NULL;
+                    END;
+                END LOOP;
+            END $$",
+        )
+        .execute(&pool)
+        .await
+        .expect("drop stale test schemas");
+        pool.close().await;
+    })
+    .await;
+}
