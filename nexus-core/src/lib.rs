@@ -15,26 +15,36 @@
 //!     .then_expect_reply(42);
 //! ```
 
+mod actor;
 mod aggregate;
 pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod effect;
+mod entity;
 mod envelope;
 mod error;
 mod event;
+pub mod lease;
 mod recovery;
+mod retry;
 mod snapshots;
 pub mod store;
 mod stream;
 pub mod testkit;
 
+pub use actor::{ActorSystem, ActorSystemBuilder, ShutdownReport, WhenFull};
 pub use aggregate::{Aggregate, Handles, fold};
 pub use effect::Effect;
+pub use entity::{
+    ConfigError, Entities, EntitiesBuilder, EntityError, EntityRef, ReplayPolicy, SendError,
+    Supervision,
+};
 pub use envelope::{AppendOutcome, EventMetadata, NewEvent, RecordedEvent};
 pub use error::{BoxError, CodecError, StoreError};
 pub use event::DomainEvent;
 pub use recovery::{Recovered, RecoveryError, recover};
+pub use retry::RetryPolicy;
 pub use snapshots::{SnapshotError, SnapshotStrategy, Snapshots};
 pub use store::EventStore;
 pub use stream::{ExpectedVersion, LogPosition, StreamId};

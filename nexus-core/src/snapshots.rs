@@ -187,14 +187,31 @@ impl<A: Aggregate> Snapshots<A> {
         state: &A,
         version: u64,
     ) -> Result<(), SnapshotError> {
-        let payload = self.codec.encode_payload(state, "snapshot")?;
-        let snapshot = Snapshot {
+        let snapshot = self.encode(stream, state, version)?;
+        self.save_encoded(snapshot).await?;
+        Ok(())
+    }
+
+    /// Encodes `state` as of `version` without saving it, so that a caller
+    /// that must not hold the state across an `.await` (an actor whose state
+    /// is not `Sync`) can save it after with [`save_encoded`](Self::save_encoded).
+    pub fn encode(
+        &self,
+        stream: &StreamId,
+        state: &A,
+        version: u64,
+    ) -> Result<Snapshot, CodecError> {
+        Ok(Snapshot {
             stream_id: stream.clone(),
             version,
-            payload,
+            payload: self.codec.encode_payload(state, "snapshot")?,
             taken_at: SystemTime::now(),
-        };
-        self.store.save(snapshot, self.keep_last).await?;
-        Ok(())
+        })
+    }
+
+    /// Saves a snapshot made by [`encode`](Self::encode), applying the
+    /// retention.
+    pub async fn save_encoded(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.store.save(snapshot, self.keep_last).await
     }
 }

@@ -1,0 +1,264 @@
+//! The options of an entity type, and their builder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::Entities;
+use super::persistence::Persistence;
+use super::registry::Registry;
+use crate::codec::{Codec, EventCodec};
+use crate::lease::OwnershipLease;
+use crate::store::StateStore;
+use crate::{
+    ActorSystem, Aggregate, EventStore, ReplayPolicy, RetryPolicy, Snapshots, Supervision, WhenFull,
+};
+
+/// Everything an entity of one type runs with.
+pub(crate) struct Settings<A: Aggregate> {
+    pub(crate) persistence: Persistence<A>,
+    pub(crate) replay: ReplayPolicy,
+    pub(crate) mailbox_capacity: usize,
+    pub(crate) when_full: WhenFull,
+    pub(crate) receive_timeout: Option<Duration>,
+    pub(crate) ask_timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) group_commit: usize,
+    pub(crate) supervision: Supervision,
+    pub(crate) lease: Option<Arc<dyn OwnershipLease>>,
+}
+
+/// Why [`EntitiesBuilder::build`] refused the options.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Neither `event_sourced` nor `durable_state` was called.
+    #[error("{aggregate}: choose a persistence with `event_sourced(..)` or `durable_state(..)`")]
+    NoPersistence {
+        /// The aggregate's name.
+        aggregate: &'static str,
+    },
+    /// Both `event_sourced` and `durable_state` were called.
+    #[error("{aggregate}: `event_sourced(..)` and `durable_state(..)` were both called; pick one")]
+    TwoPersistences {
+        /// The aggregate's name.
+        aggregate: &'static str,
+    },
+    /// Snapshots only apply to event-sourced entities.
+    #[error(
+        "{aggregate}: snapshots need `event_sourced(..)`; a durable-state row is its own snapshot"
+    )]
+    SnapshotsWithoutEvents {
+        /// The aggregate's name.
+        aggregate: &'static str,
+    },
+    /// A count that must be at least 1 was 0.
+    #[error("{aggregate}: `{option}` must be at least 1, got 0")]
+    Zero {
+        /// The aggregate's name.
+        aggregate: &'static str,
+        /// The option's name.
+        option: &'static str,
+    },
+}
+
+/// Options for an entity type; [`build`](Self::build) starts serving it.
+///
+/// Defaults: the system's mailbox capacity and ask timeout,
+/// [`WhenFull::Wait`], no passivation, [`RetryPolicy::default`], no group
+/// commit (batches of 1), [`Supervision::default`], no lease,
+/// [`ReplayPolicy::CreateIfMissing`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use nexus_core::{ActorSystem, Entities, WhenFull, codec::{EventCodec, Json}};
+/// use nexus_core::store::memory::InMemoryEventStore;
+/// # use nexus_core::testkit::doc::{Counter, Add};
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let system = ActorSystem::new();
+/// let counters = Entities::<Counter>::builder(&system)
+///     .event_sourced(Arc::new(InMemoryEventStore::new()), EventCodec::new(Json))
+///     .mailbox_capacity(64)
+///     .when_full(WhenFull::Fail)
+///     .receive_timeout(Duration::from_secs(120))
+///     .group_commit(32)
+///     .build()
+///     .unwrap();
+/// assert_eq!(counters.of("c1").ask(Add(2)).await.unwrap(), 2);
+/// # });
+/// ```
+#[must_use = "call build() to serve the entity type"]
+pub struct EntitiesBuilder<A: Aggregate> {
+    system: ActorSystem,
+    persistence: Vec<Persistence<A>>,
+    snapshots: Option<Snapshots<A>>,
+    replay: ReplayPolicy,
+    mailbox_capacity: usize,
+    when_full: WhenFull,
+    receive_timeout: Option<Duration>,
+    ask_timeout: Duration,
+    retry: RetryPolicy,
+    group_commit: usize,
+    supervision: Supervision,
+    lease: Option<Arc<dyn OwnershipLease>>,
+}
+
+impl<A: Aggregate> EntitiesBuilder<A> {
+    pub(crate) fn new(system: &ActorSystem) -> Self {
+        let defaults = system.shared.defaults;
+        Self {
+            system: system.clone(),
+            persistence: Vec::new(),
+            snapshots: None,
+            replay: ReplayPolicy::default(),
+            mailbox_capacity: defaults.mailbox_capacity,
+            when_full: WhenFull::default(),
+            receive_timeout: None,
+            ask_timeout: defaults.ask_timeout,
+            retry: RetryPolicy::default(),
+            group_commit: 1,
+            supervision: Supervision::default(),
+            lease: None,
+        }
+    }
+
+    /// Event-sourced: the state is a fold of the entity's stream in `store`,
+    /// events encoded with `codec`.
+    pub fn event_sourced(
+        mut self,
+        store: Arc<dyn EventStore>,
+        codec: EventCodec<A::Event>,
+    ) -> Self {
+        self.persistence.push(Persistence::EventSourced {
+            store,
+            codec,
+            snapshots: None,
+        });
+        self
+    }
+
+    /// Durable state: the whole state is one versioned row in `store`,
+    /// encoded with `codec`. Handlers still decide events; `apply` evolves
+    /// the state in memory and the runtime saves the state, not the events.
+    pub fn durable_state(mut self, store: Arc<dyn StateStore>, codec: impl Codec) -> Self
+    where
+        A: Serialize + DeserializeOwned,
+    {
+        self.persistence.push(Persistence::DurableState {
+            store,
+            codec: Arc::new(codec),
+        });
+        self
+    }
+
+    /// Snapshot event-sourced entities per `snapshots`' strategy; recovery
+    /// starts from the newest snapshot.
+    pub fn snapshots(mut self, snapshots: Snapshots<A>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    /// What to do when the entity's stream or row does not exist.
+    pub fn replay_policy(mut self, policy: ReplayPolicy) -> Self {
+        self.replay = policy;
+        self
+    }
+
+    /// At most `capacity` commands wait per entity (at least 1).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = capacity;
+        self
+    }
+
+    /// What a send does when the mailbox is full.
+    pub fn when_full(mut self, policy: WhenFull) -> Self {
+        self.when_full = policy;
+        self
+    }
+
+    /// Passivate an entity that received nothing for `idle`: it stops and
+    /// frees its state; the next command recovers it from the store.
+    pub fn receive_timeout(mut self, idle: Duration) -> Self {
+        self.receive_timeout = Some(idle);
+        self
+    }
+
+    /// How long `ask` waits for a reply, including waiting for mailbox room.
+    pub fn ask_timeout(mut self, timeout: Duration) -> Self {
+        self.ask_timeout = timeout;
+        self
+    }
+
+    /// How conflicts with other writers are retried.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Decide up to `max_batch` queued commands in order and write their
+    /// events in one atomic append (at least 1; 1 means no batching).
+    ///
+    /// Each reply is computed from the state right after its own command's
+    /// events and sent after the batch committed; side effects run after
+    /// the commit with the state after the whole batch.
+    pub fn group_commit(mut self, max_batch: usize) -> Self {
+        self.group_commit = max_batch;
+        self
+    }
+
+    /// How the entity restarts after a panic or a failed write.
+    pub fn supervision(mut self, policy: Supervision) -> Self {
+        self.supervision = policy;
+        self
+    }
+
+    /// Take `lease` for the entity's stream before recovering it; commands
+    /// are answered [`NotOwner`](crate::EntityError::NotOwner) while it
+    /// cannot be taken.
+    pub fn lease(mut self, lease: Arc<dyn OwnershipLease>) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Checks the options and starts serving the entity type.
+    pub fn build(self) -> Result<Entities<A>, ConfigError> {
+        let aggregate = A::NAME;
+        let zero = |option| ConfigError::Zero { aggregate, option };
+        if self.mailbox_capacity == 0 {
+            return Err(zero("mailbox_capacity"));
+        }
+        if self.group_commit == 0 {
+            return Err(zero("group_commit"));
+        }
+        let mut choices = self.persistence.into_iter();
+        let mut persistence = match (choices.next(), choices.next()) {
+            (None, _) => return Err(ConfigError::NoPersistence { aggregate }),
+            (Some(_), Some(_)) => return Err(ConfigError::TwoPersistences { aggregate }),
+            (Some(only), None) => only,
+        };
+        match (&mut persistence, self.snapshots) {
+            (Persistence::EventSourced { snapshots, .. }, chosen) => *snapshots = chosen,
+            (Persistence::DurableState { .. }, Some(_)) => {
+                return Err(ConfigError::SnapshotsWithoutEvents { aggregate });
+            }
+            (Persistence::DurableState { .. }, None) => {}
+        }
+        let settings = Settings {
+            persistence,
+            replay: self.replay,
+            mailbox_capacity: self.mailbox_capacity,
+            when_full: self.when_full,
+            receive_timeout: self.receive_timeout,
+            ask_timeout: self.ask_timeout,
+            retry: self.retry,
+            group_commit: self.group_commit,
+            supervision: self.supervision,
+            lease: self.lease,
+        };
+        Ok(Entities {
+            registry: Registry::new(settings, Arc::clone(&self.system.shared)),
+        })
+    }
+}

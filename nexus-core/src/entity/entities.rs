@@ -1,0 +1,96 @@
+//! `Entities<A>`: the factory of entity refs for one aggregate type (the
+//! seed's `EntityRefFactory`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::EntityRef;
+use super::builder::EntitiesBuilder;
+use super::registry::{EntityKey, Registry};
+use crate::{ActorSystem, Aggregate, StreamId};
+
+/// Every entity of aggregate type `A` in one [`ActorSystem`].
+///
+/// [`of`](Self::of) gives the ref of one identity. There is at most one live
+/// actor per id: it is registered before it recovers, so concurrent `of()`
+/// calls, passivation and restarts never run two writers for one id.
+/// Cloning is cheap and shares the entities.
+///
+/// ```
+/// use std::sync::Arc;
+/// use nexus_core::{ActorSystem, Entities, codec::{EventCodec, Json}};
+/// use nexus_core::store::memory::InMemoryEventStore;
+/// # use nexus_core::testkit::doc::{Counter, Add, Get};
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let system = ActorSystem::new();
+/// let counters = Entities::<Counter>::builder(&system)
+///     .event_sourced(Arc::new(InMemoryEventStore::new()), EventCodec::new(Json))
+///     .build()
+///     .unwrap();
+/// counters.of("c1").ask(Add(40)).await.unwrap();
+/// counters.of("c1").ask(Add(2)).await.unwrap();
+/// assert_eq!(counters.of("c1").ask(Get).await.unwrap(), 42);
+/// assert_eq!(counters.live(), 1);
+/// system.shutdown(std::time::Duration::from_secs(1)).await;
+/// # });
+/// ```
+pub struct Entities<A: Aggregate> {
+    pub(crate) registry: Arc<Registry<A>>,
+}
+
+impl<A: Aggregate> Clone for Entities<A> {
+    fn clone(&self) -> Self {
+        Self {
+            registry: Arc::clone(&self.registry),
+        }
+    }
+}
+
+impl<A: Aggregate> fmt::Debug for Entities<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entities")
+            .field("aggregate", &A::NAME)
+            .field("live", &self.registry.live())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Aggregate> Entities<A> {
+    /// Options for serving aggregate type `A` in `system`.
+    pub fn builder(system: &ActorSystem) -> EntitiesBuilder<A> {
+        EntitiesBuilder::new(system)
+    }
+
+    /// The ref of entity `id`; its actor is spawned now if it is not live.
+    /// Its stream is `"{A::NAME}-{id}"`.
+    pub fn of(&self, id: impl AsRef<str>) -> EntityRef<A> {
+        let id = id.as_ref();
+        let key = Arc::new(EntityKey {
+            id: id.to_owned(),
+            stream: StreamId::for_entity(A::NAME, id),
+        });
+        // Spawning early lets recovery overlap with the caller's next step;
+        // a refused spawn (shutdown) shows on the first send.
+        let _ = self.registry.resolve(&key);
+        EntityRef {
+            registry: Arc::clone(&self.registry),
+            key,
+        }
+    }
+
+    /// How many entities are live (spawned and not passivated or stopped).
+    pub fn live(&self) -> usize {
+        self.registry.live()
+    }
+
+    /// Whether entity `id` is live.
+    pub fn is_live(&self, id: impl AsRef<str>) -> bool {
+        self.registry.is_live(id.as_ref())
+    }
+
+    /// How many entity actors were started so far, counting each start
+    /// after a passivation or stop again.
+    pub fn started(&self) -> u64 {
+        self.registry.spawned()
+    }
+}

@@ -1,0 +1,193 @@
+//! `EntityRef<A>`: how callers reach one entity.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::message::{Envelope, Request};
+use super::registry::{EntityKey, Registry};
+use crate::actor::mailbox::Refused;
+use crate::actor::system::Phase;
+use crate::{Aggregate, EntityError, Handles, SendError, StreamId};
+
+/// The address of one entity. Cheap to clone; stays valid across
+/// passivation and restarts (a send after the actor stopped reaches the
+/// next incarnation).
+///
+/// ```
+/// use std::sync::Arc;
+/// use nexus_core::{ActorSystem, Entities, codec::{EventCodec, Json}};
+/// use nexus_core::store::memory::InMemoryEventStore;
+/// # use nexus_core::testkit::doc::{Counter, Add, Get};
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// # let system = ActorSystem::new();
+/// # let counters = Entities::<Counter>::builder(&system)
+/// #     .event_sourced(Arc::new(InMemoryEventStore::new()), EventCodec::new(Json))
+/// #     .build().unwrap();
+/// let counter = counters.of("c1");
+/// counter.tell(Add(1)).await.unwrap();
+/// let total: u64 = counter.ask(Add(2)).await.unwrap();
+/// assert_eq!(total, 3);
+/// assert_eq!(counter.stream().as_str(), "counter-c1");
+/// # });
+/// ```
+pub struct EntityRef<A: Aggregate> {
+    pub(crate) registry: Arc<Registry<A>>,
+    pub(crate) key: Arc<EntityKey>,
+}
+
+impl<A: Aggregate> Clone for EntityRef<A> {
+    fn clone(&self) -> Self {
+        Self {
+            registry: Arc::clone(&self.registry),
+            key: Arc::clone(&self.key),
+        }
+    }
+}
+
+impl<A: Aggregate> PartialEq for EntityRef<A> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.registry, &other.registry) && self.key.id == other.key.id
+    }
+}
+
+impl<A: Aggregate> Eq for EntityRef<A> {}
+
+impl<A: Aggregate> fmt::Debug for EntityRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("EntityRef").field(&self.key.stream).finish()
+    }
+}
+
+/// Why a send was not accepted.
+enum NotAccepted<M> {
+    Full(M),
+    ShuttingDown(M),
+}
+
+impl<A: Aggregate> EntityRef<A> {
+    /// The entity's id.
+    pub fn id(&self) -> &str {
+        &self.key.id
+    }
+
+    /// The entity's stream (its persistence id).
+    pub fn stream(&self) -> &StreamId {
+        &self.key.stream
+    }
+
+    /// Sends `command` and waits for its typed reply.
+    ///
+    /// The reply is sent only after the command's events committed. On
+    /// [`EntityError::Timeout`] the command may still be carried out.
+    pub async fn ask<C>(&self, command: C) -> Result<A::Reply, EntityError<A::Error>>
+    where
+        A: Handles<C>,
+        C: Send + 'static,
+    {
+        let timeout = self.registry.settings.ask_timeout;
+        let exchange = async {
+            let (reply_to, reply) = oneshot::channel();
+            let request = Request::<A, C, A::Reply>::new(
+                command,
+                <A as Handles<C>>::handle_command,
+                Some(reply_to),
+            );
+            match self.send(Envelope::Command(Box::new(request))).await {
+                Ok(()) => {}
+                Err(NotAccepted::Full(_)) => {
+                    return Err(EntityError::MailboxFull {
+                        stream: self.key.stream.clone(),
+                        capacity: self.registry.settings.mailbox_capacity,
+                    });
+                }
+                Err(NotAccepted::ShuttingDown(_)) => return Err(self.shutting_down()),
+            }
+            // A dropped reply channel is still an answer: the runtime lost
+            // the command to a shutdown or an internal failure.
+            reply.await.unwrap_or_else(|_| Err(self.interrupted()))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(EntityError::Timeout {
+                    stream: self.key.stream.clone(),
+                    after: timeout,
+                })
+            })
+    }
+
+    /// Sends `command` without waiting for its outcome. `Ok` means the
+    /// command was accepted into the mailbox; it is then processed (a
+    /// failure is logged as a dead letter) unless the system shuts down
+    /// first. Waits for room when the mailbox is full and the policy is
+    /// [`WhenFull::Wait`](crate::WhenFull::Wait).
+    pub async fn tell(&self, command: impl Into<A::Command>) -> Result<(), SendError<A::Command>> {
+        let request = Request::<A, A::Command, ()>::new(command.into(), A::handle, None);
+        // Only the request built above can come back, so the downcast holds.
+        let give_back = |envelope| match envelope {
+            Envelope::Command(message) => message
+                .into_any()
+                .downcast::<Request<A, A::Command, ()>>()
+                .map(|request| request.into_command())
+                .expect("a refused tell gives back its own request"),
+            Envelope::Stop => unreachable!("tell only sends commands"),
+        };
+        match self.send(Envelope::Command(Box::new(request))).await {
+            Ok(()) => Ok(()),
+            Err(NotAccepted::Full(envelope)) => Err(SendError::MailboxFull(give_back(envelope))),
+            Err(NotAccepted::ShuttingDown(envelope)) => {
+                Err(SendError::ShuttingDown(give_back(envelope)))
+            }
+        }
+    }
+
+    /// Stops the entity once the messages queued before this one are
+    /// processed (the seed's `PoisonPill`). Messages sent afterwards start
+    /// a fresh incarnation, which recovers from the store.
+    pub async fn stop(&self) -> Result<(), SendError<()>> {
+        match self.send(Envelope::Stop).await {
+            Ok(()) => Ok(()),
+            Err(NotAccepted::Full(_)) => Err(SendError::MailboxFull(())),
+            Err(NotAccepted::ShuttingDown(_)) => Err(SendError::ShuttingDown(())),
+        }
+    }
+
+    /// Enqueues into the live cell, following the id to its next cell when
+    /// the one found closes under the send (passivation, stop).
+    async fn send(&self, mut envelope: Envelope<A>) -> Result<(), NotAccepted<Envelope<A>>> {
+        loop {
+            let Some(cell) = self.registry.resolve(&self.key) else {
+                return Err(NotAccepted::ShuttingDown(envelope));
+            };
+            match cell
+                .mailbox
+                .send(envelope, self.registry.settings.when_full)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(Refused::Full(back)) => return Err(NotAccepted::Full(back)),
+                // The cell was retired (and removed under the same lock), or
+                // the system closed it: resolving again tells which.
+                Err(Refused::Closed(back)) => envelope = back,
+            }
+        }
+    }
+
+    fn shutting_down(&self) -> EntityError<A::Error> {
+        EntityError::ShuttingDown {
+            stream: self.key.stream.clone(),
+        }
+    }
+
+    fn interrupted(&self) -> EntityError<A::Error> {
+        if self.registry.system.phase() == Phase::Running && !self.registry.is_closed() {
+            EntityError::Stopped {
+                stream: self.key.stream.clone(),
+            }
+        } else {
+            self.shutting_down()
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The messages in an entity's mailbox: commands that carry their own typed
+//! reply channel, and the stop marker.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use tokio::sync::oneshot;
+
+use crate::{Aggregate, Effect, EntityError, StreamId};
+
+/// What waits in an entity's mailbox.
+pub(crate) enum Envelope<A: Aggregate> {
+    /// A command (asked or told).
+    Command(Box<dyn Message<A>>),
+    /// Stop after the messages queued before this one (a poison pill).
+    Stop,
+}
+
+/// What deciding a command produced.
+pub(crate) enum Decided<E> {
+    /// Persist these events (maybe none), then stop if asked.
+    Accepted { events: Vec<E>, stop: bool },
+    /// The aggregate rejected the command; the rejection is kept to answer
+    /// after the batch committed.
+    Rejected,
+}
+
+/// A command with its caller, type-erased over the command type so that one
+/// mailbox holds every command of an aggregate.
+///
+/// Life of a message: `decide` (maybe several times, on conflicts), then
+/// `prepare_reply` with the state right after its own events, then exactly
+/// one of `complete` (after the commit) or `fail`. Consuming `self` in both
+/// makes answering twice impossible.
+pub(crate) trait Message<A: Aggregate>: Send {
+    /// Decides against `state`; forgets any earlier decision.
+    fn decide(&mut self, state: &A) -> Decided<A::Event>;
+    /// Computes the reply from the state after this command's events.
+    fn prepare_reply(&mut self, state: &A);
+    /// Runs the side effects against the committed state and answers.
+    fn complete(self: Box<Self>, state: &A, stream: &StreamId);
+    /// Answers with an error instead.
+    fn fail(self: Box<Self>, error: EntityError<A::Error>);
+    /// The message as `Any`, to give a refused command back to its sender.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+type Decide<A, C, R> = fn(&A, &C) -> Result<Effect<A, R>, <A as Aggregate>::Error>;
+type SideEffect<A> = Box<dyn FnOnce(&A) + Send>;
+type ReplyFn<A, R> = Box<dyn FnOnce(&A) -> R + Send>;
+pub(crate) type ReplyTo<A, R> = oneshot::Sender<Result<R, EntityError<<A as Aggregate>::Error>>>;
+
+/// A command of type `C` whose handler replies `R`.
+pub(crate) struct Request<A: Aggregate, C, R> {
+    command: C,
+    decide: Decide<A, C, R>,
+    /// `None` for a told command: nobody waits for the answer.
+    reply_to: Option<ReplyTo<A, R>>,
+    pending: Pending<A, R>,
+}
+
+enum Pending<A: Aggregate, R> {
+    Undecided,
+    Accepted {
+        side_effects: Vec<SideEffect<A>>,
+        reply: Option<ReplyFn<A, R>>,
+        value: Option<R>,
+    },
+    Rejected(A::Error),
+}
+
+impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
+    pub(crate) fn new(
+        command: C,
+        decide: Decide<A, C, R>,
+        reply_to: Option<ReplyTo<A, R>>,
+    ) -> Self {
+        Self {
+            command,
+            decide,
+            reply_to,
+            pending: Pending::Undecided,
+        }
+    }
+
+    /// The command, taken back unanswered.
+    pub(crate) fn into_command(self) -> C {
+        self.command
+    }
+}
+
+impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<A, C, R> {
+    fn decide(&mut self, state: &A) -> Decided<A::Event> {
+        self.pending = Pending::Undecided;
+        match (self.decide)(state, &self.command) {
+            Ok(effect) => {
+                let parts = effect.into_parts();
+                self.pending = Pending::Accepted {
+                    side_effects: parts.side_effects,
+                    reply: Some(parts.reply),
+                    value: None,
+                };
+                Decided::Accepted {
+                    events: parts.events,
+                    stop: parts.stop,
+                }
+            }
+            Err(rejection) => {
+                self.pending = Pending::Rejected(rejection);
+                Decided::Rejected
+            }
+        }
+    }
+
+    fn prepare_reply(&mut self, state: &A) {
+        if let Pending::Accepted { reply, value, .. } = &mut self.pending {
+            if let Some(reply) = reply.take() {
+                *value = Some(reply(state));
+            }
+        }
+    }
+
+    fn complete(self: Box<Self>, state: &A, stream: &StreamId) {
+        let answer = match self.pending {
+            Pending::Accepted {
+                side_effects,
+                reply,
+                value,
+            } => {
+                // Side effects are fire-and-forget after the commit: one that
+                // panics is logged and does not take the committed reply away.
+                for side_effect in side_effects {
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| side_effect(state))) {
+                        tracing::error!(%stream, panic = panic_message(&*panic), "a side effect panicked after the commit");
+                    }
+                }
+                match (value, reply) {
+                    (Some(value), _) => Ok(value),
+                    (None, Some(reply)) => Ok(reply(state)),
+                    (None, None) => Err(EntityError::Stopped {
+                        stream: stream.clone(),
+                    }),
+                }
+            }
+            Pending::Rejected(rejection) => Err(EntityError::Rejected(rejection)),
+            Pending::Undecided => Err(EntityError::Stopped {
+                stream: stream.clone(),
+            }),
+        };
+        send::<A, R>(self.reply_to, answer);
+    }
+
+    fn fail(self: Box<Self>, error: EntityError<A::Error>) {
+        send::<A, R>(self.reply_to, Err(error));
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+fn send<A: Aggregate, R>(
+    reply_to: Option<ReplyTo<A, R>>,
+    answer: Result<R, EntityError<A::Error>>,
+) {
+    match reply_to {
+        // A caller that gave up (timed out) dropped its receiver; the answer
+        // has nowhere to go, which is what the timeout told it.
+        Some(reply_to) => drop(reply_to.send(answer)),
+        None => {
+            if let Err(error) = answer {
+                tracing::warn!(%error, "a told command failed (dead letter)");
+            }
+        }
+    }
+}
+
+/// The message of a caught panic, for the caller's error.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}

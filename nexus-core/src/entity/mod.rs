@@ -1,0 +1,23 @@
+//! Entities: one actor per aggregate identity, hosting its event-sourced or
+//! durable-state behavior.
+//!
+//! [`Entities`] is the factory of refs for one aggregate type,
+//! [`EntityRef`] the address of one entity, [`EntitiesBuilder`] its options.
+
+mod builder;
+mod entities;
+mod entity_ref;
+mod error;
+mod fanout;
+mod message;
+mod persistence;
+mod registry;
+mod runner;
+mod supervision;
+
+pub use builder::{ConfigError, EntitiesBuilder};
+pub use entities::Entities;
+pub use entity_ref::EntityRef;
+pub use error::{EntityError, SendError};
+pub use persistence::ReplayPolicy;
+pub use supervision::Supervision;

@@ -1,0 +1,419 @@
+//! The actor loop of one entity.
+//!
+//! Guarantees, per entity:
+//! - one batch at a time, in mailbox order, each command decided against
+//!   the state the previous one left;
+//! - the state is loaded into a fresh `A::default()` before the first
+//!   command and again after every failure (never replayed onto a mutated
+//!   state);
+//! - a reply is sent only after the batch's write committed; rejections in
+//!   a batch are answered after the commit too;
+//! - every command taken from the mailbox is answered exactly once: with
+//!   its reply, or with an explicit error.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use super::fanout;
+use super::message::{Decided, Envelope, Message, panic_message};
+use super::persistence::{Loaded, WriteError};
+use super::registry::{Cell, Registry};
+use super::supervision::RestartWindow;
+use crate::actor::system::Phase;
+use crate::lease::LeaseGuard;
+use crate::{Aggregate, EntityError, ReplayPolicy};
+
+type Boxed<A> = Box<dyn Message<A>>;
+
+/// Runs the entity of `cell` until it passivates, stops or the system
+/// aborts.
+pub(crate) async fn run<A: Aggregate>(registry: Arc<Registry<A>>, cell: Arc<Cell<A>>) {
+    let _exit = ExitGuard {
+        registry: Arc::clone(&registry),
+        cell: Arc::clone(&cell),
+    };
+    let aborted = registry.system.aborted();
+    let runner = Runner {
+        registry,
+        cell,
+        live: None,
+        lease: None,
+        carry: VecDeque::new(),
+        restarts: RestartWindow::default(),
+    };
+    tokio::select! {
+        biased;
+        () = aborted => {}
+        () = runner.run() => {}
+    }
+}
+
+/// Retires the cell however the task ends (return, abort, panic): what is
+/// still queued is answered, never left behind.
+struct ExitGuard<A: Aggregate> {
+    registry: Arc<Registry<A>>,
+    cell: Arc<Cell<A>>,
+}
+
+impl<A: Aggregate> Drop for ExitGuard<A> {
+    fn drop(&mut self) {
+        let left = self.registry.retire(&self.cell);
+        let shutting_down =
+            self.registry.is_closed() || self.registry.system.phase() != Phase::Running;
+        let stream = &self.cell.key.stream;
+        for envelope in left {
+            if let Envelope::Command(message) = envelope {
+                message.fail(if shutting_down {
+                    EntityError::ShuttingDown {
+                        stream: stream.clone(),
+                    }
+                } else {
+                    EntityError::Stopped {
+                        stream: stream.clone(),
+                    }
+                });
+            }
+        }
+    }
+}
+
+struct Runner<A: Aggregate> {
+    registry: Arc<Registry<A>>,
+    cell: Arc<Cell<A>>,
+    /// The current incarnation's state; `None` until recovered, and again
+    /// after a failure made it unknown.
+    live: Option<Loaded<A>>,
+    /// Held from the first recovery until the entity stops; kept across
+    /// restarts, which do not change the owner.
+    lease: Option<LeaseGuard>,
+    /// Commands taken from the mailbox and not answered yet (after a panic
+    /// in their batch). They are older than anything in the mailbox, so
+    /// they go first: send order is kept.
+    carry: VecDeque<Boxed<A>>,
+    restarts: RestartWindow,
+}
+
+enum Next<A: Aggregate> {
+    /// Commands to process, and whether a stop marker followed them.
+    Batch(Vec<Boxed<A>>, bool),
+    /// Nothing arrived within the receive timeout.
+    Idle,
+    /// The mailbox is closed and empty (shutdown).
+    Closed,
+}
+
+enum Flow {
+    Continue,
+    /// The incarnation ends (`then_stop`); the entity retires if idle.
+    Stop,
+    /// The entity is done (restart limit): everything was answered.
+    Exit,
+}
+
+impl<A: Aggregate> Runner<A> {
+    async fn run(mut self) {
+        loop {
+            let (batch, stop_after) = match self.next_batch().await {
+                Next::Batch(batch, stop_after) => (batch, stop_after),
+                Next::Idle => {
+                    if self.retire() {
+                        return;
+                    }
+                    continue;
+                }
+                Next::Closed => return,
+            };
+            let flow = if batch.is_empty() {
+                Flow::Continue
+            } else {
+                self.process(batch).await
+            };
+            let stop = match flow {
+                Flow::Exit => return,
+                Flow::Stop => true,
+                Flow::Continue => stop_after,
+            };
+            if stop && self.retire() {
+                return;
+            }
+        }
+    }
+
+    /// Ends the incarnation, and the entity too when nothing waits.
+    /// Returns whether the entity is gone.
+    fn retire(&mut self) -> bool {
+        // Freed first, so that a next entity for this id finds the lease
+        // free; if messages arrived meanwhile, they start a new incarnation
+        // here, which recovers from the store.
+        self.live = None;
+        self.lease = None;
+        self.carry.is_empty() && self.registry.retire_if_empty(&self.cell)
+    }
+
+    async fn next_batch(&mut self) -> Next<A> {
+        let max = self.registry.settings.group_commit;
+        let mut batch = Vec::new();
+        if self.carry.is_empty() {
+            let idle = self
+                .registry
+                .settings
+                .receive_timeout
+                .filter(|_| self.registry.system.phase() == Phase::Running);
+            let received = match idle {
+                Some(idle) => match tokio::time::timeout(idle, self.cell.mailbox.recv()).await {
+                    Ok(received) => received,
+                    Err(_) => return Next::Idle,
+                },
+                None => self.cell.mailbox.recv().await,
+            };
+            match received {
+                None => return Next::Closed,
+                Some(Envelope::Stop) => return Next::Batch(batch, true),
+                Some(Envelope::Command(message)) => batch.push(message),
+            }
+        }
+        while batch.len() < max {
+            if let Some(message) = self.carry.pop_front() {
+                batch.push(message);
+                continue;
+            }
+            match self.cell.mailbox.try_pop() {
+                Some(Envelope::Command(message)) => batch.push(message),
+                Some(Envelope::Stop) => return Next::Batch(batch, true),
+                None => break,
+            }
+        }
+        Next::Batch(batch, false)
+    }
+
+    /// Decides, writes and answers one batch, re-deciding it on conflicts.
+    async fn process(&mut self, mut batch: Vec<Boxed<A>>) -> Flow {
+        let registry = Arc::clone(&self.registry);
+        let settings = &registry.settings;
+        let cell = Arc::clone(&self.cell);
+        let stream = &cell.key.stream;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let mut live = match self.live.take() {
+                Some(live) => live,
+                None => match self.start(&mut batch).await {
+                    Ok(live) => live,
+                    Err(flow) => return flow,
+                },
+            };
+            if settings.replay == ReplayPolicy::RequireExisting && live.version == 0 {
+                // Not kept: the next command looks again, in case it was
+                // created meanwhile.
+                for message in batch {
+                    message.fail(EntityError::NotFound {
+                        stream: stream.clone(),
+                    });
+                }
+                return Flow::Continue;
+            }
+            let decided = decide_batch(&mut batch, &mut live, settings);
+            let (events, snapshot_due, stop) = match decided {
+                Ok(decided) => decided,
+                Err((index, message)) => {
+                    batch.remove(index).fail(EntityError::Panicked {
+                        stream: stream.clone(),
+                        message,
+                    });
+                    // The state may be half-applied and nothing of the batch
+                    // was written: the others are decided again, first, on
+                    // the recovered state.
+                    for message in batch.into_iter().rev() {
+                        self.carry.push_front(message);
+                    }
+                    return self.restart().await;
+                }
+            };
+            if events.is_empty() {
+                for message in batch {
+                    message.complete(&live.state, stream);
+                }
+                self.live = Some(live);
+                return if stop { Flow::Stop } else { Flow::Continue };
+            }
+            let written = match settings.persistence.encode(&events, &live.state) {
+                Ok(encoded) => {
+                    settings
+                        .persistence
+                        .write(stream, live.version, encoded)
+                        .await
+                }
+                Err(error) => Err(WriteError::Encode(error)),
+            };
+            match written {
+                Ok(version) => {
+                    live.version = version;
+                    for message in batch {
+                        message.complete(&live.state, stream);
+                    }
+                    let snapshot = snapshot_due
+                        .then(|| {
+                            settings
+                                .persistence
+                                .snapshot_of(stream, &live.state, version)
+                        })
+                        .flatten();
+                    self.live = Some(live);
+                    if let Some(snapshot) = snapshot {
+                        settings.persistence.save_snapshot(snapshot).await;
+                    }
+                    return if stop { Flow::Stop } else { Flow::Continue };
+                }
+                // Another writer moved the stream: `live` is stale and is
+                // dropped; the whole batch is decided again on reloaded state.
+                Err(WriteError::Conflict { expected, actual }) => {
+                    match settings.retry.delay(attempts) {
+                        Some(delay) => {
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                        }
+                        None => {
+                            for message in batch {
+                                message.fail(EntityError::Conflict {
+                                    stream: stream.clone(),
+                                    expected,
+                                    actual,
+                                    attempts,
+                                });
+                            }
+                            return Flow::Continue;
+                        }
+                    }
+                }
+                // Nothing was written, but `live` has the events applied.
+                Err(WriteError::Encode(error)) => {
+                    for message in batch {
+                        message.fail(EntityError::Encode {
+                            stream: stream.clone(),
+                            source: fanout::codec_error(&error),
+                        });
+                    }
+                    return Flow::Continue;
+                }
+                Err(WriteError::Store(error)) => {
+                    for message in batch {
+                        message.fail(EntityError::Store(fanout::store_error(&error)));
+                    }
+                    return self.restart().await;
+                }
+            }
+        }
+    }
+
+    /// Takes the lease (once) and loads a fresh state. On failure the batch
+    /// is answered and the flow to follow is returned.
+    async fn start(&mut self, batch: &mut Vec<Boxed<A>>) -> Result<Loaded<A>, Flow> {
+        let registry = Arc::clone(&self.registry);
+        let settings = &registry.settings;
+        let cell = Arc::clone(&self.cell);
+        let stream = &cell.key.stream;
+        if let (Some(lease), None) = (&settings.lease, &self.lease) {
+            match lease.acquire(stream).await {
+                Ok(guard) => self.lease = Some(guard),
+                Err(error) => {
+                    for message in batch.drain(..) {
+                        message.fail(EntityError::NotOwner {
+                            stream: stream.clone(),
+                            source: fanout::lease_error(&error),
+                        });
+                    }
+                    return Err(Flow::Continue);
+                }
+            }
+        }
+        match settings.persistence.load(stream).await {
+            Ok(loaded) => Ok(loaded),
+            Err(error) => {
+                for message in batch.drain(..) {
+                    message.fail(EntityError::Recovery(fanout::recovery_error(&error)));
+                }
+                Err(self.restart().await)
+            }
+        }
+    }
+
+    /// Drops the state and waits the backoff; the next batch recovers. Past
+    /// the restart limit, answers everything queued and ends the entity.
+    async fn restart(&mut self) -> Flow {
+        self.live = None;
+        let policy = self.registry.settings.supervision;
+        if let Some(backoff) = self.restarts.record(&policy) {
+            tokio::time::sleep(backoff).await;
+            return Flow::Continue;
+        }
+        self.lease = None;
+        let cell = Arc::clone(&self.cell);
+        let stream = &cell.key.stream;
+        let (_, window) = policy.limit();
+        let restarts = self.restarts.count();
+        tracing::error!(%stream, restarts, ?window, "entity stopped: restart limit reached");
+        let queued = self
+            .registry
+            .retire(&self.cell)
+            .into_iter()
+            .filter_map(|envelope| match envelope {
+                Envelope::Command(message) => Some(message),
+                Envelope::Stop => None,
+            });
+        for message in self.carry.drain(..).chain(queued) {
+            message.fail(EntityError::RestartLimit {
+                stream: stream.clone(),
+                restarts,
+                window,
+            });
+        }
+        Flow::Exit
+    }
+}
+
+type Decision<E> = Result<(Vec<E>, bool, bool), (usize, String)>;
+
+/// Decides every command of the batch in order against `live`, applying
+/// each one's events before the next is decided. Returns the events, whether
+/// a snapshot is due and whether a command stops the entity; or the index
+/// of a command whose handler, `apply` or reply panicked.
+fn decide_batch<A: Aggregate>(
+    batch: &mut [Boxed<A>],
+    live: &mut Loaded<A>,
+    settings: &super::builder::Settings<A>,
+) -> Decision<A::Event> {
+    let mut events = Vec::new();
+    let mut snapshot_due = false;
+    let mut stop = false;
+    let mut version = live.version;
+    for (index, message) in batch.iter_mut().enumerate() {
+        let decided = catch_unwind(AssertUnwindSafe(|| match message.decide(&live.state) {
+            Decided::Rejected => None,
+            Decided::Accepted {
+                events: decided,
+                stop,
+            } => {
+                for event in &decided {
+                    live.state.apply(event);
+                    version += 1;
+                    snapshot_due |= settings
+                        .persistence
+                        .snapshot_due(&live.state, event, version);
+                }
+                message.prepare_reply(&live.state);
+                Some((decided, stop))
+            }
+        }));
+        match decided {
+            Ok(Some((decided, stops))) => {
+                events.extend(decided);
+                stop |= stops;
+            }
+            Ok(None) => {}
+            Err(panic) => return Err((index, panic_message(&*panic))),
+        }
+    }
+    Ok((events, snapshot_due, stop))
+}
