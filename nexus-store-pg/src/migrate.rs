@@ -1,6 +1,6 @@
 //! Embedded migrations, safe to run from many processes at once.
 
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{PgSetupError, PgStoreConfig};
 
@@ -24,23 +24,22 @@ impl PgStoreConfig {
             .await
             .map_err(database)?;
         // `CREATE SCHEMA IF NOT EXISTS` and sqlx's bookkeeping table both fail
-        // with a unique violation when two sessions create them at once.
-        sqlx::query(
-            "SELECT pg_advisory_lock(hashtextextended('nexus-store-pg migrate ' || $1, 0))",
-        )
-        .bind(schema.as_str())
-        .execute(&mut conn)
-        .await
-        .map_err(database)?;
-        let ddl = format!(
-            "CREATE SCHEMA IF NOT EXISTS {0}; SET search_path TO {0}",
-            schema.quoted()
+        // with a unique violation when two sessions create them at once, so
+        // starters serialise on a lock per schema. The name is validated (only
+        // `[a-z0-9_]`), so it is safe inside the literal.
+        let setup = format!(
+            "SELECT pg_advisory_lock(hashtextextended('nexus-store-pg migrate {name}', 0));
+             CREATE SCHEMA IF NOT EXISTS {quoted};
+             SET search_path TO {quoted}",
+            name = schema.as_str(),
+            quoted = schema.quoted(),
         );
-        sqlx::raw_sql(&ddl)
-            .execute(&mut conn)
+        conn.execute(sqlx::raw_sql(&setup))
             .await
             .map_err(database)?;
-        let migrated = MIGRATOR.run(&mut conn).await;
+        // `run_direct` rather than `run`: `run` takes an `Acquire` whose
+        // higher-ranked bound makes this future not `Send` (sqlx says so itself).
+        let migrated = MIGRATOR.run_direct(&mut conn).await;
         // Closing the session releases the advisory lock as well.
         conn.close().await.map_err(database)?;
         migrated.map_err(|source| PgSetupError::Migrate {

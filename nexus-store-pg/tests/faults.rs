@@ -1,0 +1,199 @@
+//! Connection faults against a real server: a killed backend, a database
+//! that goes away and comes back, and an exhausted pool each surface as
+//! their own typed error, and the store works again once the cause is gone.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use nexus_core::{EventStore, ExpectedVersion, NewEvent, StoreError, StreamId};
+use nexus_store_pg::{PgEventStore, PgStoreConfig};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+fn event() -> NewEvent {
+    NewEvent::new("test.happened", 1, b"x".to_vec())
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_is_its_own_retryable_error() {
+    let migrated = common::fresh_config().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(150))
+        .connect_with(common::connect_options("exhausted"))
+        .await
+        .unwrap();
+    let config = PgStoreConfig::new(pool.clone())
+        .schema(migrated.schema_name().as_str())
+        .unwrap();
+    let store = PgEventStore::new(&config);
+    let stream = StreamId::new("exhausted");
+
+    let held = pool.acquire().await.unwrap();
+    let err = store
+        .append(&stream, ExpectedVersion::NoStream, vec![event()])
+        .await
+        .expect_err("no free connection");
+    assert!(
+        matches!(err, StoreError::PoolExhausted { waited_ms: 150 }),
+        "got {err:?}"
+    );
+    assert!(err.is_retryable());
+    drop(held);
+    let out = store
+        .append(&stream, ExpectedVersion::NoStream, vec![event()])
+        .await
+        .expect("a connection is free again");
+    assert_eq!(out.version, 1, "the refused attempt wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_killed_mid_statement_is_unavailable_and_the_pool_recovers() {
+    let config = common::fresh_config().await;
+    let store = PgEventStore::new(&config);
+    let stream = StreamId::new("killed");
+    // Hold version 1 of the stream in an open transaction, so the store's
+    // append waits on the unique index with its statement in flight.
+    let mut blocker = PgConnection::connect_with(&common::connect_options("blocker"))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO \"{}\".events (stream_id, version, event_id, event_type, schema_version,
+             payload, occurred_at)
+         VALUES ('killed', 1, gen_random_uuid(), 't', 1, '\\x00', now())",
+        config.schema_name()
+    ))
+    .execute(&mut blocker)
+    .await
+    .unwrap();
+
+    let append = tokio::spawn({
+        let store = store.clone();
+        let stream = stream.clone();
+        async move {
+            store
+                .append(&stream, ExpectedVersion::NoStream, vec![event()])
+                .await
+        }
+    });
+    let application = config.schema_name().to_string();
+    let killed = loop {
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(&application)
+        .fetch_all(&mut blocker)
+        .await
+        .unwrap();
+        if !killed.is_empty() {
+            break killed;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(killed, vec![true]);
+    let err = append
+        .await
+        .unwrap()
+        .expect_err("the connection was killed");
+    assert!(matches!(err, StoreError::Unavailable { .. }), "got {err:?}");
+    assert!(err.is_retryable());
+
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    let out = store
+        .append(&stream, ExpectedVersion::NoStream, vec![event()])
+        .await
+        .expect("the pool replaced the killed connection");
+    assert_eq!(out.version, 1);
+}
+
+/// A TCP forwarder to the test database that can go down (dropping every
+/// connection, refusing new ones) and come back on the same address, as a
+/// restarting server does.
+struct Outage {
+    addr: SocketAddr,
+    target: SocketAddr,
+    tasks: JoinSet<()>,
+}
+
+impl Outage {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut outage = Self {
+            addr,
+            target,
+            tasks: JoinSet::new(),
+        };
+        outage.serve(listener);
+        outage
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let target = self.target;
+        self.tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+    }
+
+    /// Drops the listener and every forwarded connection.
+    async fn down(&mut self) {
+        self.tasks.shutdown().await;
+    }
+
+    async fn up(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_unavailable_not_exhaustion_and_recovers_when_back() {
+    let migrated = common::fresh_config().await;
+    let target: SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let mut outage = Outage::start(target).await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_with(common::connect_options("outage").port(outage.addr.port()))
+        .await
+        .unwrap();
+    let config = PgStoreConfig::new(pool)
+        .schema(migrated.schema_name().as_str())
+        .unwrap();
+    let store = PgEventStore::new(&config);
+    let stream = StreamId::new("outage");
+    store
+        .append(&stream, ExpectedVersion::NoStream, vec![event()])
+        .await
+        .expect("append through the forwarder");
+
+    outage.down().await;
+    for _ in 0..3 {
+        let err = store
+            .append(&stream, ExpectedVersion::Exact(1), vec![event()])
+            .await
+            .expect_err("the database is down");
+        assert!(matches!(err, StoreError::Unavailable { .. }), "got {err:?}");
+        assert!(err.is_retryable());
+    }
+
+    outage.up().await;
+    let out = store
+        .append(&stream, ExpectedVersion::Exact(1), vec![event()])
+        .await
+        .expect("the store works again once the database is back");
+    assert_eq!(out.version, 2, "nothing was written while it was down");
+}
