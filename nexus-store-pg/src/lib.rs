@@ -34,6 +34,7 @@ mod config;
 mod convert;
 mod errors;
 mod event_store;
+mod lease;
 mod migrate;
 mod setup_error;
 mod snapshot_store;
@@ -43,6 +44,7 @@ mod wire;
 
 pub use config::{PgStoreConfig, Schema};
 pub use event_store::PgEventStore;
+pub use lease::PgLease;
 pub use setup_error::PgSetupError;
 pub use snapshot_store::PgSnapshotStore;
 pub use state_store::PgStateStore;

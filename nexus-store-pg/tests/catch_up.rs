@@ -155,7 +155,7 @@ async fn a_tailing_reader_sees_every_event_once_in_order() {
             let mut ids = Vec::new();
             for i in 0..APPENDS {
                 let stream = StreamId::new(format!("tail-{}", fastrand::usize(0..6)));
-                let batch: Vec<NewEvent> = (0..1 + fastrand::usize(0..3))
+                let batch: Vec<NewEvent> = (0..=fastrand::usize(0..3))
                     .map(|n| event(&format!("w{w}-{i}-{n}")))
                     .collect();
                 ids.extend(batch.iter().map(|e| e.metadata.event_id));
