@@ -16,8 +16,11 @@
 //! ```
 
 mod actor;
+#[doc(hidden)]
+pub mod __private;
 mod aggregate;
 pub mod codec;
+mod command;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod effect;
@@ -26,6 +29,8 @@ mod envelope;
 mod error;
 mod event;
 pub mod lease;
+#[cfg(feature = "macros")]
+pub mod guide;
 mod recovery;
 mod retry;
 mod snapshots;
@@ -35,6 +40,7 @@ pub mod testkit;
 
 pub use actor::{ActorSystem, ActorSystemBuilder, ShutdownReport, WhenFull};
 pub use aggregate::{Aggregate, Handles, fold};
+pub use command::CommandOf;
 pub use effect::Effect;
 pub use entity::{
     ConfigError, Entities, EntitiesBuilder, EntityError, EntityRef, ReplayPolicy, SendError,
@@ -43,6 +49,12 @@ pub use entity::{
 pub use envelope::{AppendOutcome, EventMetadata, NewEvent, RecordedEvent};
 pub use error::{BoxError, CodecError, StoreError};
 pub use event::DomainEvent;
+/// Derives [`DomainEvent`]: stable stored names and schema versions; see [`guide`].
+#[cfg(feature = "macros")]
+pub use nexus_macros::DomainEvent;
+/// Generates an aggregate's sealed command enum and its dispatch; see [`guide`].
+#[cfg(feature = "macros")]
+pub use nexus_macros::aggregate;
 pub use recovery::{Recovered, RecoveryError, recover};
 pub use retry::RetryPolicy;
 pub use snapshots::{SnapshotError, SnapshotStrategy, Snapshots};

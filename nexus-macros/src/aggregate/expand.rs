@@ -1,0 +1,192 @@
+//! Tokens for a validated aggregate: enum, conversions, seals, handlers, dispatch.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote, quote_spanned};
+
+use super::model::{Aggregate, Command};
+
+/// Everything `#[aggregate]` adds beside the user's impl block.
+pub(crate) fn generate(aggregate: &Aggregate) -> TokenStream {
+    let command_enum = command_enum(aggregate);
+    let per_command = aggregate.commands.iter().map(|command| {
+        let conversion = conversion(aggregate, command);
+        let seal = seal(aggregate, command);
+        let handles = handles(aggregate, command);
+        quote!(#conversion #seal #handles)
+    });
+    let aggregate_impl = aggregate_impl(aggregate);
+    quote! {
+        #command_enum
+        #(#per_command)*
+        #aggregate_impl
+    }
+}
+
+fn text(tokens: impl ToTokens) -> String {
+    tokens.to_token_stream().to_string()
+}
+
+fn command_enum(aggregate: &Aggregate) -> TokenStream {
+    let Aggregate {
+        vis,
+        command_enum,
+        state,
+        ..
+    } = aggregate;
+    let doc = format!(
+        " Every command of `{}`, one variant per type in its `#[aggregate(commands(...))]`.",
+        text(state)
+    );
+    let variants = aggregate
+        .commands
+        .iter()
+        .map(|Command { ty, variant, .. }| {
+            let doc = format!(" A `{}` command.", text(ty));
+            quote! {
+                #[doc = #doc]
+                #variant(#ty),
+            }
+        });
+    quote! {
+        #[doc = #doc]
+        ///
+        /// Sealed: it converts from exactly these commands (`From`), and the
+        /// aggregate's `handle` matches every variant, with no wildcard.
+        #vis enum #command_enum {
+            #(#variants)*
+        }
+    }
+}
+
+fn conversion(aggregate: &Aggregate, command: &Command) -> TokenStream {
+    let Aggregate { command_enum, .. } = aggregate;
+    let Command { ty, variant, .. } = command;
+    quote! {
+        #[automatically_derived]
+        impl ::core::convert::From<#ty> for #command_enum {
+            #[inline]
+            fn from(command: #ty) -> Self {
+                Self::#variant(command)
+            }
+        }
+    }
+}
+
+fn seal(aggregate: &Aggregate, command: &Command) -> TokenStream {
+    let state = &aggregate.state;
+    let ty = &command.ty;
+    let doc = format!(" `{}` is a command of `{}`.", text(ty), text(state));
+    quote! {
+        #[automatically_derived]
+        impl ::nexus_core::__private::Sealed<#state> for #ty {}
+
+        #[doc = #doc]
+        #[automatically_derived]
+        impl ::nexus_core::CommandOf<#state> for #ty {}
+    }
+}
+
+fn handles(aggregate: &Aggregate, command: &Command) -> TokenStream {
+    let Some(handler) = &command.handler else {
+        return TokenStream::new();
+    };
+    let state = &aggregate.state;
+    let ty = &command.ty;
+    let reply = &handler.reply;
+    let method = &handler.method;
+    let doc = format!(
+        " `{}` is handled by `{}::{}`.",
+        text(ty),
+        text(state),
+        method
+    );
+    let call = if handler.stub {
+        // Only reached when an error was reported for this handler.
+        quote!(::core::unreachable!())
+    } else {
+        // Spanned at the handler's return type: a mismatch (another error
+        // type) points there rather than at the attribute.
+        quote_spanned!(handler.output_span=> Self::#method(self, command))
+    };
+    quote! {
+        #[doc = #doc]
+        #[automatically_derived]
+        impl ::nexus_core::Handles<#ty> for #state {
+            type Reply = #reply;
+
+            #[inline]
+            fn handle_command(
+                &self,
+                command: &#ty,
+            ) -> ::core::result::Result<
+                ::nexus_core::Effect<Self, Self::Reply>,
+                <Self as ::nexus_core::Aggregate>::Error,
+            > {
+                #call
+            }
+        }
+    }
+}
+
+fn aggregate_impl(aggregate: &Aggregate) -> TokenStream {
+    let Aggregate {
+        state,
+        name,
+        event,
+        error,
+        command_enum,
+        ..
+    } = aggregate;
+    let arms = aggregate.commands.iter().map(
+        |Command {
+             ty,
+             variant,
+             handler,
+         }| {
+            let decide = if handler.is_some() {
+                quote! {
+                    <Self as ::nexus_core::Handles<#ty>>::handle_command(self, command)
+                        .map(::nexus_core::Effect::discard_reply)
+                }
+            } else {
+                // Only reached when an error was reported for this command.
+                quote!(::core::unreachable!())
+            };
+            quote!(#command_enum::#variant(command) => #decide,)
+        },
+    );
+    let apply = aggregate.apply.as_ref().map_or_else(
+        // Only reached when an error was reported for `#[apply]`.
+        || quote!(::core::unreachable!()),
+        |method| quote!(Self::#method(self, event)),
+    );
+    let doc = format!(
+        " `{}` as an aggregate: its stream category is `{}`.",
+        text(state),
+        name.value()
+    );
+    quote! {
+        #[doc = #doc]
+        #[automatically_derived]
+        impl ::nexus_core::Aggregate for #state {
+            const NAME: &'static str = #name;
+            type Command = #command_enum;
+            type Event = #event;
+            type Error = #error;
+
+            fn handle(
+                &self,
+                command: &Self::Command,
+            ) -> ::core::result::Result<::nexus_core::Effect<Self>, Self::Error> {
+                match command {
+                    #(#arms)*
+                }
+            }
+
+            #[inline]
+            fn apply(&mut self, event: &Self::Event) {
+                #apply
+            }
+        }
+    }
+}

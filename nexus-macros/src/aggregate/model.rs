@@ -1,0 +1,390 @@
+//! The validated model of one aggregate: its protocol matched with its handlers.
+
+use std::collections::HashMap;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident};
+use syn::{Attribute, Ident, ImplItem, ItemImpl, LitStr, Type, Visibility};
+
+use super::attr::Args;
+use super::signature::{self, HandlerSig};
+use crate::case::snake_case;
+use crate::errors::Errors;
+
+/// An aggregate as `#[aggregate]` understood it.
+pub(crate) struct Aggregate {
+    /// The state type, `Wallet`.
+    pub(crate) state: Type,
+    pub(crate) name: LitStr,
+    pub(crate) event: Type,
+    pub(crate) error: Type,
+    pub(crate) vis: Visibility,
+    /// `WalletCommand`.
+    pub(crate) command_enum: Ident,
+    /// In declaration order.
+    pub(crate) commands: Vec<Command>,
+    /// The `#[apply]` method, when there is a valid one (a stub otherwise).
+    pub(crate) apply: Option<Ident>,
+}
+
+/// One declared command.
+pub(crate) struct Command {
+    pub(crate) ty: Type,
+    /// The enum variant, the command type's last identifier.
+    pub(crate) variant: Ident,
+    /// `None` when the handler is missing or its reply type unreadable: an
+    /// error was reported and the dispatch arm becomes a stub.
+    pub(crate) handler: Option<Handler>,
+}
+
+/// A `#[handle]` method whose command and reply type could be read.
+pub(crate) struct Handler {
+    pub(crate) method: Ident,
+    pub(crate) reply: Type,
+    pub(crate) output_span: Span,
+    /// The signature is wrong in another way (an error was reported): the
+    /// `Handles` impl is a stub, so uses of the command do not fail again.
+    pub(crate) stub: bool,
+}
+
+/// The item under the attribute, when it is an impl block `#[aggregate]` supports.
+pub(crate) fn impl_block(item: &TokenStream, errors: &mut Errors) -> Option<ItemImpl> {
+    let item: syn::Item = match syn::parse2(item.clone()) {
+        Ok(item) => item,
+        Err(error) => {
+            errors.push(error);
+            return None;
+        }
+    };
+    let usage = |name: &dyn ToTokens| {
+        format!(
+            "`#[aggregate]` goes on the inherent impl block of the aggregate's state, `impl {} {{ ... }}`, which holds its `#[handle]` methods and its `#[apply]` method",
+            name.to_token_stream()
+        )
+    };
+    let name = match &item {
+        syn::Item::Impl(block) => {
+            if let Some((_, trait_path, _)) = &block.trait_ {
+                let self_ty = &block.self_ty;
+                errors.spanned(
+                    trait_path,
+                    format!("{}; it writes the `Aggregate` and `Handles` impls itself, so it does not go on an impl of a trait", usage(self_ty)),
+                );
+                return None;
+            }
+            if !block.generics.params.is_empty() {
+                errors.spanned(
+                    &block.generics,
+                    "generic aggregates are not supported: `#[aggregate]` needs one concrete state type",
+                );
+                return None;
+            }
+            return Some(block.clone());
+        }
+        syn::Item::Struct(s) => s.ident.to_token_stream(),
+        syn::Item::Enum(e) => e.ident.to_token_stream(),
+        _ => quote::quote!(State),
+    };
+    let node = item_head(&item).unwrap_or_else(|| item.to_token_stream());
+    errors.spanned(node, format!("{}, not on this item", usage(&name)));
+    None
+}
+
+/// The keyword and name of an item, for a short error span.
+fn item_head(item: &syn::Item) -> Option<TokenStream> {
+    use quote::quote;
+    Some(match item {
+        syn::Item::Struct(s) => {
+            let (t, i) = (&s.struct_token, &s.ident);
+            quote!(#t #i)
+        }
+        syn::Item::Enum(e) => {
+            let (t, i) = (&e.enum_token, &e.ident);
+            quote!(#t #i)
+        }
+        syn::Item::Trait(t) => {
+            let (k, i) = (&t.trait_token, &t.ident);
+            quote!(#k #i)
+        }
+        syn::Item::Fn(f) => {
+            let (k, i) = (&f.sig.fn_token, &f.sig.ident);
+            quote!(#k #i)
+        }
+        syn::Item::Mod(m) => {
+            let (k, i) = (&m.mod_token, &m.ident);
+            quote!(#k #i)
+        }
+        _ => return None,
+    })
+}
+
+/// The helper attributes `#[aggregate]` reads inside the impl block.
+#[derive(Clone, Copy, PartialEq)]
+enum Marker {
+    Handle,
+    Apply,
+}
+
+impl Aggregate {
+    /// Matches the declared commands with the handlers in `block`, removing the
+    /// helper attributes from it. `None` when the event or error type is
+    /// unknown, so there is no `Aggregate` impl to generate.
+    pub(crate) fn new(args: Args, block: &mut ItemImpl, errors: &mut Errors) -> Option<Self> {
+        let state = (*block.self_ty).clone();
+        let state_ident = match &state {
+            Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.clone()),
+            _ => None,
+        };
+        let Some(state_ident) = state_ident else {
+            errors.spanned(
+                &state,
+                "the aggregate's state must be a named type, e.g. `impl Wallet { ... }`",
+            );
+            return None;
+        };
+
+        let mut commands = declared_commands(&args, errors);
+        let mut apply: Option<Ident> = None;
+        let mut apply_seen: Option<Ident> = None;
+        let mut unreadable_handler = false;
+        for item in &mut block.items {
+            let ImplItem::Fn(method) = item else {
+                for attr in attrs_of(item) {
+                    if let Some(marker) = marker(&attr) {
+                        let what = if marker == Marker::Handle {
+                            "#[handle]"
+                        } else {
+                            "#[apply]"
+                        };
+                        errors.spanned(&attr, format!("`{what}` marks a method of the impl block"));
+                    }
+                }
+                strip_markers(item);
+                continue;
+            };
+            let Some(marker) = take_marker(&mut method.attrs, errors) else {
+                continue;
+            };
+            // The macro imposes the signature, so lints that ask to change it
+            // (a query that never fails, a handler that ignores the state, a
+            // small `Copy` command behind `&`) have nothing the user can act on.
+            method.attrs.push(syn::parse_quote!(#[allow(
+                clippy::unnecessary_wraps,
+                clippy::unused_self,
+                clippy::trivially_copy_pass_by_ref
+            )]));
+            match marker {
+                Marker::Apply => {
+                    if let Some(first) = &apply_seen {
+                        errors.spanned(
+                            &method.sig.ident,
+                            format!("`{state_ident}` already has the `#[apply]` method `{first}`: one method evolves the state"),
+                        );
+                        continue;
+                    }
+                    apply_seen = Some(method.sig.ident.clone());
+                    if signature::apply(&method.sig, errors) {
+                        apply = Some(method.sig.ident.clone());
+                    }
+                }
+                Marker::Handle => {
+                    let sig = signature::handler(&method.sig, args.error.as_ref(), errors);
+                    let Some(ty) = &sig.command else {
+                        unreadable_handler = true;
+                        continue;
+                    };
+                    commands.attach(
+                        &method.sig.ident,
+                        ty,
+                        sig_handler(&method.sig.ident, &sig),
+                        errors,
+                    );
+                }
+            }
+        }
+
+        let event_text = args
+            .event
+            .as_ref()
+            .map_or_else(|| "Event".to_owned(), |e| e.to_token_stream().to_string());
+        if apply_seen.is_none() {
+            errors.spanned(
+                &state,
+                format!("`{state_ident}` has no `#[apply]` method: add `#[apply] fn apply(&mut self, event: &{event_text}) {{ ... }}`, which evolves the state by one event"),
+            );
+        }
+        if !unreadable_handler {
+            commands.report_missing(args.error.as_ref(), errors);
+        }
+
+        Some(Self {
+            command_enum: format_ident!("{}Command", state_ident),
+            state,
+            name: args
+                .name
+                .unwrap_or_else(|| LitStr::new("", Span::call_site())),
+            event: args.event?,
+            error: args.error?,
+            vis: args.vis.unwrap_or_else(|| syn::parse_quote!(pub)),
+            commands: commands.list,
+            apply,
+        })
+    }
+}
+
+fn sig_handler(method: &Ident, sig: &HandlerSig) -> Option<Handler> {
+    Some(Handler {
+        method: method.clone(),
+        reply: sig.reply.clone()?,
+        output_span: sig.output_span,
+        stub: !sig.valid,
+    })
+}
+
+/// The declared commands, keyed by their last path segment (the variant name).
+struct Commands {
+    list: Vec<Command>,
+    by_key: HashMap<String, usize>,
+    /// The method that claimed each command, for duplicate reports.
+    claimed: Vec<Option<Ident>>,
+}
+
+fn declared_commands(args: &Args, errors: &mut Errors) -> Commands {
+    let mut commands = Commands {
+        list: Vec::new(),
+        by_key: HashMap::new(),
+        claimed: Vec::new(),
+    };
+    if let Some(key) = args
+        .commands_key
+        .as_ref()
+        .filter(|_| args.commands.is_empty())
+    {
+        errors.spanned(
+            key,
+            "declare at least one command: `commands(Deposit, Withdraw)`",
+        );
+    }
+    for ty in &args.commands {
+        let Some((key, variant)) = command_key(ty) else {
+            errors.spanned(
+                ty,
+                "a command is a named type, e.g. `Deposit` or `commands::Deposit`",
+            );
+            continue;
+        };
+        if commands.by_key.contains_key(&key) {
+            errors.spanned(ty, format!("`{key}` is declared twice in `commands(...)`"));
+            continue;
+        }
+        commands.by_key.insert(key, commands.list.len());
+        commands.list.push(Command {
+            ty: ty.clone(),
+            variant,
+            handler: None,
+        });
+        commands.claimed.push(None);
+    }
+    commands
+}
+
+impl Commands {
+    fn attach(&mut self, method: &Ident, ty: &Type, handler: Option<Handler>, errors: &mut Errors) {
+        let Some((key, _)) = command_key(ty) else {
+            errors.spanned(ty, "a command is a named type, e.g. `&Deposit`");
+            return;
+        };
+        let Some(&index) = self.by_key.get(&key) else {
+            errors.spanned(
+                ty,
+                format!("`{key}` is not declared in `commands(...)`: add it there to make it a command of this aggregate, or remove `#[handle]` from `{method}`"),
+            );
+            return;
+        };
+        if let Some(first) = &self.claimed[index] {
+            errors.spanned(
+                ty,
+                format!("`{key}` already has a handler, `{first}`: a command has exactly one handler, so remove one of them or make this one take another command"),
+            );
+            return;
+        }
+        self.claimed[index] = Some(method.clone());
+        self.list[index].handler = handler;
+    }
+
+    fn report_missing(&self, error: Option<&Type>, errors: &mut Errors) {
+        let error_text =
+            error.map_or_else(|| "Error".to_owned(), |e| e.to_token_stream().to_string());
+        for (command, claimed) in self.list.iter().zip(&self.claimed) {
+            if claimed.is_none() {
+                let ty = command.ty.to_token_stream().to_string();
+                let method = snake_case(&command.variant.to_string());
+                errors.spanned(
+                    &command.ty,
+                    format!("`{ty}` is declared in `commands(...)` but has no handler: add `#[handle] fn {method}(&self, command: &{ty}) -> Result<Effect<Self, Reply>, {error_text}>` to this impl block"),
+                );
+            }
+        }
+    }
+}
+
+/// `("Deposit", Deposit)` for `Deposit` or `commands::Deposit`.
+fn command_key(ty: &Type) -> Option<(String, Ident)> {
+    let Type::Path(path) = ty else { return None };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    let arguments = &last.arguments;
+    let key = format!("{}{}", last.ident, arguments.to_token_stream()).replace(' ', "");
+    Some((key, last.ident.clone()))
+}
+
+fn marker(attr: &Attribute) -> Option<Marker> {
+    if attr.path().is_ident("handle") {
+        Some(Marker::Handle)
+    } else if attr.path().is_ident("apply") {
+        Some(Marker::Apply)
+    } else {
+        None
+    }
+}
+
+/// Removes `#[handle]`/`#[apply]` from a method and says which one it was.
+fn take_marker(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<Marker> {
+    let mut found = None;
+    attrs.retain(|attr| {
+        let Some(marker) = marker(attr) else {
+            return true;
+        };
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            errors.spanned(attr, "`#[handle]` and `#[apply]` take no arguments");
+        }
+        if found.is_some() {
+            errors.spanned(attr, "a method is either one `#[handle]` or one `#[apply]`");
+        } else {
+            found = Some(marker);
+        }
+        false
+    });
+    found
+}
+
+fn attrs_of(item: &ImplItem) -> Vec<Attribute> {
+    match item {
+        ImplItem::Const(c) => c.attrs.clone(),
+        ImplItem::Type(t) => t.attrs.clone(),
+        ImplItem::Macro(m) => m.attrs.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn strip_markers(item: &mut ImplItem) {
+    let attrs = match item {
+        ImplItem::Const(c) => &mut c.attrs,
+        ImplItem::Type(t) => &mut t.attrs,
+        ImplItem::Macro(m) => &mut m.attrs,
+        _ => return,
+    };
+    attrs.retain(|attr| marker(attr).is_none());
+}
