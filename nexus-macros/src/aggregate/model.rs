@@ -146,6 +146,10 @@ impl Aggregate {
         let mut commands = declared_commands(&args, errors);
         let mut apply: Option<Ident> = None;
         let mut apply_seen: Option<Ident> = None;
+        // Read from the signatures when the attribute misses `event`/`error`,
+        // so the stub `Aggregate` impl still exists (that miss is reported).
+        let mut event_in_apply: Option<Type> = None;
+        let mut error_in_handlers: Option<Type> = None;
         let mut unreadable_handler = false;
         for item in &mut block.items {
             let ImplItem::Fn(method) = item else {
@@ -183,12 +187,17 @@ impl Aggregate {
                         continue;
                     }
                     apply_seen = Some(method.sig.ident.clone());
-                    if signature::apply(&method.sig, errors) {
+                    let sig = signature::apply(&method.sig, errors);
+                    if sig.valid {
                         apply = Some(method.sig.ident.clone());
                     }
+                    event_in_apply = sig.event;
                 }
                 Marker::Handle => {
                     let sig = signature::handler(&method.sig, args.error.as_ref(), errors);
+                    if error_in_handlers.is_none() {
+                        error_in_handlers.clone_from(&sig.error);
+                    }
                     let Some(ty) = &sig.command else {
                         unreadable_handler = true;
                         continue;
@@ -223,8 +232,8 @@ impl Aggregate {
             name: args
                 .name
                 .unwrap_or_else(|| LitStr::new("", Span::call_site())),
-            event: args.event?,
-            error: args.error?,
+            event: args.event.or(event_in_apply)?,
+            error: args.error.or(error_in_handlers)?,
             vis: args.vis.unwrap_or_else(|| syn::parse_quote!(pub)),
             commands: commands.list,
             apply,

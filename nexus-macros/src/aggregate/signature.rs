@@ -13,6 +13,8 @@ pub(crate) struct HandlerSig {
     pub(crate) command: Option<Type>,
     /// The reply type, from `Result<Effect<Self, Reply>, Error>`.
     pub(crate) reply: Option<Type>,
+    /// The error type written there, for the stub when `error = ...` is missing.
+    pub(crate) error: Option<Type>,
     /// Where rustc should point when the return type does not match.
     pub(crate) output_span: Span,
     /// Whether every check passed.
@@ -26,7 +28,12 @@ pub(crate) fn handler(sig: &Signature, error: Option<&Type>, errors: &mut Errors
         ok = false;
         errors.spanned(node.to_token_stream(), message);
     };
-    common(sig, "a handler", &mut fail);
+    common(
+        sig,
+        "a handler",
+        "it decides from the state in memory; run I/O in a side effect (`Effect::then_run`) or before sending the command",
+        &mut fail,
+    );
 
     match sig.inputs.first() {
         Some(FnArg::Receiver(r)) if r.colon_token.is_some() => fail(
@@ -90,17 +97,17 @@ pub(crate) fn handler(sig: &Signature, error: Option<&Type>, errors: &mut Errors
     let shape = format!(
         "a handler returns `Result<Effect<Self, Reply>, {error_text}>`, where `Reply` is what `ask` returns for this command (`Result<Effect<Self>, {error_text}>` replies `()`)"
     );
-    let reply = match &sig.output {
+    let (reply, error) = match &sig.output {
         ReturnType::Type(_, ty) => {
-            let reply = reply_of(ty);
-            if reply.is_none() {
+            let parts = reply_and_error(ty);
+            if parts.is_none() {
                 fail(ty, shape);
             }
-            reply
+            parts.unzip()
         }
         ReturnType::Default => {
             fail(&sig.ident, shape);
-            None
+            (None, None)
         }
     };
     let output_span = match &sig.output {
@@ -110,19 +117,33 @@ pub(crate) fn handler(sig: &Signature, error: Option<&Type>, errors: &mut Errors
     HandlerSig {
         command,
         reply,
+        error,
         output_span,
         valid: ok,
     }
 }
 
-/// Checks `fn name(&mut self, event: &Event)`; returns whether it matched.
-pub(crate) fn apply(sig: &Signature, errors: &mut Errors) -> bool {
+/// What an `#[apply]` signature says.
+pub(crate) struct ApplySig {
+    /// The event type, from `event: &Event`, for the stub when `event = ...` is missing.
+    pub(crate) event: Option<Type>,
+    /// Whether every check passed.
+    pub(crate) valid: bool,
+}
+
+/// Checks `fn name(&mut self, event: &Event)`.
+pub(crate) fn apply(sig: &Signature, errors: &mut Errors) -> ApplySig {
     let mut ok = true;
     let mut fail = |node: &dyn ToTokens, message: String| {
         ok = false;
         errors.spanned(node.to_token_stream(), message);
     };
-    common(sig, "`#[apply]`", &mut fail);
+    common(
+        sig,
+        "`#[apply]`",
+        "it only evolves the state in memory",
+        &mut fail,
+    );
     let shape = "`#[apply]` evolves the state by one event: `fn apply(&mut self, event: &Event)`";
     match sig.inputs.first() {
         Some(FnArg::Receiver(r))
@@ -132,12 +153,26 @@ pub(crate) fn apply(sig: &Signature, errors: &mut Errors) -> bool {
         }
         _ => fail(&sig.ident, shape.into()),
     }
-    match sig.inputs.iter().nth(1) {
-        Some(FnArg::Typed(arg)) if matches!(&*arg.ty, Type::Reference(r) if r.mutability.is_none()) =>
-            {}
-        Some(other) => fail(other, "take the event by reference: `event: &Event`".into()),
-        None => fail(&sig.ident, shape.into()),
-    }
+    let event = match sig.inputs.iter().nth(1) {
+        Some(FnArg::Typed(arg)) => match &*arg.ty {
+            Type::Reference(r) if r.mutability.is_none() => Some((*r.elem).clone()),
+            other => {
+                fail(
+                    other,
+                    "take the event by shared reference: `event: &Event`".into(),
+                );
+                None
+            }
+        },
+        Some(other) => {
+            fail(other, shape.into());
+            None
+        }
+        None => {
+            fail(&sig.ident, shape.into());
+            None
+        }
+    };
     for extra in sig.inputs.iter().skip(2) {
         fail(
             extra,
@@ -147,34 +182,36 @@ pub(crate) fn apply(sig: &Signature, errors: &mut Errors) -> bool {
     if let ReturnType::Type(_, ty) = &sig.output {
         fail(ty, "`#[apply]` returns nothing and cannot fail: an event is a fact, so decide in the handler whether to record it".into());
     }
-    ok
+    ApplySig { event, valid: ok }
 }
 
 /// What a handler and `#[apply]` both must not be.
-fn common(sig: &Signature, what: &str, fail: &mut dyn FnMut(&dyn ToTokens, String)) {
+fn common(
+    sig: &Signature,
+    what: &str,
+    why_sync: &str,
+    fail: &mut dyn FnMut(&dyn ToTokens, String),
+) {
     if let Some(token) = &sig.asyncness {
-        fail(
-            token,
-            format!(
-                "{what} is synchronous: it decides from the state in memory; run I/O in a side effect (`Effect::then_run`) or before sending the command"
-            ),
-        );
+        fail(token, format!("{what} is synchronous: {why_sync}"));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         fail(&sig.generics, format!("{what} cannot be generic"));
     }
 }
 
-/// `Reply` from `Result<Effect<Self, Reply>, E>`, `()` from `Result<Effect<Self>, E>`.
-fn reply_of(ty: &Type) -> Option<Type> {
-    let [ok, _error] = generic_types(ty, "Result")?[..] else {
+/// `(Reply, E)` from `Result<Effect<Self, Reply>, E>`, `((), E)` from
+/// `Result<Effect<Self>, E>`.
+fn reply_and_error(ty: &Type) -> Option<(Type, Type)> {
+    let [ok, error] = generic_types(ty, "Result")?[..] else {
         return None;
     };
-    match generic_types(ok, "Effect")?[..] {
-        [_state] => Some(syn::parse_quote!(())),
-        [_state, reply] => Some(reply.clone()),
-        _ => None,
-    }
+    let reply = match generic_types(ok, "Effect")?[..] {
+        [_state] => syn::parse_quote!(()),
+        [_state, reply] => reply.clone(),
+        _ => return None,
+    };
+    Some((reply, error.clone()))
 }
 
 /// The type arguments of `ty` when its last path segment is `name`.

@@ -1,0 +1,25 @@
+// Two handlers for one command.
+use nexus_core::{Effect, aggregate};
+
+mod support;
+use support::*;
+
+#[aggregate(name = "wallet", event = WalletEvent, error = WalletError, commands(Deposit))]
+impl Wallet {
+    #[handle]
+    fn deposit(&self, command: &Deposit) -> Result<Effect<Self>, WalletError> {
+        Ok(Effect::persist(WalletEvent::Deposited(command.0)))
+    }
+
+    #[handle]
+    fn deposit_twice(&self, command: &Deposit) -> Result<Effect<Self>, WalletError> {
+        Ok(Effect::persist_all(vec![WalletEvent::Deposited(command.0); 2]))
+    }
+
+    #[apply]
+    fn apply(&mut self, event: &WalletEvent) {
+        self.record(event);
+    }
+}
+
+fn main() {}

@@ -1,0 +1,19 @@
+// An aggregate without an `#[apply]` method.
+use nexus_core::{Effect, aggregate};
+
+mod support;
+use support::*;
+
+#[aggregate(name = "wallet", event = WalletEvent, error = WalletError, commands(Deposit))]
+impl Wallet {
+    #[handle]
+    fn deposit(&self, command: &Deposit) -> Result<Effect<Self>, WalletError> {
+        Ok(Effect::persist(WalletEvent::Deposited(command.0)))
+    }
+
+    fn apply(&mut self, event: &WalletEvent) {
+        self.record(event);
+    }
+}
+
+fn main() {}

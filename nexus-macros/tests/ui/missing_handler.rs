@@ -1,0 +1,20 @@
+// A declared command without a handler.
+use nexus_core::{Effect, aggregate};
+
+mod support;
+use support::*;
+
+#[aggregate(name = "wallet", event = WalletEvent, error = WalletError, commands(Deposit, Withdraw))]
+impl Wallet {
+    #[handle]
+    fn deposit(&self, command: &Deposit) -> Result<Effect<Self>, WalletError> {
+        Ok(Effect::persist(WalletEvent::Deposited(command.0)))
+    }
+
+    #[apply]
+    fn apply(&mut self, event: &WalletEvent) {
+        self.record(event);
+    }
+}
+
+fn main() {}
