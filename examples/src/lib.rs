@@ -1,1 +1,3 @@
 //! Domain examples shared by the example programs.
+pub mod bench;
+pub mod domain;

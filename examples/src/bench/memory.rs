@@ -1,0 +1,153 @@
+//! The in-memory workloads: the runtime's own cost, with the in-memory
+//! event store behind it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nexus_core::codec::{Bincode, EventCodec};
+use nexus_core::store::memory::InMemoryEventStore;
+use nexus_core::{ActorSystem, Entities, WhenFull};
+use serde_json::json;
+
+use super::{Add, Budget, Tally, Total, closed_loop, emit, quantile_us};
+
+/// Entities of the many-entities workload.
+const ENTITIES: usize = 10_000;
+/// Concurrent callers of the many-entities and hot-entity workloads.
+const CALLERS: usize = 32;
+/// Commands an entity commits together under load.
+const GROUP_COMMIT: usize = 64;
+
+fn tallies(system: &ActorSystem, group_commit: usize) -> Entities<Tally> {
+    Entities::<Tally>::builder(system)
+        .event_sourced(
+            Arc::new(InMemoryEventStore::new()),
+            EventCodec::new(Bincode),
+        )
+        .mailbox_capacity(1_024)
+        .when_full(WhenFull::Wait)
+        .group_commit(group_commit)
+        .ask_timeout(Duration::from_secs(30))
+        .build()
+        .expect("the benchmark's options are valid")
+}
+
+/// Runs every in-memory workload, printing one line each.
+pub async fn run(budget: Budget) {
+    ask_latency(budget).await;
+    tell_throughput(budget).await;
+    many_entities(budget).await;
+    hot_entity(budget).await;
+}
+
+/// Sequential asks to one entity: the latency of one persisted command.
+async fn ask_latency(budget: Budget) {
+    let system = ActorSystem::new();
+    let tally = tallies(&system, 1).of("latency");
+    tally.ask(Total).await.expect("warm-up");
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < budget.per_workload {
+        let sent = Instant::now();
+        tally.ask(Add(1)).await.expect("an in-memory ask succeeds");
+        samples.push(sent.elapsed());
+    }
+    let count = samples.len();
+    emit(
+        "mem_ask_latency",
+        json!({
+            "p50_us": quantile_us(&mut samples, 0.50),
+            "p99_us": quantile_us(&mut samples, 0.99),
+            "asks": count,
+        }),
+    );
+    system.shutdown(Duration::from_secs(10)).await;
+}
+
+/// One sender tells as fast as the mailbox accepts; the time runs until
+/// the entity has processed every told command.
+async fn tell_throughput(budget: Budget) {
+    let system = ActorSystem::new();
+    let tally = tallies(&system, GROUP_COMMIT).of("tells");
+    tally.ask(Total).await.expect("warm-up");
+    let mut told = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < budget.per_workload {
+        for _ in 0..256 {
+            let accepted = tally.tell(Add(1)).await.is_ok();
+            assert!(accepted, "the mailbox waits for room, it never refuses");
+        }
+        told += 256;
+    }
+    // The mailbox is FIFO: when this ask is answered, every tell was processed.
+    let total = tally.ask(Total).await.expect("an in-memory ask succeeds");
+    let elapsed = start.elapsed();
+    assert_eq!(total, told, "every told command was processed");
+    #[allow(clippy::cast_precision_loss)]
+    let per_second = told as f64 / elapsed.as_secs_f64();
+    emit(
+        "mem_tell_throughput",
+        json!({ "msgs_per_s": per_second, "msgs": told, "group_commit": GROUP_COMMIT }),
+    );
+    system.shutdown(Duration::from_secs(10)).await;
+}
+
+/// 32 callers ask random entities among 10,000.
+async fn many_entities(budget: Budget) {
+    let system = ActorSystem::new();
+    let tallies = tallies(&system, GROUP_COMMIT);
+    let ids: Arc<Vec<String>> = Arc::new((0..ENTITIES).map(|i| format!("t{i}")).collect());
+    let run = {
+        let tallies = tallies.clone();
+        let ids = Arc::clone(&ids);
+        closed_loop(CALLERS, budget.per_workload, move |_| {
+            let tally = tallies.of(&ids[fastrand::usize(0..ids.len())]);
+            async move { tally.ask(Add(1)).await }
+        })
+        .await
+    };
+    emit(
+        "mem_many_entities",
+        json!({
+            "cmds_per_s": run.per_second(),
+            "cmds": run.ok,
+            "failed": run.failed,
+            "entities": ENTITIES,
+            "live_entities": tallies.live(),
+            "callers": CALLERS,
+        }),
+    );
+    system.shutdown(Duration::from_secs(10)).await;
+}
+
+/// 32 callers ask one entity, which group-commits what queues up.
+async fn hot_entity(budget: Budget) {
+    let system = ActorSystem::new();
+    let tallies = tallies(&system, GROUP_COMMIT);
+    let hot = tallies.of("hot");
+    let run = closed_loop(CALLERS, budget.per_workload, move |_| {
+        let hot = hot.clone();
+        async move { hot.ask(Add(1)).await }
+    })
+    .await;
+    let total = tallies
+        .of("hot")
+        .ask(Total)
+        .await
+        .expect("an in-memory ask succeeds");
+    assert_eq!(
+        total, run.ok,
+        "the total is the sum of acknowledged commands"
+    );
+    emit(
+        "mem_hot_entity",
+        json!({
+            "cmds_per_s": run.per_second(),
+            "cmds": run.ok,
+            "failed": run.failed,
+            "callers": CALLERS,
+            "group_commit": GROUP_COMMIT,
+        }),
+    );
+    system.shutdown(Duration::from_secs(10)).await;
+}
