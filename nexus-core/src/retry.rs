@@ -101,7 +101,7 @@ impl RetryPolicy {
             .min(self.max_delay);
         let half = base / 2;
         let jitter = Duration::from_nanos(fastrand::u64(
-            0..=u64::try_from((base - half).as_nanos()).unwrap_or(u64::MAX),
+            0..=u64::try_from(base.saturating_sub(half).as_nanos()).unwrap_or(u64::MAX),
         ));
         Some(half + jitter)
     }

@@ -258,7 +258,7 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             lease: self.lease,
         };
         Ok(Entities {
-            registry: Registry::new(settings, Arc::clone(&self.system.shared)),
+            registry: Registry::new(settings, &self.system.shared),
         })
     }
 }

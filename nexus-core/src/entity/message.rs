@@ -113,10 +113,10 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
     }
 
     fn prepare_reply(&mut self, state: &A) {
-        if let Pending::Accepted { reply, value, .. } = &mut self.pending {
-            if let Some(reply) = reply.take() {
-                *value = Some(reply(state));
-            }
+        if let Pending::Accepted { reply, value, .. } = &mut self.pending
+            && let Some(reply) = reply.take()
+        {
+            *value = Some(reply(state));
         }
     }
 

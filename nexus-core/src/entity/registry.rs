@@ -47,12 +47,12 @@ pub(crate) struct Registry<A: Aggregate> {
 }
 
 impl<A: Aggregate> Registry<A> {
-    pub(crate) fn new(settings: Settings<A>, system: Arc<SystemShared>) -> Arc<Self> {
+    pub(crate) fn new(settings: Settings<A>, system: &Arc<SystemShared>) -> Arc<Self> {
         let registry = Arc::new(Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             closed: AtomicBool::new(false),
             settings,
-            system: Arc::clone(&system),
+            system: Arc::clone(system),
             spawned: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&registry);
@@ -63,7 +63,8 @@ impl<A: Aggregate> Registry<A> {
     }
 
     fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<String, Arc<Cell<A>>>> {
-        let index = BuildHasherDefault::<DefaultHasher>::default().hash_one(id) as usize % SHARDS;
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id);
+        let index = usize::try_from(hash % SHARDS as u64).unwrap_or_default();
         self.shards[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

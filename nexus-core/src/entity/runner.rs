@@ -103,6 +103,12 @@ enum Next<A: Aggregate> {
     Closed,
 }
 
+enum Attempt<A: Aggregate> {
+    Done(Flow),
+    /// The write conflicted: decide the batch again on reloaded state.
+    Again(Vec<Boxed<A>>),
+}
+
 enum Flow {
     Continue,
     /// The incarnation ends (`then_stop`); the entity retires if idle.
@@ -189,120 +195,141 @@ impl<A: Aggregate> Runner<A> {
 
     /// Decides, writes and answers one batch, re-deciding it on conflicts.
     async fn process(&mut self, mut batch: Vec<Boxed<A>>) -> Flow {
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match self.attempt(batch, attempts).await {
+                Attempt::Done(flow) => return flow,
+                Attempt::Again(back) => batch = back,
+            }
+        }
+    }
+
+    /// One decision and write of the batch.
+    async fn attempt(&mut self, mut batch: Vec<Boxed<A>>, attempts: u32) -> Attempt<A> {
         let registry = Arc::clone(&self.registry);
         let settings = &registry.settings;
         let cell = Arc::clone(&self.cell);
         let stream = &cell.key.stream;
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let mut live = match self.live.take() {
-                Some(live) => live,
-                None => match self.start(&mut batch).await {
-                    Ok(live) => live,
-                    Err(flow) => return flow,
-                },
-            };
-            if settings.replay == ReplayPolicy::RequireExisting && live.version == 0 {
-                // Not kept: the next command looks again, in case it was
-                // created meanwhile.
-                for message in batch {
-                    message.fail(EntityError::NotFound {
-                        stream: stream.clone(),
-                    });
-                }
-                return Flow::Continue;
+        let mut live = match self.live.take() {
+            Some(live) => live,
+            None => match self.start(&mut batch).await {
+                Ok(live) => live,
+                Err(flow) => return Attempt::Done(flow),
+            },
+        };
+        if settings.replay == ReplayPolicy::RequireExisting && live.version == 0 {
+            // Not kept: the next command looks again, in case it was
+            // created meanwhile.
+            for message in batch {
+                message.fail(EntityError::NotFound {
+                    stream: stream.clone(),
+                });
             }
-            let decided = decide_batch(&mut batch, &mut live, settings);
-            let (events, snapshot_due, stop) = match decided {
-                Ok(decided) => decided,
-                Err((index, message)) => {
-                    batch.remove(index).fail(EntityError::Panicked {
-                        stream: stream.clone(),
-                        message,
-                    });
-                    // The state may be half-applied and nothing of the batch
-                    // was written: the others are decided again, first, on
-                    // the recovered state.
-                    for message in batch.into_iter().rev() {
-                        self.carry.push_front(message);
-                    }
-                    return self.restart().await;
+            return Attempt::Done(Flow::Continue);
+        }
+        let decided = match decide_batch(&mut batch, &mut live, settings) {
+            Ok(decided) => decided,
+            Err((index, message)) => {
+                batch.remove(index).fail(EntityError::Panicked {
+                    stream: stream.clone(),
+                    message,
+                });
+                // The state may be half-applied and nothing of the batch was
+                // written: the others are decided again, first, on the
+                // recovered state.
+                for message in batch.into_iter().rev() {
+                    self.carry.push_front(message);
                 }
-            };
-            if events.is_empty() {
-                for message in batch {
-                    message.complete(&live.state, stream);
-                }
-                self.live = Some(live);
-                return if stop { Flow::Stop } else { Flow::Continue };
+                return Attempt::Done(self.restart().await);
             }
-            let written = match settings.persistence.encode(&events, &live.state) {
-                Ok(encoded) => {
-                    settings
-                        .persistence
-                        .write(stream, live.version, encoded)
-                        .await
-                }
-                Err(error) => Err(WriteError::Encode(error)),
-            };
-            match written {
-                Ok(version) => {
-                    live.version = version;
+        };
+        let flow_after = if decided.stop {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        };
+        if decided.events.is_empty() {
+            for message in batch {
+                message.complete(&live.state, stream);
+            }
+            self.live = Some(live);
+            return Attempt::Done(flow_after);
+        }
+        let written = match settings.persistence.encode(&decided.events, &live.state) {
+            Ok(encoded) => {
+                settings
+                    .persistence
+                    .write(stream, live.version, encoded)
+                    .await
+            }
+            Err(error) => Err(WriteError::Encode(error)),
+        };
+        let version = match written {
+            Ok(version) => version,
+            Err(error) => return self.failed_write(batch, error, attempts).await,
+        };
+        live.version = version;
+        for message in batch {
+            message.complete(&live.state, stream);
+        }
+        let snapshot = decided
+            .snapshot_due
+            .then(|| {
+                settings
+                    .persistence
+                    .snapshot_of(stream, &live.state, version)
+            })
+            .flatten();
+        self.live = Some(live);
+        if let Some(snapshot) = snapshot {
+            settings.persistence.save_snapshot(snapshot).await;
+        }
+        Attempt::Done(flow_after)
+    }
+
+    /// After a write that did not commit, the in-memory state is unknown
+    /// (it has the batch applied) and was dropped: retry a conflict on
+    /// reloaded state, or answer every command of the batch.
+    async fn failed_write(
+        &mut self,
+        batch: Vec<Boxed<A>>,
+        error: WriteError,
+        attempts: u32,
+    ) -> Attempt<A> {
+        let stream = &self.cell.key.stream;
+        match error {
+            WriteError::Conflict { expected, actual } => {
+                let Some(delay) = self.registry.settings.retry.delay(attempts) else {
                     for message in batch {
-                        message.complete(&live.state, stream);
-                    }
-                    let snapshot = snapshot_due
-                        .then(|| {
-                            settings
-                                .persistence
-                                .snapshot_of(stream, &live.state, version)
-                        })
-                        .flatten();
-                    self.live = Some(live);
-                    if let Some(snapshot) = snapshot {
-                        settings.persistence.save_snapshot(snapshot).await;
-                    }
-                    return if stop { Flow::Stop } else { Flow::Continue };
-                }
-                // Another writer moved the stream: `live` is stale and is
-                // dropped; the whole batch is decided again on reloaded state.
-                Err(WriteError::Conflict { expected, actual }) => {
-                    match settings.retry.delay(attempts) {
-                        Some(delay) => {
-                            if !delay.is_zero() {
-                                tokio::time::sleep(delay).await;
-                            }
-                        }
-                        None => {
-                            for message in batch {
-                                message.fail(EntityError::Conflict {
-                                    stream: stream.clone(),
-                                    expected,
-                                    actual,
-                                    attempts,
-                                });
-                            }
-                            return Flow::Continue;
-                        }
-                    }
-                }
-                // Nothing was written, but `live` has the events applied.
-                Err(WriteError::Encode(error)) => {
-                    for message in batch {
-                        message.fail(EntityError::Encode {
+                        message.fail(EntityError::Conflict {
                             stream: stream.clone(),
-                            source: fanout::codec_error(&error),
+                            expected,
+                            actual,
+                            attempts,
                         });
                     }
-                    return Flow::Continue;
+                    return Attempt::Done(Flow::Continue);
+                };
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
                 }
-                Err(WriteError::Store(error)) => {
-                    for message in batch {
-                        message.fail(EntityError::Store(fanout::store_error(&error)));
-                    }
-                    return self.restart().await;
+                Attempt::Again(batch)
+            }
+            WriteError::Encode(error) => {
+                for message in batch {
+                    message.fail(EntityError::Encode {
+                        stream: stream.clone(),
+                        source: fanout::codec_error(&error),
+                    });
                 }
+                Attempt::Done(Flow::Continue)
+            }
+            WriteError::Store(error) => {
+                for message in batch {
+                    message.fail(EntityError::Store(fanout::store_error(&error)));
+                }
+                Attempt::Done(self.restart().await)
             }
         }
     }
@@ -373,47 +400,51 @@ impl<A: Aggregate> Runner<A> {
     }
 }
 
-type Decision<E> = Result<(Vec<E>, bool, bool), (usize, String)>;
+/// What a batch decided.
+struct Decision<E> {
+    events: Vec<E>,
+    snapshot_due: bool,
+    stop: bool,
+}
 
 /// Decides every command of the batch in order against `live`, applying
-/// each one's events before the next is decided. Returns the events, whether
-/// a snapshot is due and whether a command stops the entity; or the index
-/// of a command whose handler, `apply` or reply panicked.
+/// each one's events before the next is decided; or returns the index and
+/// panic message of a command whose handler, `apply` or reply panicked.
 fn decide_batch<A: Aggregate>(
     batch: &mut [Boxed<A>],
     live: &mut Loaded<A>,
     settings: &super::builder::Settings<A>,
-) -> Decision<A::Event> {
-    let mut events = Vec::new();
-    let mut snapshot_due = false;
-    let mut stop = false;
+) -> Result<Decision<A::Event>, (usize, String)> {
+    let mut decision = Decision {
+        events: Vec::new(),
+        snapshot_due: false,
+        stop: false,
+    };
     let mut version = live.version;
     for (index, message) in batch.iter_mut().enumerate() {
         let decided = catch_unwind(AssertUnwindSafe(|| match message.decide(&live.state) {
             Decided::Rejected => None,
-            Decided::Accepted {
-                events: decided,
-                stop,
-            } => {
-                for event in &decided {
+            Decided::Accepted { events, stop } => {
+                for event in &events {
                     live.state.apply(event);
                     version += 1;
-                    snapshot_due |= settings
-                        .persistence
-                        .snapshot_due(&live.state, event, version);
+                    decision.snapshot_due |=
+                        settings
+                            .persistence
+                            .snapshot_due(&live.state, event, version);
                 }
                 message.prepare_reply(&live.state);
-                Some((decided, stop))
+                Some((events, stop))
             }
         }));
         match decided {
-            Ok(Some((decided, stops))) => {
-                events.extend(decided);
-                stop |= stops;
+            Ok(Some((events, stop))) => {
+                decision.events.extend(events);
+                decision.stop |= stop;
             }
             Ok(None) => {}
             Err(panic) => return Err((index, panic_message(&*panic))),
         }
     }
-    Ok((events, snapshot_due, stop))
+    Ok(decision)
 }
