@@ -28,45 +28,117 @@ fn domain_event(name: &str, input: &TokenStream) {
     snapshot(name, quote!(#[derive(DomainEvent)] #input), &expansion);
 }
 
-#[test]
-fn wallet_aggregate() {
-    aggregate(
-        "wallet_aggregate",
-        &quote!(
-            name = "wallet",
-            event = WalletEvent,
-            error = WalletError,
-            commands(Deposit, Withdraw, Balance)
-        ),
-        &quote! {
-            impl Wallet {
-                #[handle]
-                fn deposit(&self, command: &Deposit) -> Result<Effect<Self, i64>, WalletError> {
-                    Ok(Effect::persist(WalletEvent::Deposited { amount: command.amount })
-                        .then_reply(|wallet: &Self| wallet.balance))
-                }
+/// The aggregate `nexus_core::guide` shows beside its expansion.
+fn guide_wallet() -> (TokenStream, TokenStream) {
+    let args = quote!(
+        name = "wallet",
+        event = WalletEvent,
+        error = WalletError,
+        commands(Deposit, Withdraw, Balance)
+    );
+    let item = quote! {
+        impl Wallet {
+            #[handle]
+            fn deposit(&self, command: &Deposit) -> Result<Effect<Self, i64>, WalletError> {
+                Ok(Effect::persist(WalletEvent::Deposited { amount: command.amount })
+                    .then_reply(|wallet: &Self| wallet.balance))
+            }
 
-                #[handle]
-                fn withdraw(&self, command: &Withdraw) -> Result<Effect<Self>, WalletError> {
-                    Ok(Effect::persist(WalletEvent::Withdrawn { amount: command.amount }))
+            #[handle]
+            fn withdraw(&self, command: &Withdraw) -> Result<Effect<Self>, WalletError> {
+                if command.amount > self.balance {
+                    return Err(WalletError::InsufficientFunds {
+                        balance: self.balance,
+                        requested: command.amount,
+                    });
                 }
+                Ok(Effect::persist(WalletEvent::Withdrawn { amount: command.amount }))
+            }
 
-                /// A read-only query.
-                #[handle]
-                fn balance(&self, _: &Balance) -> Result<Effect<Self, i64>, WalletError> {
-                    Ok(Effect::none().then_reply(|wallet: &Self| wallet.balance))
-                }
+            /// A read-only query: persists nothing, replies the balance.
+            #[handle]
+            fn balance(&self, _: &Balance) -> Result<Effect<Self, i64>, WalletError> {
+                Ok(Effect::none().then_reply(|wallet: &Self| wallet.balance))
+            }
 
-                #[apply]
-                fn apply(&mut self, event: &WalletEvent) {
-                    match event {
-                        WalletEvent::Deposited { amount } => self.balance += amount,
-                        WalletEvent::Withdrawn { amount } => self.balance -= amount,
-                    }
+            #[apply]
+            fn apply(&mut self, event: &WalletEvent) {
+                match event {
+                    WalletEvent::Deposited { amount } => self.balance += amount,
+                    WalletEvent::Withdrawn { amount } => self.balance -= amount,
                 }
             }
-        },
-    );
+        }
+    };
+    (args, item)
+}
+
+/// The event enum `nexus_core::guide` shows beside its expansion.
+fn guide_wallet_event() -> TokenStream {
+    quote! {
+        #[event(prefix = "wallet")]
+        pub enum WalletEvent {
+            Deposited { amount: i64 },
+            #[event(name = "wallet.withdrew", version = 2)]
+            Withdrawn { amount: i64 },
+        }
+    }
+}
+
+#[test]
+fn wallet_aggregate() {
+    let (args, item) = guide_wallet();
+    aggregate("wallet_aggregate", &args, &item);
+}
+
+#[test]
+fn wallet_event() {
+    domain_event("wallet_event", &guide_wallet_event());
+}
+
+/// The guide's code, with the `//!` of its lines, all whitespace and the
+/// trailing commas removed (the guide is laid out by rustfmt, the snapshots
+/// by prettyplease).
+fn guide_text() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../nexus-core/src/guide.rs");
+    let source = std::fs::read_to_string(path).expect("nexus-core/src/guide.rs is readable");
+    source
+        .lines()
+        .map(|line| line.trim_start().strip_prefix("//!").unwrap_or(line))
+        .flat_map(str::split_whitespace)
+        .collect::<String>()
+        .replace(",)", ")")
+        .replace(",}", "}")
+        .replace(",]", "]")
+}
+
+#[test]
+fn the_guide_shows_the_current_input_and_expansion() {
+    // The guide compiles both blocks as doctests; this keeps them equal to
+    // what the macros really take and generate.
+    let guide = guide_text();
+    let (args, item) = guide_wallet();
+    let event = guide_wallet_event();
+    let blocks = [
+        pretty(quote!(#[aggregate(#args)] #item)),
+        pretty(crate::aggregate::expand(args, &item)),
+        pretty(
+            quote!(#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DomainEvent)] #event),
+        ),
+        pretty(crate::domain_event::expand(event)),
+    ];
+    for block in blocks {
+        let compact = block
+            .split_whitespace()
+            .collect::<String>()
+            .replace(",)", ")")
+            .replace(",}", "}")
+            .replace(",]", "]");
+        assert!(
+            guide.contains(&compact),
+            "nexus-core/src/guide.rs does not show this block verbatim:\n{block}"
+        );
+    }
 }
 
 #[test]

@@ -144,73 +144,17 @@ impl Aggregate {
         };
 
         let mut commands = declared_commands(&args, errors);
-        let mut apply: Option<Ident> = None;
-        let mut apply_seen: Option<Ident> = None;
-        // Read from the signatures when the attribute misses `event`/`error`,
-        // so the stub `Aggregate` impl still exists (that miss is reported).
-        let mut event_in_apply: Option<Type> = None;
-        let mut error_in_handlers: Option<Type> = None;
-        let mut unreadable_handler = false;
+        let mut found = Found::default();
         for item in &mut block.items {
-            let ImplItem::Fn(method) = item else {
-                for attr in attrs_of(item) {
-                    if let Some(marker) = marker(&attr) {
-                        let what = if marker == Marker::Handle {
-                            "#[handle]"
-                        } else {
-                            "#[apply]"
-                        };
-                        errors.spanned(&attr, format!("`{what}` marks a method of the impl block"));
-                    }
-                }
-                strip_markers(item);
-                continue;
-            };
-            let Some(marker) = take_marker(&mut method.attrs, errors) else {
-                continue;
-            };
-            // The macro imposes the signature, so lints that ask to change it
-            // (a query that never fails, a handler that ignores the state, a
-            // small `Copy` command behind `&`) have nothing the user can act on.
-            method.attrs.push(syn::parse_quote!(#[allow(
-                clippy::unnecessary_wraps,
-                clippy::unused_self,
-                clippy::trivially_copy_pass_by_ref
-            )]));
-            match marker {
-                Marker::Apply => {
-                    if let Some(first) = &apply_seen {
-                        errors.spanned(
-                            &method.sig.ident,
-                            format!("`{state_ident}` already has the `#[apply]` method `{first}`: one method evolves the state"),
-                        );
-                        continue;
-                    }
-                    apply_seen = Some(method.sig.ident.clone());
-                    let sig = signature::apply(&method.sig, errors);
-                    if sig.valid {
-                        apply = Some(method.sig.ident.clone());
-                    }
-                    event_in_apply = sig.event;
-                }
-                Marker::Handle => {
-                    let sig = signature::handler(&method.sig, args.error.as_ref(), errors);
-                    if error_in_handlers.is_none() {
-                        error_in_handlers.clone_from(&sig.error);
-                    }
-                    let Some(ty) = &sig.command else {
-                        unreadable_handler = true;
-                        continue;
-                    };
-                    commands.attach(
-                        &method.sig.ident,
-                        ty,
-                        sig_handler(&method.sig.ident, &sig),
-                        errors,
-                    );
-                }
-            }
+            found.item(item, &state_ident, &args, &mut commands, errors);
         }
+        let Found {
+            apply,
+            apply_seen,
+            event_in_apply,
+            error_in_handlers,
+            unreadable_handler,
+        } = found;
 
         let event_text = args
             .event
@@ -238,6 +182,91 @@ impl Aggregate {
             commands: commands.list,
             apply,
         })
+    }
+}
+
+/// What the methods of the impl block hold, read one item at a time.
+#[derive(Default)]
+struct Found {
+    /// The valid `#[apply]` method.
+    apply: Option<Ident>,
+    /// The first `#[apply]` method, valid or not.
+    apply_seen: Option<Ident>,
+    // Read from the signatures when the attribute misses `event`/`error`,
+    // so the stub `Aggregate` impl still exists (that miss is reported).
+    event_in_apply: Option<Type>,
+    error_in_handlers: Option<Type>,
+    /// A `#[handle]` whose command could not be read: "missing handler"
+    /// reports would be guesses, so they are left out.
+    unreadable_handler: bool,
+}
+
+impl Found {
+    fn item(
+        &mut self,
+        item: &mut ImplItem,
+        state_ident: &Ident,
+        args: &Args,
+        commands: &mut Commands,
+        errors: &mut Errors,
+    ) {
+        let ImplItem::Fn(method) = item else {
+            for attr in attrs_of(item) {
+                if let Some(marker) = marker(&attr) {
+                    let what = if marker == Marker::Handle {
+                        "#[handle]"
+                    } else {
+                        "#[apply]"
+                    };
+                    errors.spanned(&attr, format!("`{what}` marks a method of the impl block"));
+                }
+            }
+            strip_markers(item);
+            return;
+        };
+        let Some(marker) = take_marker(&mut method.attrs, errors) else {
+            return;
+        };
+        // The macro imposes the signature, so lints that ask to change it
+        // (a query that never fails, a handler that ignores the state, a
+        // small `Copy` command or event behind `&`) have nothing the user
+        // can act on.
+        method.attrs.push(match marker {
+            Marker::Handle => syn::parse_quote!(#[allow(
+                clippy::unnecessary_wraps,
+                clippy::unused_self,
+                clippy::trivially_copy_pass_by_ref
+            )]),
+            Marker::Apply => syn::parse_quote!(#[allow(clippy::trivially_copy_pass_by_ref)]),
+        });
+        let ident = &method.sig.ident;
+        match marker {
+            Marker::Apply => {
+                if let Some(first) = &self.apply_seen {
+                    errors.spanned(
+                        ident,
+                        format!("`{state_ident}` already has the `#[apply]` method `{first}`: one method evolves the state"),
+                    );
+                    return;
+                }
+                self.apply_seen = Some(ident.clone());
+                let sig = signature::apply(&method.sig, errors);
+                if sig.valid {
+                    self.apply = Some(ident.clone());
+                }
+                self.event_in_apply = sig.event;
+            }
+            Marker::Handle => {
+                let sig = signature::handler(&method.sig, args.error.as_ref(), errors);
+                if self.error_in_handlers.is_none() {
+                    self.error_in_handlers.clone_from(&sig.error);
+                }
+                match &sig.command {
+                    Some(ty) => commands.attach(ident, ty, sig_handler(ident, &sig), errors),
+                    None => self.unreadable_handler = true,
+                }
+            }
+        }
     }
 }
 
