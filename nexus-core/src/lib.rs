@@ -38,7 +38,10 @@ pub mod store;
 mod stream;
 pub mod testkit;
 
-pub use actor::{ActorSystem, ActorSystemBuilder, ShutdownReport, WhenFull};
+pub use actor::{
+    Actor, ActorOptions, ActorRef, ActorSystem, ActorSystemBuilder, AskError, ReplyTo,
+    ShutdownReport, WhenFull,
+};
 pub use aggregate::{Aggregate, Handles, fold};
 pub use command::CommandOf;
 pub use effect::Effect;

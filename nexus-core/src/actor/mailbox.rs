@@ -154,6 +154,11 @@ impl<M> Mailbox<M> {
         self.ready.notify_one();
     }
 
+    /// Whether the mailbox was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// Closes the mailbox and takes every queued message.
     pub(crate) fn close_and_drain(&self) -> Vec<M> {
         let mut queue = self.lock();

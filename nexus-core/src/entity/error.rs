@@ -198,13 +198,28 @@ pub enum SendError<M> {
     /// The system is shutting down.
     #[error("the actor system is shutting down")]
     ShuttingDown(M),
+    /// The (plain) actor has stopped. Entities never return this: a send
+    /// to a stopped entity starts its next incarnation.
+    #[error("the actor has stopped")]
+    Stopped(M),
 }
 
 impl<M> SendError<M> {
     /// The message that was not accepted.
     pub fn into_inner(self) -> M {
         match self {
-            Self::MailboxFull(message) | Self::ShuttingDown(message) => message,
+            Self::MailboxFull(message) | Self::ShuttingDown(message) | Self::Stopped(message) => {
+                message
+            }
+        }
+    }
+
+    /// The same error around another message.
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> SendError<N> {
+        match self {
+            Self::MailboxFull(message) => SendError::MailboxFull(f(message)),
+            Self::ShuttingDown(message) => SendError::ShuttingDown(f(message)),
+            Self::Stopped(message) => SendError::Stopped(f(message)),
         }
     }
 }
