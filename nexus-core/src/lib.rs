@@ -15,9 +15,9 @@
 //!     .then_expect_reply(42);
 //! ```
 
-mod actor;
 #[doc(hidden)]
 pub mod __private;
+mod actor;
 mod aggregate;
 pub mod codec;
 mod command;
@@ -28,9 +28,9 @@ mod entity;
 mod envelope;
 mod error;
 mod event;
-pub mod lease;
 #[cfg(feature = "macros")]
 pub mod guide;
+pub mod lease;
 mod recovery;
 mod retry;
 mod snapshots;

@@ -11,10 +11,27 @@ use crate::{ActorSystem, Aggregate, StreamId};
 
 /// Every entity of aggregate type `A` in one [`ActorSystem`].
 ///
-/// [`of`](Self::of) gives the ref of one identity. There is at most one live
-/// actor per id: it is registered before it recovers, so concurrent `of()`
-/// calls, passivation and restarts never run two writers for one id.
-/// Cloning is cheap and shares the entities.
+/// [`of`](Self::of) gives the ref of one identity. Cloning is cheap and
+/// shares the entities. What the runtime guarantees per entity:
+///
+/// - **One writer**: at most one live actor per id. It is registered before
+///   it recovers, so concurrent `of()` calls, passivation and restarts
+///   never run two actors for one id.
+/// - **Recover, then decide**: the state is loaded (snapshot + tail, or the
+///   durable-state row) into a fresh `A::default()` before the first
+///   command, and again after every failure, never replayed onto a state
+///   that was already mutated.
+/// - **Durable before acknowledged**: a reply is sent only after the
+///   command's write committed. Side effects (`then_run`) run after the
+///   commit, once per committed transition, and never on recovery. With
+///   [`group_commit`](EntitiesBuilder::group_commit), a batch's side effects
+///   see the state after the whole batch.
+/// - **Nothing accepted is lost**: every accepted command ends in its reply
+///   or an explicit [`EntityError`](crate::EntityError). Commands queued
+///   when an entity passivates, stops or restarts go to its next
+///   incarnation; only the shutdown deadline and the restart limit answer
+///   them with errors.
+/// - **Order**: one sender's commands are handled in send order.
 ///
 /// ```
 /// use std::sync::Arc;
