@@ -223,7 +223,9 @@ impl EventStore for PgEventStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.failed(e))?;
-        rows.iter().map(recorded).collect()
+        rows.iter()
+            .map(|row| recorded(row, stream.clone()))
+            .collect()
     }
 
     async fn read_all(
@@ -254,7 +256,7 @@ impl EventStore for PgEventStore {
                 if !safe {
                     break;
                 }
-                page.push(recorded(row)?);
+                page.push(recorded(row, StreamId::new(get::<String>(row, 10)?))?);
             }
             // Rows are in (tx_id, seq) order, so the safe ones are a prefix.
             // Committed rows behind the horizon: an older transaction is
@@ -329,23 +331,23 @@ fn outcome(rows: &[PgRow]) -> Result<AppendOutcome, StoreError> {
     })
 }
 
-/// A row of the `{columns}` list of the read statements.
-fn recorded(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let schema_version: i64 = get(row, 6)?;
-    let occurred: Timestamp = get(row, 10)?;
+/// A row of the `{columns}` list of the read statements, of `stream_id`.
+fn recorded(row: &PgRow, stream_id: StreamId) -> Result<RecordedEvent, StoreError> {
+    let schema_version: i64 = get(row, 5)?;
+    let occurred: Timestamp = get(row, 9)?;
     Ok(RecordedEvent {
         position: position(get(row, 0)?, get(row, 1)?)?,
-        stream_id: StreamId::new(get::<String>(row, 2)?),
-        version: to_u64(get(row, 3)?)?,
-        event_type: get(row, 5)?,
+        stream_id,
+        version: to_u64(get(row, 2)?)?,
+        event_type: get(row, 4)?,
         schema_version: u32::try_from(schema_version)
             .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
-        payload: get(row, 7)?,
+        payload: get(row, 6)?,
         metadata: EventMetadata {
-            event_id: get(row, 4)?,
+            event_id: get(row, 3)?,
             timestamp: occurred.0,
-            correlation_id: get(row, 8)?,
-            causation_id: get(row, 9)?,
+            correlation_id: get(row, 7)?,
+            causation_id: get(row, 8)?,
         },
     })
 }

@@ -41,8 +41,10 @@ SELECT event_id, stream_id, version, tx_id, seq
 FROM {schema}.events WHERE event_id = ANY($1::uuid[])
 ";
 
-const COLUMNS: &str = "tx_id, seq, stream_id, version, event_id, event_type, schema_version, \
-                       payload, correlation_id, causation_id, occurred_at";
+/// The columns of a recorded event but its stream id, which a stream read
+/// knows already (one string fewer to decode per row).
+const COLUMNS: &str = "tx_id, seq, version, event_id, event_type, schema_version, payload, \
+                       correlation_id, causation_id, occurred_at";
 
 /// One stream from a version on, served by the primary key.
 const READ_STREAM: &str = r"
@@ -56,7 +58,7 @@ ORDER BY version
 /// above the snapshot's xmin: an older transaction may still be running, may
 /// still commit a smaller position, so the row must not be handed out yet.
 const READ_ALL: &str = r"
-SELECT {columns}, tx_id < horizon.xmin AS safe
+SELECT {columns}, stream_id, tx_id < horizon.xmin AS safe
 FROM {schema}.events,
      (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS horizon
 WHERE (tx_id, seq) > ($1::xid8, $2::int8)
