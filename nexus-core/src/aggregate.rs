@@ -91,7 +91,7 @@ pub trait Aggregate: Default + Send + 'static {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no handler for the command `{C}`",
     label = "`{C}` is not a command of `{Self}`",
-    note = "send `{C}` to an entity of the aggregate that declares it, or add a handler for it in `{Self}`'s `#[aggregate]` impl block"
+    note = "send `{C}` to an entity of the aggregate that declares it, or list `{C}` in `commands(...)` of `{Self}`'s `#[aggregate]` and give it a `#[handle]` method"
 )]
 pub trait Handles<C>: Aggregate {
     /// What `ask` returns for this command.

@@ -22,6 +22,7 @@ use crate::Aggregate;
 /// # struct AlreadyOn;
 /// # #[derive(Default)]
 /// # struct Lamp { on: bool }
+/// #[derive(Debug)]
 /// struct SwitchOn;
 ///
 /// #[aggregate(name = "lamp", event = LampEvent, error = AlreadyOn, commands(SwitchOn))]

@@ -11,8 +11,8 @@
 //!   events: a stable stored name and a schema version per variant.
 //!
 //! Below is one annotated aggregate, then exactly what the macros turn it
-//! into (a test in `nexus-macros` keeps these blocks equal to the real
-//! expansion, and both compile as doctests).
+//! into. Both blocks compile as doctests, and a test in `nexus-macros` keeps
+//! them equal to what the macros really take and generate.
 //!
 //! ## The annotated aggregate
 //!
@@ -33,16 +33,19 @@
 //! }
 //!
 //! /// Add cents; replies the new balance.
+//! #[derive(Debug)]
 //! pub struct Deposit {
 //!     pub amount: i64,
 //! }
 //!
 //! /// Take cents out; replies `()`.
+//! #[derive(Debug)]
 //! pub struct Withdraw {
 //!     pub amount: i64,
 //! }
 //!
 //! /// Read the balance.
+//! #[derive(Debug)]
 //! pub struct Balance;
 //!
 //! #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DomainEvent)]
@@ -116,8 +119,9 @@
 //! beside it:
 //!
 //! 1. **The sealed command enum** `WalletCommand`, one variant per declared
-//!    command, named after the command type. `tell` takes anything that
-//!    converts into it, and only the declared commands do.
+//!    command, named after the command type, and `Debug` (a refused `tell`
+//!    hands the command back, so commands must be `Debug`). `tell` takes
+//!    anything that converts into it, and only the declared commands do.
 //! 2. **`From<Command>`** for each command, so `wallet.tell(Deposit { .. })`
 //!    needs no wrapping.
 //! 3. **`CommandOf<Wallet>`** for each command, sealed through a hidden
@@ -153,16 +157,19 @@
 //! # }
 //! #
 //! # /// Add cents; replies the new balance.
+//! # #[derive(Debug)]
 //! # pub struct Deposit {
 //! #     pub amount: i64,
 //! # }
 //! #
 //! # /// Take cents out; replies `()`.
+//! # #[derive(Debug)]
 //! # pub struct Withdraw {
 //! #     pub amount: i64,
 //! # }
 //! #
 //! # /// Read the balance.
+//! # #[derive(Debug)]
 //! # pub struct Balance;
 //! # #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DomainEvent)]
 //! # #[event(prefix = "wallet")]
@@ -225,6 +232,7 @@
 //! ///
 //! /// Sealed: it converts from exactly these commands (`From`), and the
 //! /// aggregate's `handle` matches every variant, with no wildcard.
+//! #[derive(::core::fmt::Debug)]
 //! pub enum WalletCommand {
 //!     /// A `Deposit` command.
 //!     Deposit(Deposit),
@@ -425,7 +433,7 @@
 //!   ``Wallet` has no handler for the command `Reserve` ``;
 //! * a declared command without a handler (the message spells out the
 //!   method to add), a handler for an undeclared command, two handlers for
-//!   one command;
+//!   one command, a command that is not `Debug`;
 //! * a handler that takes `&mut self` or `self`, takes the command by value,
 //!   is `async`, takes extra arguments, or does not return
 //!   `Result<Effect<Self, Reply>, Error>`; a handler that rejects with
@@ -439,8 +447,16 @@
 //! ## Keys
 //!
 //! `#[aggregate(name = "...", event = Type, error = Type, commands(Type, ...), vis = pub(crate))]`:
-//! `name` is the category of the aggregate's streams and is stored in every
-//! stream id, so it is written out rather than derived from the type name;
-//! `vis` is the command enum's visibility (`pub` by default). Inside the
-//! block, `#[handle]` marks `fn(&self, &Command) -> Result<Effect<Self, Reply>, Error>`
-//! and `#[apply]` marks `fn(&mut self, &Event)`; other methods are left alone.
+//!
+//! * `name` is the category of the aggregate's streams and is stored in
+//!   every stream id, so it is written out rather than derived from the type
+//!   name;
+//! * `commands(...)` is the protocol, declared once: each type in it gets a
+//!   variant, a `From`, a `CommandOf` and needs exactly one `#[handle]`;
+//! * `vis` is the command enum's visibility, `pub` by default; write
+//!   `vis = pub(crate)` when the commands are crate-private, or rustc warns
+//!   that they are less visible than the enum.
+//!
+//! Inside the block, `#[handle]` marks
+//! `fn(&self, &Command) -> Result<Effect<Self, Reply>, Error>` and `#[apply]`
+//! marks `fn(&mut self, &Event)`; other methods are left alone.

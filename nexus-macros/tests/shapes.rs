@@ -34,12 +34,16 @@ enum LightError {
 }
 
 /// A unit command replying `()`.
+#[derive(Debug)]
 struct SwitchOn;
 /// A unit command replying a value.
+#[derive(Debug)]
 struct SwitchOff;
 /// A tuple command with payload.
+#[derive(Debug)]
 struct Dim(u8);
 /// A braced command with payload, read-only, replying a struct.
+#[derive(Debug)]
 struct Status {
     verbose: bool,
 }
@@ -52,6 +56,7 @@ struct Report {
 
 mod commands {
     /// A command named through a path.
+    #[derive(Debug)]
     pub struct Toggle;
 }
 

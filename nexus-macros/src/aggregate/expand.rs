@@ -52,6 +52,9 @@ fn command_enum(aggregate: &Aggregate) -> TokenStream {
         ///
         /// Sealed: it converts from exactly these commands (`From`), and the
         /// aggregate's `handle` matches every variant, with no wildcard.
+        // `Debug` so that a refused `tell`, which hands the command back, can
+        // be unwrapped and logged: commands are messages and must be `Debug`.
+        #[derive(::core::fmt::Debug)]
         #vis enum #command_enum {
             #(#variants)*
         }

@@ -4,6 +4,7 @@ use nexus_core::{Effect, aggregate};
 mod support;
 use support::*;
 
+#[derive(Debug)]
 struct Audit;
 
 #[aggregate(name = "wallet", event = WalletEvent, error = WalletError, commands(Deposit, Withdraw, Audit))]

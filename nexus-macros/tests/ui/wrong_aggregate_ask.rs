@@ -1,35 +1,65 @@
 // Sending a command of one aggregate (`Reserve`, of `Seat`) to another (`Wallet`),
-// through the runtime and through the test kit.
+// through the runtime and through the test kit. Self-contained (no `support`)
+// so the message names the types as a user's crate would.
 use nexus_core::testkit::given;
-use nexus_core::{Effect, EntityRef, aggregate};
+use nexus_core::{DomainEvent, Effect, EntityRef, aggregate};
+use serde::{Deserialize, Serialize};
 
-mod support;
-use support::*;
+#[derive(Clone, Serialize, Deserialize, DomainEvent)]
+enum Event {
+    Moved(i64),
+}
 
-#[aggregate(name = "wallet", event = WalletEvent, error = WalletError, commands(Deposit, Withdraw))]
+#[derive(Debug, thiserror::Error)]
+#[error("rejected")]
+struct Rejected;
+
+#[derive(Debug)]
+struct Deposit(i64);
+#[derive(Debug)]
+struct Withdraw(i64);
+#[derive(Debug)]
+struct Reserve(i64);
+
+#[derive(Default)]
+struct Wallet;
+
+#[aggregate(name = "wallet", event = Event, error = Rejected, commands(Deposit, Withdraw))]
 impl Wallet {
     #[handle]
-    fn deposit(&self, command: &Deposit) -> Result<Effect<Self>, WalletError> {
-        Ok(Effect::persist(WalletEvent::Deposited(command.0)))
+    fn deposit(&self, command: &Deposit) -> Result<Effect<Self>, Rejected> {
+        Ok(Effect::persist(Event::Moved(command.0)))
     }
 
     #[handle]
-    fn withdraw(&self, command: &Withdraw) -> Result<Effect<Self>, WalletError> {
-        Ok(Effect::persist(WalletEvent::Deposited(-command.0)))
+    fn withdraw(&self, command: &Withdraw) -> Result<Effect<Self>, Rejected> {
+        Ok(Effect::persist(Event::Moved(-command.0)))
     }
 
     #[apply]
-    fn apply(&mut self, event: &WalletEvent) {
-        self.record(event);
+    fn apply(&mut self, _: &Event) {}
+}
+
+#[derive(Default)]
+struct Seat;
+
+#[aggregate(name = "seat", event = Event, error = Rejected, commands(Reserve))]
+impl Seat {
+    #[handle]
+    fn reserve(&self, command: &Reserve) -> Result<Effect<Self>, Rejected> {
+        Ok(Effect::persist(Event::Moved(command.0)))
     }
+
+    #[apply]
+    fn apply(&mut self, _: &Event) {}
 }
 
 async fn pay_for_a_seat(wallet: &EntityRef<Wallet>) {
-    let _ = wallet.ask(Reserve("alice".into())).await;
+    let _ = wallet.ask(Reserve(7)).await;
 }
 
 fn in_a_domain_test() {
-    given::<Wallet>([]).ask(Reserve("alice".into()));
+    given::<Wallet>([]).ask(Reserve(7));
 }
 
 fn main() {}

@@ -27,8 +27,11 @@ impl Wallet {
     }
 }
 
+#[derive(Debug)]
 pub struct Deposit(pub i64);
+#[derive(Debug)]
 pub struct Withdraw(pub i64);
+#[derive(Debug)]
 pub struct Refund(pub i64);
 
 #[derive(Clone, Serialize, Deserialize, DomainEvent)]
@@ -41,6 +44,7 @@ pub struct Seat {
     holder: Option<String>,
 }
 
+#[derive(Debug)]
 pub struct Reserve(pub String);
 
 #[aggregate(name = "seat", event = SeatEvent, error = WalletError, commands(Reserve))]
