@@ -55,7 +55,8 @@ pub trait Actor: Send + 'static {
     async fn handle(&mut self, message: Self::Message);
 
     /// Called once after a `stop` or a drained shutdown, before the actor
-    /// is dropped. Not called when a shutdown deadline passed.
+    /// is dropped. Not called after a panic in `handle` or when a shutdown
+    /// deadline passed.
     async fn stopped(&mut self) {}
 }
 
