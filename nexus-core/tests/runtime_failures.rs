@@ -100,6 +100,51 @@ mod supervision {
         assert_eq!(account.ask(Deposit(3)).await.unwrap(), 4);
     }
 
+    /// A stream that does not decode fails recovery: the caller gets the
+    /// recovery error naming the stream and version, nothing is written,
+    /// and the entity keeps trying (with backoff) on the next command.
+    #[tokio::test]
+    async fn a_failed_recovery_answers_a_recovery_error() {
+        let store = Arc::new(FaultyStore::new());
+        let unknown = nexus_core::NewEvent::new("account.renamed", 1, b"{}".to_vec());
+        store
+            .inner
+            .append(&stream("a"), ExpectedVersion::NoStream, vec![unknown])
+            .await
+            .unwrap();
+        let system = ActorSystem::new();
+        let accounts = accounts(&system, store.clone()).build().unwrap();
+        for _ in 0..2 {
+            let error = accounts.of("a").ask(Deposit(1)).await.unwrap_err();
+            let EntityError::Recovery(recovery) = &error else {
+                panic!("expected a recovery error, got {error:?}");
+            };
+            assert!(
+                recovery
+                    .to_string()
+                    .starts_with("recovering account-a: event at version 1")
+            );
+            assert!(!error.is_unavailable());
+        }
+        assert_eq!(store.appends(), 0);
+    }
+
+    /// An event that does not encode fails its command (and its batch)
+    /// without writing; the applied-but-unwritten state is dropped, so the
+    /// next command sees only what was committed.
+    #[tokio::test]
+    async fn an_unencodable_event_writes_nothing_and_the_state_is_reloaded() {
+        let store = Arc::new(FaultyStore::new());
+        let system = ActorSystem::new();
+        let accounts = accounts(&system, store.clone()).build().unwrap();
+        let account = accounts.of("a");
+        account.ask(Deposit(1)).await.unwrap();
+        let error = account.ask(DepositUnencodable(50)).await.unwrap_err();
+        assert!(matches!(error, EntityError::Encode { .. }), "{error:?}");
+        assert_eq!(store.appends(), 1);
+        assert_eq!(account.ask(Deposit(2)).await.unwrap(), 3);
+    }
+
     /// Backoff doubles between restarts (paused clock), and past the limit
     /// the entity stops with a clear error; the next command starts afresh.
     #[tokio::test(start_paused = true)]

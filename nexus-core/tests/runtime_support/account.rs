@@ -17,14 +17,18 @@ pub enum AccountEvent {
     Deposited(u64),
     /// `apply` panics on it, so it never reaches a store.
     Cursed,
+    /// JSON cannot encode a map with non-string keys.
+    Unencodable(std::collections::BTreeMap<(u8, u8), u8>),
 }
 
 impl DomainEvent for AccountEvent {
-    const EVENT_TYPES: &'static [&'static str] = &["account.deposited", "account.cursed"];
+    const EVENT_TYPES: &'static [&'static str] =
+        &["account.deposited", "account.cursed", "account.unencodable"];
     fn event_type(&self) -> &'static str {
         match self {
             Self::Deposited(_) => "account.deposited",
             Self::Cursed => "account.cursed",
+            Self::Unencodable(_) => "account.unencodable",
         }
     }
 }
@@ -47,6 +51,9 @@ pub struct Boom;
 /// Persists an event whose `apply` panics.
 #[derive(Debug, Clone)]
 pub struct Curse;
+/// Deposits, then persists an event the codec cannot encode.
+#[derive(Debug, Clone)]
+pub struct DepositUnencodable(pub u64);
 /// Stops the entity after replying the balance.
 #[derive(Debug, Clone)]
 pub struct Retire;
@@ -62,6 +69,7 @@ pub enum AccountCommand {
     Curse(Curse),
     Retire(Retire),
     DepositAndNotify(DepositAndNotify),
+    DepositUnencodable(DepositUnencodable),
 }
 
 macro_rules! commands {
@@ -73,7 +81,15 @@ macro_rules! commands {
         }
     )*};
 }
-commands!(Deposit, Balance, Boom, Curse, Retire, DepositAndNotify);
+commands!(
+    Deposit,
+    Balance,
+    Boom,
+    Curse,
+    Retire,
+    DepositAndNotify,
+    DepositUnencodable
+);
 
 fn balance(state: &Account) -> u64 {
     state.balance
@@ -130,6 +146,21 @@ impl Handles<DepositAndNotify> for Account {
     }
 }
 
+impl Handles<DepositUnencodable> for Account {
+    type Reply = u64;
+    fn handle_command(
+        &self,
+        command: &DepositUnencodable,
+    ) -> Result<Effect<Self, u64>, AccountError> {
+        let odd = std::collections::BTreeMap::from([((1, 2), 3)]);
+        Ok(Effect::persist_all(vec![
+            AccountEvent::Deposited(command.0),
+            AccountEvent::Unencodable(odd),
+        ])
+        .then_reply(balance))
+    }
+}
+
 impl Aggregate for Account {
     const NAME: &'static str = "account";
     type Command = AccountCommand;
@@ -146,6 +177,9 @@ impl Aggregate for Account {
             AccountCommand::DepositAndNotify(c) => {
                 self.handle_command(c).map(Effect::discard_reply)
             }
+            AccountCommand::DepositUnencodable(c) => {
+                self.handle_command(c).map(Effect::discard_reply)
+            }
         }
     }
 
@@ -156,6 +190,7 @@ impl Aggregate for Account {
                 self.deposits += 1;
             }
             AccountEvent::Cursed => panic!("cursed event applied"),
+            AccountEvent::Unencodable(_) => {}
         }
     }
 }
