@@ -1,12 +1,14 @@
 //! A macro-made aggregate served by the real runtime: `ask` returns exactly
-//! the reply type its handler names, `tell` takes any declared command, and
-//! the store holds the names `#[derive(DomainEvent)]` gave the events.
+//! the reply type its handler names, `tell` takes any declared command, the
+//! store holds the names `#[derive(DomainEvent)]` gave the events, and the
+//! same aggregate also runs as durable state.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use nexus_core::codec::{EventCodec, Json};
-use nexus_core::store::memory::InMemoryEventStore;
+use nexus_core::store::StateStore;
+use nexus_core::store::memory::{InMemoryEventStore, InMemoryStateStore};
 use nexus_core::{ActorSystem, DomainEvent, Effect, Entities, EventStore, StreamId, aggregate};
 use serde::{Deserialize, Serialize};
 
@@ -119,5 +121,29 @@ async fn ask_returns_the_handlers_reply_type_and_the_store_keeps_the_derived_nam
             ("tally.reset", 2)
         ]
     );
+    system.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn the_same_aggregate_serves_as_durable_state_and_survives_a_new_system() {
+    let store: Arc<dyn StateStore> = Arc::new(InMemoryStateStore::new());
+    for (round, name) in [(1_u32, "ada"), (2, "bob")] {
+        let system = ActorSystem::new();
+        let tallies = Entities::<Tally>::builder(&system)
+            .durable_state(Arc::clone(&store), Json)
+            .build()
+            .unwrap();
+        // The second system starts from the row the first one saved.
+        let count: u32 = tallies.of("t2").ask(Count(name.into())).await.unwrap();
+        assert_eq!(count, round);
+        system.shutdown(Duration::from_secs(1)).await;
+    }
+    let system = ActorSystem::new();
+    let tallies = Entities::<Tally>::builder(&system)
+        .durable_state(Arc::clone(&store), Json)
+        .build()
+        .unwrap();
+    let names: Vec<String> = tallies.of("t2").ask(Names).await.unwrap();
+    assert_eq!(names, ["ada", "bob"]);
     system.shutdown(Duration::from_secs(1)).await;
 }

@@ -265,3 +265,47 @@ enum Unprefixed {
 fn without_a_prefix_the_name_is_the_snake_case_variant() {
     assert_eq!(Unprefixed::AccountOpened.event_type(), "account_opened");
 }
+
+/// A module whose `Result` is an alias with the error built in.
+mod aliased {
+    use nexus_core::testkit::given;
+    use nexus_core::{Effect, aggregate};
+
+    use super::{LightError, LightEvent};
+
+    type Result<T> = std::result::Result<T, LightError>;
+
+    #[derive(Debug, Default)]
+    pub(super) struct Lamp {
+        on: bool,
+    }
+
+    #[derive(Debug)]
+    pub(super) struct Flip;
+
+    #[aggregate(name = "lamp", event = LightEvent, error = LightError, commands(Flip), vis = pub(super))]
+    impl Lamp {
+        #[handle]
+        fn flip(&self, _: &Flip) -> Result<Effect<Self, bool>> {
+            let event = if self.on {
+                LightEvent::SwitchedOff { at_level: 0 }
+            } else {
+                LightEvent::SwitchedOn
+            };
+            Ok(Effect::persist(event).then_reply(|lamp: &Self| lamp.on))
+        }
+
+        #[apply]
+        fn apply(&mut self, event: &LightEvent) {
+            self.on = matches!(event, LightEvent::SwitchedOn);
+        }
+    }
+
+    #[test]
+    fn a_result_alias_with_one_argument_is_read_as_the_handler_return_type() {
+        given::<Lamp>([]).ask(Flip).then_expect_reply(true);
+        given::<Lamp>([LightEvent::SwitchedOn])
+            .ask(Flip)
+            .then_expect_reply(false);
+    }
+}

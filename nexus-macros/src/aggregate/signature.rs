@@ -103,7 +103,8 @@ pub(crate) fn handler(sig: &Signature, error: Option<&Type>, errors: &mut Errors
             if parts.is_none() {
                 fail(ty, shape);
             }
-            parts.unzip()
+            let (reply, error) = parts.unzip();
+            (reply, error.flatten())
         }
         ReturnType::Default => {
             fail(&sig.ident, shape);
@@ -200,18 +201,21 @@ fn common(
     }
 }
 
-/// `(Reply, E)` from `Result<Effect<Self, Reply>, E>`, `((), E)` from
-/// `Result<Effect<Self>, E>`.
-fn reply_and_error(ty: &Type) -> Option<(Type, Type)> {
-    let [ok, error] = generic_types(ty, "Result")?[..] else {
-        return None;
+/// `(Reply, Some(E))` from `Result<Effect<Self, Reply>, E>`, `((), Some(E))`
+/// from `Result<Effect<Self>, E>`, and `(Reply, None)` from a one-argument
+/// alias such as `crate::Result<Effect<Self, Reply>>`.
+fn reply_and_error(ty: &Type) -> Option<(Type, Option<Type>)> {
+    let (ok, error) = match generic_types(ty, "Result")?[..] {
+        [ok, error] => (ok, Some(error.clone())),
+        [ok] => (ok, None),
+        _ => return None,
     };
     let reply = match generic_types(ok, "Effect")?[..] {
         [_state] => syn::parse_quote!(()),
         [_state, reply] => reply.clone(),
         _ => return None,
     };
-    Some((reply, error.clone()))
+    Some((reply, error))
 }
 
 /// The type arguments of `ty` when its last path segment is `name`.
