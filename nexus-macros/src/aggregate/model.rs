@@ -85,8 +85,13 @@ pub(crate) fn impl_block(item: &TokenStream, errors: &mut Errors) -> Option<Item
         syn::Item::Enum(e) => e.ident.to_token_stream(),
         _ => quote::quote!(State),
     };
+    let advice = match &item {
+        syn::Item::Struct(_) => "; move it from the struct to that impl block",
+        syn::Item::Enum(_) => "; move it from the enum to that impl block",
+        _ => ", not on this item",
+    };
     let node = item_head(&item).unwrap_or_else(|| item.to_token_stream());
-    errors.spanned(node, format!("{}, not on this item", usage(&name)));
+    errors.spanned(node, format!("{}{advice}", usage(&name)));
     None
 }
 
@@ -218,7 +223,10 @@ impl Found {
                     } else {
                         "#[apply]"
                     };
-                    errors.spanned(&attr, format!("`{what}` marks a method of the impl block"));
+                    errors.spanned(
+                        &attr,
+                        format!("`{what}` marks a method; remove it from this item"),
+                    );
                 }
             }
             strip_markers(item);
@@ -396,7 +404,10 @@ fn take_marker(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Option<Marker
             return true;
         };
         if !matches!(attr.meta, syn::Meta::Path(_)) {
-            errors.spanned(attr, "`#[handle]` and `#[apply]` take no arguments");
+            errors.spanned(
+                attr,
+                "`#[handle]` and `#[apply]` take no arguments: the command or event is the type of the method's second parameter",
+            );
         }
         if found.is_some() {
             errors.spanned(attr, "a method is either one `#[handle]` or one `#[apply]`");
