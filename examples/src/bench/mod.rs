@@ -6,6 +6,7 @@
 //! [`Tally`] aggregate, the [`closed_loop`] driver and [`emit`].
 
 pub mod memory;
+pub mod postgres;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -38,8 +38,10 @@ async fn main() {
         per_workload: Duration::from_secs(args.seconds.max(1)),
     };
     bench::memory::run(budget).await;
-    if let Some(database_url) = args.database_url {
-        // The Postgres workloads go here: bench::postgres::run(&database_url, budget).await;
-        eprintln!("no Postgres workloads yet; {database_url} was not used");
+    if let Some(database_url) = args.database_url
+        && let Err(error) = bench::postgres::run(&database_url, budget).await
+    {
+        eprintln!("postgres workloads: {error}");
+        std::process::exit(1);
     }
 }

@@ -1,0 +1,375 @@
+//! The Postgres workloads of `nexus-bench`, each measured beside a raw
+//! baseline in the same run, in a fresh schema that is dropped afterwards.
+//!
+//! - `pg_many_entities`: 32 callers send commands to 1,000 tallies
+//!   (`cmds_per_s`), beside 32 callers doing a plain sqlx single-row
+//!   `INSERT` per transaction on a pool of the same size
+//!   (`raw_insert_per_s`), and their `ratio`.
+//! - `pg_hot_entity`: 32 callers on one tally with group commit
+//!   (`cmds_per_s`, `conflict_retries`, and where the time goes:
+//!   `appends_per_s`, `mean_batch`, `append_ms`).
+//! - `pg_hot_entity_async_commit`: the same with `synchronous_commit = off`
+//!   on the store's connections. Labelled apart because it trades the last
+//!   few hundred milliseconds of acknowledged commands on a server crash
+//!   for not waiting on the WAL flush; the default stays durable.
+//! - `pg_rehydrate_10k`: the median time to recover a 10,000-event stream
+//!   without a snapshot (`cold_load_ms`) and with one every 100 events
+//!   (`cold_load_snapshot_ms`), beside the median time of the stream read
+//!   alone (`read_stream_ms`).
+
+use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use nexus_core::codec::{Bincode, EventCodec};
+use nexus_core::{
+    ActorSystem, AppendOutcome, Entities, EventMetadata, EventStore, ExpectedVersion, LogPosition,
+    NewEvent, RecordedEvent, SnapshotStrategy, Snapshots, StoreError, StreamId, WhenFull, recover,
+};
+use nexus_store_pg::{PgEventStore, PgSetupError, PgSnapshotStore, PgStoreConfig};
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::{Add, Budget, Tally, TallyEvent, closed_loop, emit};
+
+/// Concurrent callers of the throughput workloads.
+const CALLERS: usize = 32;
+/// Tallies of `pg_many_entities`.
+const ENTITIES: usize = 1_000;
+/// Commands an entity commits together under load.
+const GROUP_COMMIT: usize = 64;
+/// Events of the `pg_rehydrate_10k` stream.
+const REHYDRATE_EVENTS: u64 = 10_000;
+/// Connections of each pool. Half the callers: on two cores more
+/// connections only add context switches, and the WAL flush (the bound of
+/// every commit) is shared by all of them anyway.
+const POOL_SIZE: u32 = 16;
+/// Timed recoveries per measurement; the median is reported.
+const LOADS: usize = 21;
+
+/// Why the Postgres workloads could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgBenchError {
+    /// Connecting or a raw statement failed.
+    #[error("postgres: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be set up.
+    #[error(transparent)]
+    Setup(#[from] PgSetupError),
+    /// A store call failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A workload went wrong (a failed command, a wrong recovered state).
+    #[error("{0}")]
+    Workload(String),
+}
+
+fn workload_error(error: impl std::fmt::Display) -> PgBenchError {
+    PgBenchError::Workload(error.to_string())
+}
+
+/// Runs every Postgres workload against `database_url`, printing one JSON
+/// line each.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use nexus_examples::bench::{Budget, postgres};
+/// # async fn run() -> Result<(), postgres::PgBenchError> {
+/// let budget = Budget { per_workload: Duration::from_secs(5) };
+/// postgres::run("postgres://postgres@127.0.0.1:5432/test", budget).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn run(database_url: &str, budget: Budget) -> Result<(), PgBenchError> {
+    let options: PgConnectOptions = database_url.parse()?;
+    let pool = connect_pool(options.clone()).await?;
+    let schema = format!("nexus_bench_{}", uuid::Uuid::new_v4().simple());
+    let config = PgStoreConfig::new(pool.clone()).schema(&schema)?;
+    config.migrate().await?;
+    let async_commit =
+        PgStoreConfig::new(connect_pool(options.options([("synchronous_commit", "off")])).await?)
+            .schema(&schema)?;
+    let outcome = async {
+        many_entities(&config, budget).await?;
+        hot_entity("pg_hot_entity", &config, budget).await?;
+        hot_entity("pg_hot_entity_async_commit", &async_commit, budget).await?;
+        rehydrate(&config).await
+    }
+    .await;
+    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await?;
+    outcome
+}
+
+async fn connect_pool(options: PgConnectOptions) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .min_connections(POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+}
+
+fn tallies(system: &ActorSystem, store: Arc<dyn EventStore>) -> Entities<Tally> {
+    Entities::<Tally>::builder(system)
+        .event_sourced(store, EventCodec::new(Bincode))
+        .mailbox_capacity(1_024)
+        .when_full(WhenFull::Wait)
+        .group_commit(GROUP_COMMIT)
+        .ask_timeout(Duration::from_secs(30))
+        .build()
+        .expect("the benchmark's options are valid")
+}
+
+async fn many_entities(config: &PgStoreConfig, budget: Budget) -> Result<(), PgBenchError> {
+    let pool = config.pool().clone();
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE \"{0}\".raw_inserts (
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             stream_id text NOT NULL,
+             payload bytea NOT NULL,
+             created_at timestamptz NOT NULL DEFAULT now())",
+        config.schema_name()
+    ))
+    .execute(&pool)
+    .await?;
+    let insert: Arc<str> = format!(
+        "INSERT INTO \"{}\".raw_inserts (stream_id, payload) VALUES ($1, $2)",
+        config.schema_name()
+    )
+    .into();
+    let raw = closed_loop(CALLERS, budget.per_workload, move |_| {
+        let (pool, insert) = (pool.clone(), Arc::clone(&insert));
+        async move {
+            sqlx::query(&insert)
+                .bind(format!("tally-e{}", fastrand::usize(0..ENTITIES)))
+                .bind(&[1_u8][..])
+                .execute(&pool)
+                .await
+        }
+    })
+    .await;
+
+    let system = ActorSystem::new();
+    let entities = tallies(&system, Arc::new(PgEventStore::new(config)));
+    // Recover every tally once, so that the measured phase is steady state.
+    let mut warm = Vec::with_capacity(CALLERS);
+    for caller in 0..CALLERS {
+        let entities = entities.clone();
+        warm.push(tokio::spawn(async move {
+            for e in (caller..ENTITIES).step_by(CALLERS) {
+                entities.of(format!("e{e}")).ask(Add(1)).await?;
+            }
+            Ok::<_, nexus_core::EntityError<super::TallyError>>(())
+        }));
+    }
+    for task in warm {
+        task.await
+            .map_err(workload_error)?
+            .map_err(workload_error)?;
+    }
+    let framework = closed_loop(CALLERS, budget.per_workload, move |_| {
+        let entity = entities.of(format!("e{}", fastrand::usize(0..ENTITIES)));
+        async move { entity.ask(Add(1)).await }
+    })
+    .await;
+    system.shutdown(Duration::from_secs(5)).await;
+    emit(
+        "pg_many_entities",
+        json!({
+            "cmds_per_s": framework.per_second(),
+            "raw_insert_per_s": raw.per_second(),
+            "ratio": framework.per_second() / raw.per_second(),
+            "failed": framework.failed + raw.failed,
+        }),
+    );
+    Ok(())
+}
+
+/// An event store that counts the appends and conflicts passing through it
+/// and the time spent in successful appends.
+struct Counting {
+    inner: PgEventStore,
+    appends: AtomicU64,
+    append_micros: AtomicU64,
+    conflicts: AtomicU64,
+}
+
+#[async_trait]
+impl EventStore for Counting {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.append(stream, expected, events).await;
+        match &result {
+            Ok(_) => {
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.append_micros.fetch_add(micros, Ordering::Relaxed);
+                self.appends.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) if error.is_conflict() => {
+                self.conflicts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream, from_version).await
+    }
+
+    async fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream).await
+    }
+}
+
+async fn hot_entity(
+    name: &str,
+    config: &PgStoreConfig,
+    budget: Budget,
+) -> Result<(), PgBenchError> {
+    let store = Arc::new(Counting {
+        inner: PgEventStore::new(config),
+        appends: AtomicU64::new(0),
+        append_micros: AtomicU64::new(0),
+        conflicts: AtomicU64::new(0),
+    });
+    let system = ActorSystem::new();
+    let hot = tallies(&system, Arc::clone(&store) as Arc<dyn EventStore>).of(name);
+    hot.ask(Add(1)).await.map_err(workload_error)?;
+    let (appends_before, micros_before) = (
+        store.appends.load(Ordering::Relaxed),
+        store.append_micros.load(Ordering::Relaxed),
+    );
+    let run = closed_loop(CALLERS, budget.per_workload, move |_| {
+        let hot = hot.clone();
+        async move { hot.ask(Add(1)).await }
+    })
+    .await;
+    system.shutdown(Duration::from_secs(5)).await;
+    let appends = store.appends.load(Ordering::Relaxed) - appends_before;
+    let micros = store.append_micros.load(Ordering::Relaxed) - micros_before;
+    #[allow(clippy::cast_precision_loss)]
+    let (mean_batch, append_ms, appends_per_s) = (
+        run.ok as f64 / appends.max(1) as f64,
+        micros as f64 / 1_000.0 / appends.max(1) as f64,
+        appends as f64 / run.elapsed.as_secs_f64(),
+    );
+    emit(
+        name,
+        json!({
+            "cmds_per_s": run.per_second(),
+            "conflict_retries": store.conflicts.load(Ordering::Relaxed),
+            "appends_per_s": appends_per_s,
+            "mean_batch": mean_batch,
+            "append_ms": append_ms,
+            "failed": run.failed,
+        }),
+    );
+    Ok(())
+}
+
+/// The median of `LOADS` runs of `load`, in milliseconds.
+async fn median_ms<F, Fut>(load: F) -> Result<f64, PgBenchError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), PgBenchError>>,
+{
+    let mut times = Vec::with_capacity(LOADS);
+    for _ in 0..LOADS {
+        let started = Instant::now();
+        load().await?;
+        times.push(started.elapsed());
+    }
+    times.sort_unstable();
+    Ok(times[LOADS / 2].as_secs_f64() * 1_000.0)
+}
+
+async fn rehydrate(config: &PgStoreConfig) -> Result<(), PgBenchError> {
+    let store = PgEventStore::new(config);
+    let codec = EventCodec::<TallyEvent>::new(Bincode);
+    let plain = StreamId::for_entity("tally", "rehydrate");
+    let snapshotted = StreamId::for_entity("tally", "rehydrate-snapshotted");
+    let snapshots = Snapshots::<Tally>::new(
+        SnapshotStrategy::every_n(NonZeroU64::new(100).expect("non-zero")),
+        Arc::new(PgSnapshotStore::new(config)),
+        Bincode,
+    );
+    for stream in [&plain, &snapshotted] {
+        for chunk in 0..REHYDRATE_EVENTS / 1_000 {
+            let batch = (0..1_000)
+                .map(|_| codec.encode(&TallyEvent::Added(1), EventMetadata::new()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(workload_error)?;
+            store
+                .append(stream, ExpectedVersion::Exact(chunk * 1_000), batch)
+                .await?;
+        }
+    }
+    for version in (100..=REHYDRATE_EVENTS).step_by(100) {
+        snapshots
+            .save(&snapshotted, &Tally { total: version }, version)
+            .await
+            .map_err(workload_error)?;
+    }
+    sqlx::query(&format!("ANALYZE \"{}\".events", config.schema_name()))
+        .execute(config.pool())
+        .await?;
+    let read_stream_ms = median_ms(|| async {
+        store.read_stream(&plain, 1).await?;
+        Ok(())
+    })
+    .await?;
+    emit(
+        "pg_rehydrate_10k",
+        json!({
+            "cold_load_ms": median_ms(|| load(&store, &codec, &plain, None)).await?,
+            "cold_load_snapshot_ms":
+                median_ms(|| load(&store, &codec, &snapshotted, Some(&snapshots))).await?,
+            "read_stream_ms": read_stream_ms,
+        }),
+    );
+    Ok(())
+}
+
+/// Recovers `stream` as a new entity would, and checks the total.
+async fn load(
+    store: &PgEventStore,
+    codec: &EventCodec<TallyEvent>,
+    stream: &StreamId,
+    snapshots: Option<&Snapshots<Tally>>,
+) -> Result<(), PgBenchError> {
+    let recovered = recover::<Tally>(stream, store, codec, snapshots)
+        .await
+        .map_err(workload_error)?;
+    if recovered.state.total == REHYDRATE_EVENTS {
+        Ok(())
+    } else {
+        Err(workload_error(format!(
+            "recovered a total of {} instead of {REHYDRATE_EVENTS}",
+            recovered.state.total
+        )))
+    }
+}
