@@ -2,6 +2,7 @@
 
 mod attr;
 mod expand;
+mod item;
 mod model;
 mod signature;
 
@@ -15,7 +16,7 @@ use crate::errors::Errors;
 pub(crate) fn expand(args: TokenStream, item: &TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = attr::Args::parse(args, &mut errors);
-    let Some(mut block) = model::impl_block(item, &mut errors) else {
+    let Some(mut block) = item::impl_block(item, &mut errors) else {
         let errors = errors.into_compile_errors();
         return quote!(#item #errors);
     };

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::Span;
 use quote::{ToTokens, format_ident};
 use syn::{Attribute, Ident, ImplItem, ItemImpl, LitStr, Type, Visibility};
 
@@ -45,82 +45,6 @@ pub(crate) struct Handler {
     /// The signature is wrong in another way (an error was reported): the
     /// `Handles` impl is a stub, so uses of the command do not fail again.
     pub(crate) stub: bool,
-}
-
-/// The item under the attribute, when it is an impl block `#[aggregate]` supports.
-pub(crate) fn impl_block(item: &TokenStream, errors: &mut Errors) -> Option<ItemImpl> {
-    let item: syn::Item = match syn::parse2(item.clone()) {
-        Ok(item) => item,
-        Err(error) => {
-            errors.push(error);
-            return None;
-        }
-    };
-    let usage = |name: &dyn ToTokens| {
-        format!(
-            "`#[aggregate]` goes on the inherent impl block of the aggregate's state, `impl {} {{ ... }}`, which holds its `#[handle]` methods and its `#[apply]` method",
-            name.to_token_stream()
-        )
-    };
-    let name = match &item {
-        syn::Item::Impl(block) => {
-            if let Some((_, trait_path, _)) = &block.trait_ {
-                let self_ty = &block.self_ty;
-                errors.spanned(
-                    trait_path,
-                    format!("{}; it writes the `Aggregate` and `Handles` impls itself, so it does not go on an impl of a trait", usage(self_ty)),
-                );
-                return None;
-            }
-            if !block.generics.params.is_empty() {
-                errors.spanned(
-                    &block.generics,
-                    "generic aggregates are not supported: `#[aggregate]` needs one concrete state type",
-                );
-                return None;
-            }
-            return Some(block.clone());
-        }
-        syn::Item::Struct(s) => s.ident.to_token_stream(),
-        syn::Item::Enum(e) => e.ident.to_token_stream(),
-        _ => quote::quote!(State),
-    };
-    let advice = match &item {
-        syn::Item::Struct(_) => "; move it from the struct to that impl block",
-        syn::Item::Enum(_) => "; move it from the enum to that impl block",
-        _ => ", not on this item",
-    };
-    let node = item_head(&item).unwrap_or_else(|| item.to_token_stream());
-    errors.spanned(node, format!("{}{advice}", usage(&name)));
-    None
-}
-
-/// The keyword and name of an item, for a short error span.
-fn item_head(item: &syn::Item) -> Option<TokenStream> {
-    use quote::quote;
-    Some(match item {
-        syn::Item::Struct(s) => {
-            let (t, i) = (&s.struct_token, &s.ident);
-            quote!(#t #i)
-        }
-        syn::Item::Enum(e) => {
-            let (t, i) = (&e.enum_token, &e.ident);
-            quote!(#t #i)
-        }
-        syn::Item::Trait(t) => {
-            let (k, i) = (&t.trait_token, &t.ident);
-            quote!(#k #i)
-        }
-        syn::Item::Fn(f) => {
-            let (k, i) = (&f.sig.fn_token, &f.sig.ident);
-            quote!(#k #i)
-        }
-        syn::Item::Mod(m) => {
-            let (k, i) = (&m.mod_token, &m.ident);
-            quote!(#k #i)
-        }
-        _ => return None,
-    })
 }
 
 /// The helper attributes `#[aggregate]` reads inside the impl block.
