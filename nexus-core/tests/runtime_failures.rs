@@ -334,6 +334,45 @@ mod group_commit {
         assert_eq!(store.committed(), vec![1, 2]);
     }
 
+    /// A rejection decided in a batch is answered only once the batch's
+    /// append committed: it was decided against the batch's earlier,
+    /// uncommitted events (paused clock; each append takes 10 s).
+    #[tokio::test(start_paused = true)]
+    async fn rejections_in_a_batch_are_answered_after_the_commit() {
+        let store = Arc::new(FaultyStore::new());
+        store.always(Some(Fault::Delay(Duration::from_secs(10))));
+        let system = ActorSystem::new();
+        let accounts = accounts(&system, store.clone())
+            .group_commit(64)
+            .ask_timeout(Duration::from_secs(3_600))
+            .build()
+            .unwrap();
+        let account = accounts.of("a");
+        let start = tokio::time::Instant::now();
+        let first = tokio::spawn({
+            let account = account.clone();
+            async move { account.ask(Deposit(1)).await }
+        });
+        tokio::task::yield_now().await;
+        let rejected = tokio::spawn({
+            let account = account.clone();
+            async move {
+                let result = account.ask(Deposit(0)).await;
+                (result, tokio::time::Instant::now())
+            }
+        });
+        let accepted = account.ask(Deposit(5)).await.unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        let (result, answered_at) = rejected.await.unwrap();
+        assert!(matches!(
+            result,
+            Err(EntityError::Rejected(AccountError::Zero))
+        ));
+        assert_eq!(answered_at - start, Duration::from_secs(20));
+        assert_eq!(accepted, 6);
+        assert_eq!(store.committed(), vec![1, 1]);
+    }
+
     /// A failed group append answers every command of the batch with the
     /// error; none is acknowledged, none is written.
     #[tokio::test]
