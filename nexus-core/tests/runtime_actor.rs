@@ -114,7 +114,7 @@ async fn an_ask_times_out_and_a_full_mailbox_fails_fast() {
     assert_eq!(actor.ask(Msg::Log).await.unwrap(), vec![1]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stop_comes_after_the_queued_messages() {
     let system = ActorSystem::new();
     let stopped = Arc::new(AtomicUsize::new(0));

@@ -51,7 +51,7 @@ mod supervision {
 
     /// A panicking `apply` happens before the append, so the cursed event
     /// is never written, and the commands batched with it are decided again.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_panicking_apply_writes_nothing_of_its_batch() {
         let store = Arc::new(FaultyStore::new());
         store.always(Some(Fault::Delay(Duration::from_millis(5))));
@@ -308,7 +308,7 @@ mod group_commit {
     /// Queued commands are decided in order and written in one append; each
     /// caller gets the state after its own command, rejections included,
     /// and only after the commit.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn queued_commands_commit_in_one_append() {
         let store = Arc::new(FaultyStore::new());
         let system = ActorSystem::new();
@@ -375,7 +375,7 @@ mod group_commit {
 
     /// A failed group append answers every command of the batch with the
     /// error; none is acknowledged, none is written.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_failed_group_append_answers_every_command() {
         let store = Arc::new(FaultyStore::new());
         let system = ActorSystem::new();
@@ -398,7 +398,7 @@ mod group_commit {
 
     /// A conflicting group append re-decides the whole batch on reloaded
     /// state; each caller's reply reflects the foreign write.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_conflicting_group_append_redecides_the_batch() {
         let store = Arc::new(FaultyStore::new());
         let system = ActorSystem::new();
@@ -461,7 +461,7 @@ mod lease {
 
     /// The lease is released when the entity stops, and taken again by the
     /// next incarnation.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_lease_is_released_on_stop() {
         let lease = InMemoryLease::new();
         let system = ActorSystem::new();

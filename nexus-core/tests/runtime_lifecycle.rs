@@ -46,7 +46,7 @@ async fn an_idle_entity_passivates_and_recovers_on_next_use() {
 
 /// `stop` (the poison pill) is processed after what was queued before it;
 /// what is sent after it goes to the next incarnation, not lost.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stop_runs_after_the_queued_messages_and_later_ones_reach_the_next_incarnation() {
     let store = Arc::new(FaultyStore::new());
     store.on_append(1, Fault::Delay(Duration::from_millis(30)));
@@ -104,7 +104,7 @@ async fn an_ask_times_out_but_the_command_may_still_be_carried_out() {
 
 /// A full mailbox with the fail-fast policy refuses at once and gives the
 /// told command back; with the wait policy the sender waits for room.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_full_mailbox_fails_fast_or_waits_per_policy() {
     let store = Arc::new(FaultyStore::new());
     store.on_append(1, Fault::Delay(Duration::from_millis(50)));
