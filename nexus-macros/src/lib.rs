@@ -20,19 +20,58 @@ use proc_macro::TokenStream;
 /// `#[handle]` method and the `Aggregate` impl whose `handle` is an exhaustive
 /// `match` over the command enum.
 ///
-/// ```ignore
-/// #[aggregate(name = "wallet", event = WalletEvent, error = WalletError,
-///             commands(Deposit, Withdraw, Balance))]
+/// ```
+/// use nexus_core::testkit::given;
+/// use nexus_core::{DomainEvent, Effect, aggregate};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Default)]
+/// struct Wallet {
+///     balance: i64,
+/// }
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DomainEvent)]
+/// #[event(prefix = "wallet")]
+/// enum WalletEvent {
+///     Deposited { amount: i64 },
+/// }
+///
+/// #[derive(Debug, PartialEq, thiserror::Error)]
+/// #[error("the amount must be positive, got {0}")]
+/// struct NotPositive(i64);
+///
+/// #[derive(Debug)]
+/// struct Deposit(i64);
+/// #[derive(Debug)]
+/// struct Balance;
+///
+/// #[aggregate(name = "wallet", event = WalletEvent, error = NotPositive, commands(Deposit, Balance))]
 /// impl Wallet {
 ///     #[handle]
-///     fn deposit(&self, command: &Deposit) -> Result<Effect<Self, i64>, WalletError> { .. }
+///     fn deposit(&self, Deposit(amount): &Deposit) -> Result<Effect<Self, i64>, NotPositive> {
+///         if *amount <= 0 {
+///             return Err(NotPositive(*amount));
+///         }
+///         Ok(Effect::persist(WalletEvent::Deposited { amount: *amount })
+///             .then_reply(|wallet: &Self| wallet.balance))
+///     }
+///
 ///     #[handle]
-///     fn withdraw(&self, command: &Withdraw) -> Result<Effect<Self, i64>, WalletError> { .. }
-///     #[handle]
-///     fn balance(&self, _: &Balance) -> Result<Effect<Self, i64>, WalletError> { .. }
+///     fn balance(&self, _: &Balance) -> Result<Effect<Self, i64>, NotPositive> {
+///         Ok(Effect::none().then_reply(|wallet: &Self| wallet.balance))
+///     }
+///
 ///     #[apply]
-///     fn apply(&mut self, event: &WalletEvent) { .. }
+///     fn apply(&mut self, WalletEvent::Deposited { amount }: &WalletEvent) {
+///         self.balance += amount;
+///     }
 /// }
+///
+/// given::<Wallet>([WalletEvent::Deposited { amount: 5 }])
+///     .ask(Deposit(2))
+///     .then_expect_reply(7);
+/// given::<Wallet>([]).ask(Deposit(0)).then_expect_rejection(NotPositive(0));
+/// assert!(matches!(WalletCommand::from(Balance), WalletCommand::Balance(_)));
 /// ```
 ///
 /// Keys: `name = "..."` (the stream category, stored in every stream id, so
@@ -54,7 +93,10 @@ pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[event(require_names)]` on the enum every variant must name itself, so
 /// renaming a variant can never rename stored events.
 ///
-/// ```ignore
+/// ```
+/// use nexus_core::DomainEvent;
+/// use serde::{Deserialize, Serialize};
+///
 /// #[derive(Clone, Serialize, Deserialize, DomainEvent)]
 /// #[event(prefix = "wallet")]
 /// enum WalletEvent {
@@ -62,6 +104,9 @@ pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     #[event(name = "wallet.withdrawn", version = 2)]
 ///     Withdrew { amount: i64 },
 /// }
+///
+/// assert_eq!(WalletEvent::EVENT_TYPES, ["wallet.deposited", "wallet.withdrawn"]);
+/// assert_eq!(WalletEvent::Withdrew { amount: 1 }.schema_version(), 2);
 /// ```
 #[proc_macro_derive(DomainEvent, attributes(event))]
 pub fn derive_domain_event(input: TokenStream) -> TokenStream {
