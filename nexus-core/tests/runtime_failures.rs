@@ -129,6 +129,35 @@ mod supervision {
         assert_eq!(store.appends(), 0);
     }
 
+    /// An `apply` that panics on a stored event during recovery restarts
+    /// the entity (with backoff) and answers `Panicked`; it does not take
+    /// the entity's task down.
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_during_recovery_is_a_restart() {
+        let store = Arc::new(FaultyStore::new());
+        let codec = nexus_core::codec::EventCodec::<AccountEvent>::new(nexus_core::codec::Json);
+        let cursed = codec
+            .encode(&AccountEvent::Cursed, nexus_core::EventMetadata::new())
+            .unwrap();
+        store
+            .inner
+            .append(&stream("a"), ExpectedVersion::NoStream, vec![cursed])
+            .await
+            .unwrap();
+        let system = ActorSystem::new();
+        let accounts = accounts(&system, store.clone()).build().unwrap();
+        for _ in 0..3 {
+            let error = accounts.of("a").ask(Deposit(1)).await.unwrap_err();
+            assert!(
+                matches!(&error, EntityError::Panicked { message, .. } if message == "cursed event applied"),
+                "{error:?}"
+            );
+        }
+        assert!(accounts.is_live("a"));
+        assert_eq!(accounts.started(), 1, "restarted in place, not respawned");
+        assert_eq!(store.appends(), 0);
+    }
+
     /// An event that does not encode fails its command (and its batch)
     /// without writing; the applied-but-unwritten state is dropped, so the
     /// next command sees only what was committed.

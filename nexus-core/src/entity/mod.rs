@@ -5,6 +5,7 @@
 //! [`EntityRef`] the address of one entity, [`EntitiesBuilder`] its options.
 
 mod builder;
+mod catch_panic;
 mod entities;
 mod entity_ref;
 mod error;

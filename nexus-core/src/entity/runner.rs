@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use super::catch_panic::CatchPanic;
 use super::fanout;
 use super::message::{Decided, Envelope, Message, panic_message};
 use super::persistence::{Loaded, WriteError};
@@ -355,11 +356,21 @@ impl<A: Aggregate> Runner<A> {
                 }
             }
         }
-        match settings.persistence.load(stream).await {
-            Ok(loaded) => Ok(loaded),
-            Err(error) => {
+        match CatchPanic::new(settings.persistence.load(stream)).await {
+            Ok(Ok(loaded)) => Ok(loaded),
+            Ok(Err(error)) => {
                 for message in batch.drain(..) {
                     message.fail(EntityError::Recovery(fanout::recovery_error(&error)));
+                }
+                Err(self.restart().await)
+            }
+            // `apply` panicked on a stored event: a restart, like any panic.
+            Err(message) => {
+                for waiting in batch.drain(..) {
+                    waiting.fail(EntityError::Panicked {
+                        stream: stream.clone(),
+                        message: message.clone(),
+                    });
                 }
                 Err(self.restart().await)
             }
