@@ -277,6 +277,38 @@ mod durable_state {
         );
     }
 
+    /// Group commit on durable state: commands queued together are decided
+    /// in order and saved as one row write. (On the current-thread runtime
+    /// every caller enqueues before the entity runs again.)
+    #[tokio::test]
+    async fn group_commit_saves_a_batch_as_one_row_write() {
+        let store = Arc::new(InMemoryStateStore::new());
+        let system = ActorSystem::new();
+        let ledgers = Entities::<Account>::builder(&system)
+            .durable_state(store.clone(), Json)
+            .group_commit(64)
+            .build()
+            .unwrap();
+        let ledger = ledgers.of("l");
+        let asks: Vec<_> = (0..200)
+            .map(|_| {
+                let ledger = ledger.clone();
+                tokio::spawn(async move { ledger.ask(Deposit(1)).await.unwrap() })
+            })
+            .collect();
+        let mut replies = Vec::new();
+        for ask in asks {
+            replies.push(ask.await.unwrap());
+        }
+        replies.sort_unstable();
+        assert!(replies.iter().copied().eq(1..=200));
+        let row = store.load(&stream("l")).await.unwrap().unwrap();
+        let state: Account = serde_json::from_slice(&row.payload).unwrap();
+        assert_eq!(state.balance, 200);
+        // At least ceil(200 / 64) = 4 writes; far fewer than one per command.
+        assert!((4..=8).contains(&row.version), "{} writes", row.version);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn require_existing_answers_not_found_until_the_row_exists() {
         let store = Arc::new(InMemoryStateStore::new());
