@@ -14,7 +14,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::PgStoreConfig;
-use crate::convert::{conflict, corrupt, get, to_i64, to_u64};
+use crate::convert::{conflict, corrupt, get, get_trusted, to_i64, to_u64};
 use crate::errors::{self, Failure};
 use crate::sql::events::EventSql;
 use crate::wire::{Timestamp, TxId};
@@ -333,21 +333,21 @@ fn outcome(rows: &[PgRow]) -> Result<AppendOutcome, StoreError> {
 
 /// A row of the `{columns}` list of the read statements, of `stream_id`.
 fn recorded(row: &PgRow, stream_id: StreamId) -> Result<RecordedEvent, StoreError> {
-    let schema_version: i64 = get(row, 5)?;
-    let occurred: Timestamp = get(row, 9)?;
+    let schema_version: i64 = get_trusted(row, 5)?;
+    let occurred: Timestamp = get_trusted(row, 9)?;
     Ok(RecordedEvent {
-        position: position(get(row, 0)?, get(row, 1)?)?,
+        position: position(get_trusted(row, 0)?, get_trusted(row, 1)?)?,
         stream_id,
-        version: to_u64(get(row, 2)?)?,
-        event_type: get(row, 4)?,
+        version: to_u64(get_trusted(row, 2)?)?,
+        event_type: get_trusted(row, 4)?,
         schema_version: u32::try_from(schema_version)
             .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
-        payload: get(row, 6)?,
+        payload: get_trusted(row, 6)?,
         metadata: EventMetadata {
-            event_id: get(row, 3)?,
+            event_id: get_trusted(row, 3)?,
             timestamp: occurred.0,
-            correlation_id: get(row, 7)?,
-            causation_id: get(row, 8)?,
+            correlation_id: get_trusted(row, 7)?,
+            causation_id: get_trusted(row, 8)?,
         },
     })
 }
