@@ -197,3 +197,69 @@ async fn a_database_outage_is_unavailable_not_exhaustion_and_recovers_when_back(
         .expect("the store works again once the database is back");
     assert_eq!(out.version, 2, "nothing was written while it was down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entities_answer_unavailable_during_an_outage_and_recover_after_it() {
+    use std::sync::Arc;
+
+    use nexus_core::codec::{EventCodec, Json};
+    use nexus_core::testkit::doc::{Add, Counter};
+    use nexus_core::{ActorSystem, Entities, EntityError};
+
+    let migrated = common::fresh_config().await;
+    let mut outage = Outage::start("127.0.0.1:5432".parse().unwrap()).await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_with(common::connect_options("outage-entities").port(outage.addr.port()))
+        .await
+        .unwrap();
+    let config = PgStoreConfig::new(pool)
+        .schema(migrated.schema_name().as_str())
+        .unwrap();
+    let system = ActorSystem::new();
+    let counters = Entities::<Counter>::builder(&system)
+        .event_sourced(Arc::new(PgEventStore::new(&config)), EventCodec::new(Json))
+        .build()
+        .unwrap();
+    assert_eq!(counters.of("c").ask(Add(2)).await.unwrap(), 2);
+
+    outage.down().await;
+    match counters.of("c").ask(Add(3)).await {
+        Err(error @ EntityError::Store(StoreError::Unavailable { .. })) => {
+            assert!(error.is_unavailable());
+        }
+        other => panic!("expected an unavailable store, got {other:?}"),
+    }
+
+    outage.up().await;
+    // The failed write restarted the entity; it recovers from the store,
+    // which holds only the first command.
+    let mut answer = None;
+    for _ in 0..100 {
+        match counters.of("c").ask(Add(3)).await {
+            Ok(value) => {
+                answer = Some(value);
+                break;
+            }
+            Err(error) if error.is_unavailable() => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("unexpected error: {error:?}"),
+        }
+    }
+    assert_eq!(
+        answer,
+        Some(5),
+        "the entity works again once the database is back"
+    );
+    let stored = PgEventStore::new(&migrated)
+        .read_stream(&StreamId::for_entity("counter", "c"), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.len(),
+        2,
+        "the command refused during the outage wrote nothing"
+    );
+}
