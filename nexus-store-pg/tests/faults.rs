@@ -159,20 +159,26 @@ impl Outage {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_outage_is_unavailable_not_exhaustion_and_recovers_when_back() {
+/// A fresh schema, a forwarder to the database, and a config whose pool
+/// connects through the forwarder (short acquire timeout).
+async fn behind_outage(application: &str) -> (PgStoreConfig, Outage, PgStoreConfig) {
     let migrated = common::fresh_config().await;
-    let target: SocketAddr = "127.0.0.1:5432".parse().unwrap();
-    let mut outage = Outage::start(target).await;
+    let outage = Outage::start("127.0.0.1:5432".parse().unwrap()).await;
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_millis(300))
-        .connect_with(common::connect_options("outage").port(outage.addr.port()))
+        .connect_with(common::connect_options(application).port(outage.addr.port()))
         .await
         .unwrap();
     let config = PgStoreConfig::new(pool)
         .schema(migrated.schema_name().as_str())
         .unwrap();
+    (migrated, outage, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_unavailable_not_exhaustion_and_recovers_when_back() {
+    let (_, mut outage, config) = behind_outage("outage").await;
     let store = PgEventStore::new(&config);
     let stream = StreamId::new("outage");
     store
@@ -206,17 +212,7 @@ async fn entities_answer_unavailable_during_an_outage_and_recover_after_it() {
     use nexus_core::testkit::doc::{Add, Counter};
     use nexus_core::{ActorSystem, Entities, EntityError};
 
-    let migrated = common::fresh_config().await;
-    let mut outage = Outage::start("127.0.0.1:5432".parse().unwrap()).await;
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_millis(300))
-        .connect_with(common::connect_options("outage-entities").port(outage.addr.port()))
-        .await
-        .unwrap();
-    let config = PgStoreConfig::new(pool)
-        .schema(migrated.schema_name().as_str())
-        .unwrap();
+    let (migrated, mut outage, config) = behind_outage("outage-entities").await;
     let system = ActorSystem::new();
     let counters = Entities::<Counter>::builder(&system)
         .event_sourced(Arc::new(PgEventStore::new(&config)), EventCodec::new(Json))
