@@ -4,7 +4,11 @@
 //! crate holds the model ([`Aggregate`], [`Effect`], [`DomainEvent`]), the
 //! store contract ([`EventStore`], [`store::SnapshotStore`],
 //! [`store::StateStore`]) with in-memory implementations, codecs with
-//! upcasting, snapshot strategies, recovery and the domain [`testkit`].
+//! upcasting, snapshot strategies, recovery and the domain [`testkit`], and
+//! the runtime that hosts aggregates: an [`ActorSystem`], [`Entities`] (one
+//! actor per identity, event-sourced or durable state, with supervision,
+//! passivation, conflict retries and group commit), [`EntityRef`], the
+//! [`lease`] hook for cross-process ownership, and plain [`Actor`]s.
 //!
 //! ```
 //! use nexus_core::testkit::given;
@@ -13,6 +17,25 @@
 //!     .ask(Add(2))
 //!     .then_expect_events([CounterEvent::Added(2)])
 //!     .then_expect_reply(42);
+//! ```
+//!
+//! The same aggregate served by the runtime:
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use nexus_core::{ActorSystem, Entities, codec::{EventCodec, Json}};
+//! use nexus_core::store::memory::InMemoryEventStore;
+//! # use nexus_core::testkit::doc::{Counter, Add};
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let system = ActorSystem::new();
+//! let counters = Entities::<Counter>::builder(&system)
+//!     .event_sourced(Arc::new(InMemoryEventStore::new()), EventCodec::new(Json))
+//!     .build()?;
+//! assert_eq!(counters.of("c1").ask(Add(40)).await?, 40);
+//! assert_eq!(counters.of("c1").ask(Add(2)).await?, 42);
+//! system.shutdown(Duration::from_secs(5)).await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
 
 #[doc(hidden)]
