@@ -80,6 +80,9 @@ impl<A: Aggregate> Entities<A> {
 
     /// The ref of entity `id`; its actor is spawned now if it is not live.
     /// Its stream is `"{A::NAME}-{id}"`.
+    ///
+    /// Spawning needs a tokio runtime: call it from within one, or build the
+    /// system with [`runtime`](crate::ActorSystemBuilder::runtime).
     pub fn of(&self, id: impl AsRef<str>) -> EntityRef<A> {
         let id = id.as_ref();
         let key = Arc::new(EntityKey {
