@@ -117,12 +117,15 @@ async fn a_backend_killed_mid_statement_is_unavailable_and_the_pool_recovers() {
 /// restarting server does.
 struct Outage {
     addr: SocketAddr,
-    target: SocketAddr,
+    /// `host:port` of the test database.
+    target: String,
     tasks: JoinSet<()>,
 }
 
 impl Outage {
-    async fn start(target: SocketAddr) -> Self {
+    async fn start() -> Self {
+        let options = common::connect_options("outage");
+        let target = format!("{}:{}", options.get_host(), options.get_port());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut outage = Self {
@@ -135,10 +138,11 @@ impl Outage {
     }
 
     fn serve(&mut self, listener: TcpListener) {
-        let target = self.target;
+        let target = self.target.clone();
         self.tasks.spawn(async move {
             let mut connections = JoinSet::new();
             while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
                 connections.spawn(async move {
                     if let Ok(mut server) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -163,7 +167,7 @@ impl Outage {
 /// connects through the forwarder (short acquire timeout).
 async fn behind_outage(application: &str) -> (PgStoreConfig, Outage, PgStoreConfig) {
     let migrated = common::fresh_config().await;
-    let outage = Outage::start("127.0.0.1:5432".parse().unwrap()).await;
+    let outage = Outage::start().await;
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_millis(300))
