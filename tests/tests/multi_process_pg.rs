@@ -26,6 +26,7 @@ struct Totals {
     acked: BTreeMap<String, u64>,
     acked_commands: BTreeMap<String, u64>,
     ambiguous: u64,
+    conflicts: u64,
 }
 
 fn add_counts(into: &mut BTreeMap<String, u64>, from: &serde_json::Value) {
@@ -70,11 +71,16 @@ async fn processes_sharing_entities_lose_nothing_and_double_nothing() {
         add_counts(&mut totals.acked, &report["acked"]);
         add_counts(&mut totals.acked_commands, &report["acked_commands"]);
         totals.ambiguous += report["ambiguous"].as_u64().unwrap();
+        totals.conflicts += report["conflicts"].as_u64().unwrap();
         assert_eq!(report["refused"], 0, "contention alone refused commands");
     }
     assert_eq!(
         totals.ambiguous, 0,
         "no command ended ambiguously, so the sums must match exactly"
+    );
+    assert!(
+        totals.conflicts > 0,
+        "the processes raced for the same versions, so the database had to refuse some appends"
     );
     let acked_total: u64 = totals.acked_commands.values().sum();
     assert_eq!(

@@ -6,18 +6,25 @@
 //!
 //! The schema must be migrated already. Output:
 //! `{"acked": {"<entity>": <sum>, …}, "acked_commands": {"<entity>": <n>, …},
-//!   "ambiguous": <n>, "refused": <n>}` where `ambiguous` counts answers
-//! after which the command may or may not have committed (timeouts, lost
-//! connections) and `refused` counts commands answered with an error that
-//! guarantees nothing was written.
+//!   "ambiguous": <n>, "refused": <n>, "conflicts": <n>}` where `ambiguous`
+//! counts answers after which the command may or may not have committed
+//! (timeouts, lost connections), `refused` counts commands answered with an
+//! error that guarantees nothing was written, and `conflicts` counts appends
+//! the database refused because another writer got there first.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use nexus_core::codec::{EventCodec, Json};
 use nexus_core::testkit::doc::{Add, Counter};
-use nexus_core::{ActorSystem, Entities, EntityError, RetryPolicy};
+use nexus_core::{
+    ActorSystem, AppendOutcome, Entities, EntityError, EventStore, ExpectedVersion, LogPosition,
+    NewEvent, RecordedEvent, RetryPolicy, StoreError, StreamId,
+};
 use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use sqlx::postgres::PgPoolOptions;
 
@@ -28,6 +35,48 @@ struct Tally {
     acked_commands: BTreeMap<String, u64>,
     ambiguous: u64,
     refused: u64,
+}
+
+/// The store, counting the appends it refused with a conflict.
+struct CountingConflicts {
+    inner: PgEventStore,
+    conflicts: AtomicU64,
+}
+
+#[async_trait]
+impl EventStore for CountingConflicts {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let result = self.inner.append(stream, expected, events).await;
+        if result.as_ref().is_err_and(StoreError::is_conflict) {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream, from_version).await
+    }
+
+    async fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream).await
+    }
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], index: usize, name: &str) -> T {
@@ -57,8 +106,15 @@ async fn main() {
     // Other processes write the same streams: every conflict reloads and
     // decides again, with enough retries that contention alone never makes
     // a command fail.
+    let store = Arc::new(CountingConflicts {
+        inner: PgEventStore::new(&config),
+        conflicts: AtomicU64::new(0),
+    });
     let counters = Entities::<Counter>::builder(&system)
-        .event_sourced(Arc::new(PgEventStore::new(&config)), EventCodec::new(Json))
+        .event_sourced(
+            Arc::clone(&store) as Arc<dyn EventStore>,
+            EventCodec::new(Json),
+        )
         .group_commit(16)
         .retry(RetryPolicy::default().immediate(5).delayed(
             200,
@@ -116,6 +172,7 @@ async fn main() {
             "acked_commands": total.acked_commands,
             "ambiguous": total.ambiguous,
             "refused": total.refused,
+            "conflicts": store.conflicts.load(Ordering::Relaxed),
         })
     );
 }
