@@ -1,6 +1,7 @@
 //! The Postgres event store.
 
 use std::collections::{HashMap, HashSet};
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -217,15 +218,19 @@ impl EventStore for PgEventStore {
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let from = i64::try_from(from_version).unwrap_or(i64::MAX);
-        let rows = sqlx::query(&self.sql.read_stream)
+        // Each row is converted as it arrives, rather than all rows being
+        // collected first: a long stream (a recovery) then never holds every
+        // raw row and every event at once.
+        let mut rows = sqlx::query(&self.sql.read_stream)
             .bind(stream.as_str())
             .bind(from)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.failed(e))?;
-        rows.iter()
-            .map(|row| recorded(row, stream.clone()))
-            .collect()
+            .fetch(&self.pool);
+        let mut events = Vec::new();
+        while let Some(row) = poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+            let row = row.map_err(|e| self.failed(e))?;
+            events.push(recorded(&row, stream.clone())?);
+        }
+        Ok(events)
     }
 
     async fn read_all(
