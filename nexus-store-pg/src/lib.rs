@@ -9,6 +9,8 @@
 //!   check and the insert are one statement.
 //! - The global log is read below the transaction horizon, so a reader never
 //!   skips an event that commits late.
+//! - [`PgLease`] makes one process the writer of a shard of streams, on an
+//!   advisory lock that Postgres releases when that process dies.
 //! - Driver errors are mapped at one boundary: a unique violation becomes a
 //!   conflict with the actual version, a broken connection
 //!   [`StoreError::Unavailable`](nexus_core::StoreError::Unavailable)
