@@ -7,12 +7,12 @@
 //!
 //! ```
 //! use nexus_core::testkit::given;
-//! use nexus_examples::domain::wallet::{Wallet, WalletError, WalletEvent, Withdraw};
+//! use nexus_examples::domain::wallet::{Wallet, WalletError, WalletEvent, WalletView, Withdraw};
 //!
 //! given::<Wallet>([WalletEvent::Deposited { amount: 500 }])
 //!     .ask(Withdraw { amount: 200 })
 //!     .then_expect_events([WalletEvent::Withdrawn { amount: 200 }])
-//!     .then_expect_reply(300);
+//!     .then_expect_reply(WalletView { balance: 300, version: 2 });
 //!
 //! given::<Wallet>([WalletEvent::Deposited { amount: 500 }])
 //!     .ask(Withdraw { amount: 501 })
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wallet {
     balance: i64,
+    version: u64,
 }
 
 impl Wallet {
@@ -33,6 +34,29 @@ impl Wallet {
     pub fn balance(&self) -> i64 {
         self.balance
     }
+
+    /// How many events the wallet has applied: its stream's version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The balance with the version it is as of.
+    pub fn view(&self) -> WalletView {
+        WalletView {
+            balance: self.balance,
+            version: self.version,
+        }
+    }
+}
+
+/// What every wallet command replies: the balance and the stream version
+/// it is as of, read from the state right after the command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletView {
+    /// Cents.
+    pub balance: i64,
+    /// The stream version (0 for a wallet with no events).
+    pub version: u64,
 }
 
 /// What happened to a wallet.
@@ -79,21 +103,21 @@ pub enum WalletError {
     },
 }
 
-/// Add `amount` cents; replies the new balance.
+/// Add `amount` cents; replies the new [`WalletView`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deposit {
     /// Cents, positive.
     pub amount: i64,
 }
 
-/// Take out `amount` cents; replies the new balance.
+/// Take out `amount` cents; replies the new [`WalletView`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Withdraw {
     /// Cents, positive.
     pub amount: i64,
 }
 
-/// Read the balance; persists nothing.
+/// Read the [`WalletView`]; persists nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Balance;
 
@@ -105,7 +129,7 @@ pub struct Balance;
 )]
 impl Wallet {
     #[handle]
-    fn deposit(&self, command: &Deposit) -> Result<Effect<Self, i64>, WalletError> {
+    fn deposit(&self, command: &Deposit) -> Result<Effect<Self, WalletView>, WalletError> {
         let amount = positive(command.amount)?;
         self.balance
             .checked_add(amount)
@@ -113,11 +137,11 @@ impl Wallet {
                 balance: self.balance,
                 amount,
             })?;
-        Ok(Effect::persist(WalletEvent::Deposited { amount }).then_reply(Self::balance))
+        Ok(Effect::persist(WalletEvent::Deposited { amount }).then_reply(Self::view))
     }
 
     #[handle]
-    fn withdraw(&self, command: &Withdraw) -> Result<Effect<Self, i64>, WalletError> {
+    fn withdraw(&self, command: &Withdraw) -> Result<Effect<Self, WalletView>, WalletError> {
         let amount = positive(command.amount)?;
         let insufficient = WalletError::InsufficientFunds {
             balance: self.balance,
@@ -125,21 +149,22 @@ impl Wallet {
         };
         match self.balance.checked_sub(amount) {
             Some(rest) if rest >= 0 => {
-                Ok(Effect::persist(WalletEvent::Withdrawn { amount }).then_reply(Self::balance))
+                Ok(Effect::persist(WalletEvent::Withdrawn { amount }).then_reply(Self::view))
             }
             _ => Err(insufficient),
         }
     }
 
     #[handle]
-    fn balance_query(&self, _: &Balance) -> Result<Effect<Self, i64>, WalletError> {
-        Ok(Effect::none().then_reply(Self::balance))
+    fn balance_query(&self, _: &Balance) -> Result<Effect<Self, WalletView>, WalletError> {
+        Ok(Effect::none().then_reply(Self::view))
     }
 
     #[apply]
     fn apply(&mut self, event: &WalletEvent) {
         // The handlers rejected every amount that would leave `0..=i64::MAX`,
         // so the saturation never triggers for events this program wrote.
+        self.version += 1;
         match event {
             WalletEvent::Deposited { amount } => {
                 self.balance = self.balance.saturating_add(*amount);
@@ -175,7 +200,7 @@ mod tests {
         given::<Wallet>(funded(250))
             .ask(Deposit { amount: 100 })
             .then_expect_events([WalletEvent::Deposited { amount: 100 }])
-            .then_expect_reply(350)
+            .then_expect_reply(WalletView { balance: 350, version: 2 })
             .then_expect_state(|w: &Wallet| assert_eq!(w.balance(), 350));
     }
 
@@ -202,7 +227,7 @@ mod tests {
             });
         given::<Wallet>(funded(i64::MAX - 5))
             .ask(Deposit { amount: 5 })
-            .then_expect_reply(i64::MAX);
+            .then_expect_reply(WalletView { balance: i64::MAX, version: 2 });
     }
 
     #[test]
@@ -226,7 +251,7 @@ mod tests {
         given::<Wallet>(funded(500))
             .ask(Withdraw { amount: 500 })
             .then_expect_events([WalletEvent::Withdrawn { amount: 500 }])
-            .then_expect_reply(0);
+            .then_expect_reply(WalletView { balance: 0, version: 2 });
     }
 
     #[test]
@@ -237,7 +262,7 @@ mod tests {
         ])
         .ask(Balance)
         .then_expect_no_events()
-        .then_expect_reply(500);
+        .then_expect_reply(WalletView { balance: 500, version: 2 });
     }
 
     #[test]

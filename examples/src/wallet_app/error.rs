@@ -1,0 +1,86 @@
+//! How failures become HTTP answers: always JSON, never a stack trace.
+
+use axum::http::{HeaderValue, StatusCode, header::RETRY_AFTER};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An HTTP error answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 401: no or a malformed bearer token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// 400: malformed request.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// 415: not JSON.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed but invalid.
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
+    /// 409: the balance does not cover the withdrawal.
+    #[error("insufficient funds: balance {balance_cents}, requested {requested_cents}")]
+    InsufficientFunds {
+        /// The current balance.
+        balance_cents: i64,
+        /// The requested amount.
+        requested_cents: i64,
+    },
+    /// 503 with `Retry-After: 1`: a full mailbox, an exhausted pool, an
+    /// unreachable database, a timeout or a shutdown in progress.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// 500: anything else (logged, not shown).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "message": m})),
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": "bad_request", "message": m})),
+            Self::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"error": "unsupported_media_type", "message": m}),
+            ),
+            Self::Unprocessable(m) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": "invalid_request", "message": m}),
+            ),
+            Self::InsufficientFunds {
+                balance_cents,
+                requested_cents,
+            } => (
+                StatusCode::CONFLICT,
+                json!({
+                    "error": "insufficient_funds",
+                    "balanceCents": balance_cents,
+                    "requestedCents": requested_cents,
+                }),
+            ),
+            Self::Unavailable(m) => {
+                tracing::warn!(reason = %m, "answering 503");
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({"error": "unavailable", "message": m})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            Self::Internal(m) => {
+                tracing::error!(error = %m, "answering 500");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal", "message": "internal error; see the server log"}),
+                )
+            }
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
