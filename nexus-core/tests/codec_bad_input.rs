@@ -27,7 +27,11 @@ impl DomainEvent for AccountEvent {
         }
     }
     fn schema_version_of(event_type: &str) -> u32 {
-        if event_type == "account.deposited" { 2 } else { 1 }
+        if event_type == "account.deposited" {
+            2
+        } else {
+            1
+        }
     }
 }
 
@@ -60,7 +64,10 @@ fn upcasters() -> Upcasters {
 
 #[test]
 fn both_codecs_round_trip_with_names_and_versions() {
-    for codec in [EventCodec::<AccountEvent>::new(Json), EventCodec::new(Bincode)] {
+    for codec in [
+        EventCodec::<AccountEvent>::new(Json),
+        EventCodec::new(Bincode),
+    ] {
         let event = AccountEvent::Deposited { amount: 250 };
         let new = codec.encode(&event, EventMetadata::new()).unwrap();
         assert_eq!(new.event_type, "account.deposited");
@@ -78,7 +85,9 @@ fn an_unknown_event_type_is_a_typed_error_listing_the_known_ones() {
     let err = codec
         .decode(&recorded("account.closed", 1, b"{}"))
         .unwrap_err();
-    assert!(matches!(err, CodecError::UnknownEventType { ref event_type, schema_version: 1, .. } if event_type == "account.closed"));
+    assert!(
+        matches!(err, CodecError::UnknownEventType { ref event_type, schema_version: 1, .. } if event_type == "account.closed")
+    );
     assert_eq!(
         err.to_string(),
         "unknown event type `account.closed` (schema version 1); known types: account.opened, account.deposited"
@@ -89,54 +98,108 @@ fn an_unknown_event_type_is_a_typed_error_listing_the_known_ones() {
 fn a_payload_that_does_not_decode_names_the_type_and_codec() {
     let json = EventCodec::<AccountEvent>::new(Json);
     let err = json
-        .decode(&recorded("account.opened", 1, b"{\"Opened\":{\"owner\":5}}"))
+        .decode(&recorded(
+            "account.opened",
+            1,
+            b"{\"Opened\":{\"owner\":5}}",
+        ))
         .unwrap_err();
-    assert!(matches!(err, CodecError::Decode { codec: "json", .. }), "{err:?}");
-    assert!(err.to_string().starts_with("cannot decode `account.opened` with the json codec"));
+    assert!(
+        matches!(err, CodecError::Decode { codec: "json", .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("cannot decode `account.opened` with the json codec")
+    );
 
     let bincode = EventCodec::<AccountEvent>::new(Bincode);
     let err = bincode
         .decode(&recorded("account.opened", 1, &[9, 9, 9]))
         .unwrap_err();
-    assert!(matches!(err, CodecError::Decode { codec: "bincode", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            CodecError::Decode {
+                codec: "bincode",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn a_payload_of_another_variant_than_its_stored_name_is_refused() {
     let codec = EventCodec::<AccountEvent>::new(Json);
     let err = codec
-        .decode(&recorded("account.opened", 1, br#"{"Deposited":{"amount":1}}"#))
+        .decode(&recorded(
+            "account.opened",
+            1,
+            br#"{"Deposited":{"amount":1}}"#,
+        ))
         .unwrap_err();
-    assert!(err.to_string().contains("decodes as `account.deposited`"), "{err}");
+    assert!(
+        err.to_string().contains("decodes as `account.deposited`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn old_shapes_are_upcast_before_decoding() {
     let codec = EventCodec::<AccountEvent>::new(Json).with_upcasters(upcasters());
     let deposited = codec
-        .decode(&recorded("account.deposited", 1, br#"{"Deposited":{"units":3}}"#))
+        .decode(&recorded(
+            "account.deposited",
+            1,
+            br#"{"Deposited":{"units":3}}"#,
+        ))
         .unwrap();
     assert_eq!(deposited, AccountEvent::Deposited { amount: 300 });
     let renamed = codec
-        .decode(&recorded("account.created", 1, br#"{"Opened":{"owner":"ann"}}"#))
+        .decode(&recorded(
+            "account.created",
+            1,
+            br#"{"Opened":{"owner":"ann"}}"#,
+        ))
         .unwrap();
-    assert_eq!(renamed, AccountEvent::Opened { owner: "ann".into() });
+    assert_eq!(
+        renamed,
+        AccountEvent::Opened {
+            owner: "ann".into()
+        }
+    );
 }
 
 #[test]
 fn a_schema_version_with_no_way_forward_is_refused() {
     let codec = EventCodec::<AccountEvent>::new(Json);
     let err = codec
-        .decode(&recorded("account.deposited", 1, br#"{"Deposited":{"units":3}}"#))
+        .decode(&recorded(
+            "account.deposited",
+            1,
+            br#"{"Deposited":{"units":3}}"#,
+        ))
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "event type `account.deposited`: no upcaster from schema version 1 to 2"
     );
     let err = codec
-        .decode(&recorded("account.deposited", 3, br#"{"Deposited":{"amount":3}}"#))
+        .decode(&recorded(
+            "account.deposited",
+            3,
+            br#"{"Deposited":{"amount":3}}"#,
+        ))
         .unwrap_err();
-    assert!(matches!(err, CodecError::UnsupportedSchemaVersion { found: 3, current: 2, .. }));
+    assert!(matches!(
+        err,
+        CodecError::UnsupportedSchemaVersion {
+            found: 3,
+            current: 2,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -180,15 +243,27 @@ async fn recovery_stops_at_an_undecodable_event_and_names_it() {
     let codec = EventCodec::<AccountEvent>::new(Json);
     let stream = StreamId::for_entity("account", "1");
     let good = codec
-        .encode(&AccountEvent::Opened { owner: "ann".into() }, EventMetadata::new())
+        .encode(
+            &AccountEvent::Opened {
+                owner: "ann".into(),
+            },
+            EventMetadata::new(),
+        )
         .unwrap();
     let bad = NewEvent::new("account.frozen", 1, b"{}".to_vec());
     store
         .append(&stream, ExpectedVersion::NoStream, vec![good, bad])
         .await
         .unwrap();
-    let err = recover::<Account>(&stream, &store, &codec, None).await.unwrap_err();
-    assert!(matches!(err, RecoveryError::Codec { version: 2, .. }), "{err:?}");
-    assert!(err.to_string().starts_with("recovering account-1: event at version 2: unknown event type `account.frozen`"));
+    let err = recover::<Account>(&stream, &store, &codec, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RecoveryError::Codec { version: 2, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with(
+        "recovering account-1: event at version 2: unknown event type `account.frozen`"
+    ));
     assert_eq!(store.len(), 2, "reading changes nothing");
 }

@@ -32,7 +32,8 @@ enum LedgerEvent {
 }
 
 impl DomainEvent for LedgerEvent {
-    const EVENT_TYPES: &'static [&'static str] = &["ledger.credited", "ledger.debited", "ledger.reset"];
+    const EVENT_TYPES: &'static [&'static str] =
+        &["ledger.credited", "ledger.debited", "ledger.reset"];
     fn event_type(&self) -> &'static str {
         match self {
             Self::Credited(_) => "ledger.credited",
@@ -93,8 +94,14 @@ fn batches() -> impl Strategy<Value = Vec<Vec<LedgerEvent>>> {
 /// after each event, snapshot at the end of a batch when it said yes), then
 /// checks that recovery equals the full fold, also once the newest snapshot
 /// is corrupted.
-fn check(batches: &[Vec<LedgerEvent>], strategy: SnapshotStrategy<Ledger>, keep: Option<NonZeroUsize>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+fn check(
+    batches: &[Vec<LedgerEvent>],
+    strategy: SnapshotStrategy<Ledger>,
+    keep: Option<NonZeroUsize>,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let events = InMemoryEventStore::new();
         let snapshot_store = Arc::new(InMemorySnapshotStore::new());
@@ -132,8 +139,13 @@ fn check(batches: &[Vec<LedgerEvent>], strategy: SnapshotStrategy<Ledger>, keep:
         let replayed = fold(Ledger::default(), &all);
         assert_eq!(state, replayed, "the live state is the fold of its events");
 
-        let recovered = recover(&stream, &events, &codec, Some(&snapshots)).await.unwrap();
-        assert_eq!(recovered.state, replayed, "snapshot + tail equals full replay");
+        let recovered = recover(&stream, &events, &codec, Some(&snapshots))
+            .await
+            .unwrap();
+        assert_eq!(
+            recovered.state, replayed,
+            "snapshot + tail equals full replay"
+        );
         assert_eq!(recovered.version, all.len() as u64);
         let stored = snapshot_store.versions(&stream).await.unwrap();
         assert_eq!(recovered.snapshot_version, stored.last().copied());
@@ -144,8 +156,13 @@ fn check(batches: &[Vec<LedgerEvent>], strategy: SnapshotStrategy<Ledger>, keep:
         if let Some(mut newest) = snapshot_store.load_latest(&stream).await.unwrap() {
             newest.payload = b"\x00not json".to_vec();
             snapshot_store.save(newest, None).await.unwrap();
-            let fallback = recover(&stream, &events, &codec, Some(&snapshots)).await.unwrap();
-            assert_eq!(fallback.state, replayed, "a broken snapshot falls back to full replay");
+            let fallback = recover(&stream, &events, &codec, Some(&snapshots))
+                .await
+                .unwrap();
+            assert_eq!(
+                fallback.state, replayed,
+                "a broken snapshot falls back to full replay"
+            );
             assert_eq!(fallback.snapshot_version, None);
             assert_eq!(fallback.replayed, all.len() as u64);
         }

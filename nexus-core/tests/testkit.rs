@@ -42,7 +42,10 @@ fn other_events_are_shown_side_by_side() {
             .ask(Add(3))
             .then_expect_events([CounterEvent::Added(4)]);
     });
-    assert!(message.starts_with("the command persisted other events than expected"), "{message}");
+    assert!(
+        message.starts_with("the command persisted other events than expected"),
+        "{message}"
+    );
     assert!(message.contains("  expected"), "{message}");
     assert!(message.contains("| actual"), "{message}");
     assert!(message.contains("!         4, |         3,"), "{message}");
@@ -55,20 +58,28 @@ fn an_unexpected_acceptance_or_rejection_says_which() {
             .ask(Add(3))
             .then_expect_rejection(AddZero);
     });
-    assert!(message.contains("expected the rejection AddZero, but the command was accepted"), "{message}");
+    assert!(
+        message.contains("expected the rejection AddZero, but the command was accepted"),
+        "{message}"
+    );
 
     let message = panic_message(|| {
         given_no_events::<Counter>()
             .ask(Add(0))
             .then_expect_events([CounterEvent::Added(0)]);
     });
-    assert_eq!(message, "expected events, but the command was rejected: AddZero");
+    assert_eq!(
+        message,
+        "expected events, but the command was rejected: AddZero"
+    );
 }
 
 #[test]
 fn another_reply_is_shown_side_by_side() {
     let message = panic_message(|| {
-        given::<Counter>([CounterEvent::Added(2)]).ask(Get).then_expect_reply(3);
+        given::<Counter>([CounterEvent::Added(2)])
+            .ask(Get)
+            .then_expect_reply(3);
     });
     assert!(message.contains("! 3        | 2"), "{message}");
 }

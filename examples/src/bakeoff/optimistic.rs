@@ -22,7 +22,12 @@ pub trait SeatTable: Send + Sync {
     async fn read(&self, seat: usize) -> Result<(Option<String>, i64), sqlx::Error>;
     /// Makes `buyer` the holder if the row is still at `version`, recording
     /// the booking in the same transaction; `false` when the version moved.
-    async fn reserve_if_version(&self, seat: usize, buyer: &str, version: i64) -> Result<bool, sqlx::Error>;
+    async fn reserve_if_version(
+        &self,
+        seat: usize,
+        buyer: &str,
+        version: i64,
+    ) -> Result<bool, sqlx::Error>;
     /// Seats that have a holder, read back from the table.
     async fn winners(&self) -> Result<u64, sqlx::Error>;
     /// Seats with more than one booking, read back from the table.
@@ -41,7 +46,11 @@ pub enum Attempt {
 }
 
 /// Runs one buyer; returns how it fared and how many races it lost.
-pub async fn buy(table: &dyn SeatTable, seat: usize, buyer: &str) -> Result<(Attempt, u64), sqlx::Error> {
+pub async fn buy(
+    table: &dyn SeatTable,
+    seat: usize,
+    buyer: &str,
+) -> Result<(Attempt, u64), sqlx::Error> {
     let mut retries = 0;
     loop {
         let (holder, version) = table.read(seat).await?;
@@ -71,7 +80,9 @@ impl PgSeats {
     pub async fn create(pool: PgPool, seats: usize) -> Result<Self, sqlx::Error> {
         let mut tx = pool.begin().await?;
         // Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
-        sqlx::query("SELECT pg_advisory_xact_lock(7341003)").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7341003)")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS bakeoff_seats (
                 run_id uuid NOT NULL, seat integer NOT NULL, holder text,
@@ -88,12 +99,16 @@ impl PgSeats {
         .await?;
         tx.commit().await?;
         let run = uuid::Uuid::new_v4();
-        let seats: Vec<i32> = (0..seats).map(|s| i32::try_from(s).unwrap_or(i32::MAX)).collect();
-        sqlx::query("INSERT INTO bakeoff_seats (run_id, seat) SELECT $1, s FROM UNNEST($2::int[]) AS s")
-            .bind(run)
-            .bind(&seats)
-            .execute(&pool)
-            .await?;
+        let seats: Vec<i32> = (0..seats)
+            .map(|s| i32::try_from(s).unwrap_or(i32::MAX))
+            .collect();
+        sqlx::query(
+            "INSERT INTO bakeoff_seats (run_id, seat) SELECT $1, s FROM UNNEST($2::int[]) AS s",
+        )
+        .bind(run)
+        .bind(&seats)
+        .execute(&pool)
+        .await?;
         Ok(Self { pool, run })
     }
 }
@@ -112,7 +127,12 @@ impl SeatTable for PgSeats {
             .await
     }
 
-    async fn reserve_if_version(&self, seat: usize, buyer: &str, version: i64) -> Result<bool, sqlx::Error> {
+    async fn reserve_if_version(
+        &self,
+        seat: usize,
+        buyer: &str,
+        version: i64,
+    ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE bakeoff_seats SET holder = $3, version = version + 1
@@ -178,8 +198,12 @@ impl MemorySeats {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<(Option<String>, i64)>, Vec<(usize, String)>)> {
-        self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (Vec<(Option<String>, i64)>, Vec<(usize, String)>)> {
+        self.rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -189,7 +213,12 @@ impl SeatTable for MemorySeats {
         Ok(self.lock().0[seat].clone())
     }
 
-    async fn reserve_if_version(&self, seat: usize, buyer: &str, version: i64) -> Result<bool, sqlx::Error> {
+    async fn reserve_if_version(
+        &self,
+        seat: usize,
+        buyer: &str,
+        version: i64,
+    ) -> Result<bool, sqlx::Error> {
         let mut guard = self.lock();
         let (rows, bookings) = &mut *guard;
         if rows[seat].1 != version {
@@ -201,7 +230,12 @@ impl SeatTable for MemorySeats {
     }
 
     async fn winners(&self) -> Result<u64, sqlx::Error> {
-        Ok(self.lock().0.iter().filter(|(holder, _)| holder.is_some()).count() as u64)
+        Ok(self
+            .lock()
+            .0
+            .iter()
+            .filter(|(holder, _)| holder.is_some())
+            .count() as u64)
     }
 
     async fn double_bookings(&self) -> Result<u64, sqlx::Error> {

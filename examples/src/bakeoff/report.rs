@@ -56,12 +56,28 @@ pub fn quantile_ms(latencies: &[Duration], q: f64) -> f64 {
 pub fn table(reports: &[DesignReport]) -> String {
     let mut out = format!(
         "{:<11} {:>7} {:>6} {:>8} {:>15} {:>8} {:>9} {:>9} {:>9}\n",
-        "design", "buyers", "seats", "winners", "double_bookings", "retries", "p50_ms", "p99_ms", "wall_ms"
+        "design",
+        "buyers",
+        "seats",
+        "winners",
+        "double_bookings",
+        "retries",
+        "p50_ms",
+        "p99_ms",
+        "wall_ms"
     );
     for r in reports {
         out.push_str(&format!(
             "{:<11} {:>7} {:>6} {:>8} {:>15} {:>8} {:>9.2} {:>9.2} {:>9.1}\n",
-            r.design, r.buyers, r.seats, r.winners, r.double_bookings, r.retries, r.p50_ms, r.p99_ms, r.wall_ms
+            r.design,
+            r.buyers,
+            r.seats,
+            r.winners,
+            r.double_bookings,
+            r.retries,
+            r.p50_ms,
+            r.p99_ms,
+            r.wall_ms
         ));
     }
     out

@@ -200,7 +200,10 @@ mod tests {
         given::<Wallet>(funded(250))
             .ask(Deposit { amount: 100 })
             .then_expect_events([WalletEvent::Deposited { amount: 100 }])
-            .then_expect_reply(WalletView { balance: 350, version: 2 })
+            .then_expect_reply(WalletView {
+                balance: 350,
+                version: 2,
+            })
             .then_expect_state(|w: &Wallet| assert_eq!(w.balance(), 350));
     }
 
@@ -227,7 +230,10 @@ mod tests {
             });
         given::<Wallet>(funded(i64::MAX - 5))
             .ask(Deposit { amount: 5 })
-            .then_expect_reply(WalletView { balance: i64::MAX, version: 2 });
+            .then_expect_reply(WalletView {
+                balance: i64::MAX,
+                version: 2,
+            });
     }
 
     #[test]
@@ -251,7 +257,10 @@ mod tests {
         given::<Wallet>(funded(500))
             .ask(Withdraw { amount: 500 })
             .then_expect_events([WalletEvent::Withdrawn { amount: 500 }])
-            .then_expect_reply(WalletView { balance: 0, version: 2 });
+            .then_expect_reply(WalletView {
+                balance: 0,
+                version: 2,
+            });
     }
 
     #[test]
@@ -262,7 +271,10 @@ mod tests {
         ])
         .ask(Balance)
         .then_expect_no_events()
-        .then_expect_reply(WalletView { balance: 500, version: 2 });
+        .then_expect_reply(WalletView {
+            balance: 500,
+            version: 2,
+        });
     }
 
     #[test]

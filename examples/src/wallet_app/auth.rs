@@ -23,7 +23,9 @@ impl Owner {
         let owner = value
             .strip_prefix("Bearer ")
             .and_then(|token| token.strip_suffix("-token"))
-            .ok_or(ApiError::Unauthorized("expected `Authorization: Bearer <owner>-token`"))?;
+            .ok_or(ApiError::Unauthorized(
+                "expected `Authorization: Bearer <owner>-token`",
+            ))?;
         let valid = (1..=64).contains(&owner.len())
             && owner
                 .bytes()
@@ -44,7 +46,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Owner {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("missing `Authorization: Bearer <owner>-token`"))?
+            .ok_or(ApiError::Unauthorized(
+                "missing `Authorization: Bearer <owner>-token`",
+            ))?
             .to_str()
             .map_err(|_| ApiError::Unauthorized("the Authorization header is not text"))?;
         Self::from_header(header)

@@ -20,7 +20,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(match rejection {
                 JsonRejection::JsonDataError(e) => ApiError::Unprocessable(e.body_text()),
-                JsonRejection::MissingJsonContentType(e) => ApiError::UnsupportedMediaType(e.body_text()),
+                JsonRejection::MissingJsonContentType(e) => {
+                    ApiError::UnsupportedMediaType(e.body_text())
+                }
                 other => ApiError::BadRequest(other.body_text()),
             }),
         }
@@ -56,15 +58,4 @@ pub enum LedgerKindBody {
     Deposit,
     /// Money out.
     Withdraw,
-}
-
-/// A positive amount of cents, or the 422 that says why not.
-pub fn positive_cents(amount_cents: i64) -> Result<i64, ApiError> {
-    if amount_cents > 0 {
-        Ok(amount_cents)
-    } else {
-        Err(ApiError::Unprocessable(format!(
-            "amountCents must be a positive integer, got {amount_cents}"
-        )))
-    }
 }

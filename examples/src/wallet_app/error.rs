@@ -32,16 +32,37 @@ pub enum ApiError {
     /// unreachable database, a timeout or a shutdown in progress.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// 404: no such route.
+    #[error("not found")]
+    NotFound,
     /// 500: anything else (logged, not shown).
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+impl ApiError {
+    /// Maps a runtime failure that is not a domain rejection: availability
+    /// problems are 503, the rest 500.
+    pub fn from_entity<E: std::fmt::Display>(error: &nexus_core::EntityError<E>) -> Self {
+        if error.is_unavailable() {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::Internal(error.to_string())
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
-            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({"error": "unauthorized", "message": m})),
-            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": "bad_request", "message": m})),
+            Self::Unauthorized(m) => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthorized", "message": m}),
+            ),
+            Self::BadRequest(m) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "message": m}),
+            ),
             Self::UnsupportedMediaType(m) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({"error": "unsupported_media_type", "message": m}),
@@ -60,6 +81,10 @@ impl IntoResponse for ApiError {
                     "balanceCents": balance_cents,
                     "requestedCents": requested_cents,
                 }),
+            ),
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "message": "no such endpoint; GET / lists them"}),
             ),
             Self::Unavailable(m) => {
                 tracing::warn!(reason = %m, "answering 503");

@@ -91,7 +91,11 @@ impl Inner {
         let mut positions = Vec::with_capacity(events.len());
         for (offset, event) in events.iter().enumerate() {
             let stored = indexes
-                .get(usize::try_from(base).unwrap_or(usize::MAX).saturating_add(offset))
+                .get(
+                    usize::try_from(base)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(offset),
+                )
                 .map(|&i| &self.log[i])
                 .filter(|stored| stored.metadata.event_id == event.metadata.event_id)
                 .ok_or_else(|| duplicate(event.metadata.event_id))?;

@@ -25,6 +25,27 @@ impl InMemoryStateStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Every row, in id order: what a query over the state table reads.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use nexus_core::{ExpectedVersion, store::StateStore};
+    /// let store = nexus_core::store::memory::InMemoryStateStore::new();
+    /// store.save(&"b".into(), ExpectedVersion::NoStream, vec![2]).await.unwrap();
+    /// store.save(&"a".into(), ExpectedVersion::NoStream, vec![1]).await.unwrap();
+    /// let ids: Vec<_> = store.rows().into_iter().map(|(id, _)| id.to_string()).collect();
+    /// assert_eq!(ids, ["a", "b"]);
+    /// # });
+    /// ```
+    pub fn rows(&self) -> Vec<(StreamId, StoredState)> {
+        let mut rows: Vec<_> = lock(&self.rows)
+            .iter()
+            .map(|(id, row)| (id.clone(), row.clone()))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
 }
 
 #[async_trait]

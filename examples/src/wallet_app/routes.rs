@@ -1,0 +1,196 @@
+//! The HTTP routes and their handlers.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use nexus_core::{Entities, EntityError, Handles};
+use serde_json::{Value, json};
+
+use super::admin::{Ranked, ranking};
+use super::auth::Owner;
+use super::backend::Backend;
+use super::body::{AmountBody, JsonBody, LedgerKindBody, LedgerRecordBody};
+use super::error::ApiError;
+use super::ledger::{Ledger, LedgerError, LedgerKind, Record, Statement};
+use crate::domain::wallet::{Balance, Deposit, Wallet, WalletError, WalletView, Withdraw};
+
+/// What every handler shares.
+pub struct AppState {
+    /// One event-sourced wallet per owner.
+    pub wallets: Entities<Wallet>,
+    /// One durable-state ledger per owner.
+    pub ledgers: Entities<Ledger>,
+    /// The stores, for the admin query.
+    pub backend: Backend,
+}
+
+/// The app's routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/wallet/deposit", post(deposit))
+        .route("/wallet/withdraw", post(withdraw))
+        .route("/wallet/balance", get(balance))
+        .route("/wallet/ledger/record", post(ledger_record))
+        .route("/wallet/ledger", get(ledger))
+        .route("/admin/wallets", get(admin_wallets))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+}
+
+async fn index() -> axum::Json<Value> {
+    axum::Json(json!({
+        "name": "nexus wallet-app",
+        "auth": "Authorization: Bearer <owner>-token, owner [a-z0-9_-]{1,64}",
+        "endpoints": [
+            {"method": "POST", "path": "/wallet/deposit", "body": {"amountCents": "positive integer"}},
+            {"method": "POST", "path": "/wallet/withdraw", "body": {"amountCents": "positive integer"}},
+            {"method": "GET", "path": "/wallet/balance"},
+            {"method": "POST", "path": "/wallet/ledger/record",
+             "body": {"kind": "deposit | withdraw", "amountCents": "positive integer", "description": "text"}},
+            {"method": "GET", "path": "/wallet/ledger"},
+            {"method": "GET", "path": "/admin/wallets"},
+        ],
+    }))
+}
+
+fn wallet_json(owner: &Owner, view: WalletView) -> axum::Json<Value> {
+    axum::Json(json!({
+        "owner": owner.0,
+        "balanceCents": view.balance,
+        "version": view.version,
+    }))
+}
+
+fn ledger_json(owner: &Owner, ledger: &Ledger) -> axum::Json<Value> {
+    axum::Json(json!({
+        "owner": owner.0,
+        "netCents": ledger.net_cents,
+        "entries": ledger.entries,
+    }))
+}
+
+async fn ask_wallet<C: Send + 'static>(
+    state: &AppState,
+    owner: &Owner,
+    command: C,
+) -> Result<WalletView, ApiError>
+where
+    Wallet: Handles<C, Reply = WalletView>,
+{
+    state
+        .wallets
+        .of(&owner.0)
+        .ask(command)
+        .await
+        .map_err(|error| match error {
+            EntityError::Rejected(WalletError::InsufficientFunds { balance, requested }) => {
+                ApiError::InsufficientFunds {
+                    balance_cents: balance,
+                    requested_cents: requested,
+                }
+            }
+            EntityError::Rejected(rejection) => ApiError::Unprocessable(rejection.to_string()),
+            other => ApiError::from_entity(&other),
+        })
+}
+
+async fn ask_ledger<C: Send + 'static>(
+    state: &AppState,
+    owner: &Owner,
+    command: C,
+) -> Result<Ledger, ApiError>
+where
+    Ledger: Handles<C, Reply = Ledger>,
+{
+    state
+        .ledgers
+        .of(&owner.0)
+        .ask(command)
+        .await
+        .map_err(|error| match error {
+            EntityError::Rejected(LedgerError::InsufficientFunds {
+                net_cents,
+                requested_cents,
+            }) => ApiError::InsufficientFunds {
+                balance_cents: net_cents,
+                requested_cents,
+            },
+            EntityError::Rejected(rejection) => ApiError::Unprocessable(rejection.to_string()),
+            other => ApiError::from_entity(&other),
+        })
+}
+
+async fn deposit(
+    State(state): State<Arc<AppState>>,
+    owner: Owner,
+    JsonBody(body): JsonBody<AmountBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let view = ask_wallet(
+        &state,
+        &owner,
+        Deposit {
+            amount: body.amount_cents,
+        },
+    )
+    .await?;
+    Ok(wallet_json(&owner, view))
+}
+
+async fn withdraw(
+    State(state): State<Arc<AppState>>,
+    owner: Owner,
+    JsonBody(body): JsonBody<AmountBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let view = ask_wallet(
+        &state,
+        &owner,
+        Withdraw {
+            amount: body.amount_cents,
+        },
+    )
+    .await?;
+    Ok(wallet_json(&owner, view))
+}
+
+async fn balance(
+    State(state): State<Arc<AppState>>,
+    owner: Owner,
+) -> Result<axum::Json<Value>, ApiError> {
+    let view = ask_wallet(&state, &owner, Balance).await?;
+    Ok(wallet_json(&owner, view))
+}
+
+async fn ledger_record(
+    State(state): State<Arc<AppState>>,
+    owner: Owner,
+    JsonBody(body): JsonBody<LedgerRecordBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let kind = match body.kind {
+        LedgerKindBody::Deposit => LedgerKind::Deposit,
+        LedgerKindBody::Withdraw => LedgerKind::Withdraw,
+    };
+    let record = Record {
+        kind,
+        amount_cents: body.amount_cents,
+        description: body.description,
+    };
+    let ledger = ask_ledger(&state, &owner, record).await?;
+    Ok(ledger_json(&owner, &ledger))
+}
+
+async fn ledger(
+    State(state): State<Arc<AppState>>,
+    owner: Owner,
+) -> Result<axum::Json<Value>, ApiError> {
+    let ledger = ask_ledger(&state, &owner, Statement).await?;
+    Ok(ledger_json(&owner, &ledger))
+}
+
+async fn admin_wallets(
+    State(state): State<Arc<AppState>>,
+) -> Result<axum::Json<Vec<Ranked>>, ApiError> {
+    Ok(axum::Json(ranking(&state.backend).await?))
+}

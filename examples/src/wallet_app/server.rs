@@ -1,0 +1,117 @@
+//! Starting, serving and stopping the app.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use nexus_core::ActorSystem;
+use tokio::net::TcpListener;
+
+use super::backend::{Backend, StartError};
+use super::config::Config;
+use super::routes::{AppState, router};
+
+/// How long the actor system may take to drain after HTTP stopped, so the
+/// whole shutdown stays within five seconds.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Serves `config` on `listener` until `shutdown` completes, then stops
+/// accepting, finishes the requests in flight and shuts the actors down.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    match &config.database_url {
+        None => tracing::info!(
+            "wallet-app starting on the in-memory stores: nothing survives a restart"
+        ),
+        Some(_) => tracing::info!(schema = %config.schema, "wallet-app starting on PostgreSQL"),
+    }
+    let backend = Backend::open(&config).await?;
+    tracing::info!(backend = %backend.describe(), "stores ready");
+    let system = ActorSystem::new();
+    let (wallets, ledgers) = backend.entities(&system)?;
+    let state = Arc::new(AppState {
+        wallets,
+        ledgers,
+        backend,
+    });
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartError::Serve)?;
+    let report = system.shutdown(DRAIN).await;
+    tracing::info!(?report, "actor system stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("termination requested: finishing requests in flight");
+}
+
+/// The `wallet-app` program: parses the arguments, logs to stderr, serves
+/// until SIGTERM or Ctrl-C.
+pub fn cli_main() -> ExitCode {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        serve(config, listener, termination()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "wallet-app failed");
+            ExitCode::FAILURE
+        }
+    }
+}
