@@ -181,13 +181,15 @@ impl SeatTable for PgSeats {
     }
 }
 
+type SeatRows = (Vec<(Option<String>, i64)>, Vec<(usize, String)>);
+
 /// The same table in memory: a mutex stands in for the row's atomic update.
 #[derive(Debug, Default)]
 pub struct MemorySeats {
     // (holder, version) per seat and every booking made; one lock makes the
     // conditional update and its booking one atomic step, as the database
     // transaction does.
-    rows: Mutex<(Vec<(Option<String>, i64)>, Vec<(usize, String)>)>,
+    rows: Mutex<SeatRows>,
 }
 
 impl MemorySeats {
@@ -198,9 +200,7 @@ impl MemorySeats {
         })
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, (Vec<(Option<String>, i64)>, Vec<(usize, String)>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SeatRows> {
         self.rows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,5 +1,6 @@
 //! What one design did: the JSON line and the human table.
 
+use std::fmt::Write;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -67,8 +68,9 @@ pub fn table(reports: &[DesignReport]) -> String {
         "wall_ms"
     );
     for r in reports {
-        out.push_str(&format!(
-            "{:<11} {:>7} {:>6} {:>8} {:>15} {:>8} {:>9.2} {:>9.2} {:>9.1}\n",
+        let _ = writeln!(
+            out,
+            "{:<11} {:>7} {:>6} {:>8} {:>15} {:>8} {:>9.2} {:>9.2} {:>9.1}",
             r.design,
             r.buyers,
             r.seats,
@@ -78,7 +80,7 @@ pub fn table(reports: &[DesignReport]) -> String {
             r.p50_ms,
             r.p99_ms,
             r.wall_ms
-        ));
+        );
     }
     out
 }

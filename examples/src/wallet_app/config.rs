@@ -9,7 +9,7 @@ pub struct Config {
     /// Where to listen for HTTP.
     #[arg(long, default_value = "127.0.0.1:9080")]
     pub listen: SocketAddr,
-    /// PostgreSQL to keep the wallets in; without one, the in-memory stores
+    /// The Postgres database to keep the wallets in; without one, the in-memory stores
     /// are used and everything is lost on exit.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,

@@ -109,3 +109,63 @@ impl IntoResponse for ApiError {
         (status, axum::Json(body)).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use nexus_core::{EntityError, StoreError, StreamId};
+
+    use super::ApiError;
+
+    fn status_and_retry(error: &EntityError<std::fmt::Error>) -> (StatusCode, Option<String>) {
+        let response = ApiError::from_entity(error).into_response();
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (response.status(), retry)
+    }
+
+    #[test]
+    fn availability_failures_are_503_with_retry_after() {
+        let stream = StreamId::new("wallet-alice");
+        let unavailable = [
+            EntityError::MailboxFull {
+                stream: stream.clone(),
+                capacity: 8,
+            },
+            EntityError::Timeout {
+                stream: stream.clone(),
+                after: Duration::from_secs(3),
+            },
+            EntityError::ShuttingDown {
+                stream: stream.clone(),
+            },
+            EntityError::Store(StoreError::PoolExhausted { waited_ms: 2000 }),
+            EntityError::Store(StoreError::Unavailable {
+                source: "connection refused".into(),
+            }),
+        ];
+        for error in &unavailable {
+            assert_eq!(
+                status_and_retry(error),
+                (StatusCode::SERVICE_UNAVAILABLE, Some("1".to_owned())),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_failures_are_500_without_details() {
+        let error = EntityError::<std::fmt::Error>::Store(StoreError::Backend {
+            source: "secret detail".into(),
+        });
+        assert_eq!(
+            status_and_retry(&error),
+            (StatusCode::INTERNAL_SERVER_ERROR, None)
+        );
+    }
+}

@@ -24,11 +24,10 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    match &config.database_url {
-        None => tracing::info!(
-            "wallet-app starting on the in-memory stores: nothing survives a restart"
-        ),
-        Some(_) => tracing::info!(schema = %config.schema, "wallet-app starting on PostgreSQL"),
+    if config.database_url.is_some() {
+        tracing::info!(schema = %config.schema, "wallet-app starting on PostgreSQL");
+    } else {
+        tracing::info!("wallet-app starting on the in-memory stores: nothing survives a restart");
     }
     let backend = Backend::open(&config).await?;
     tracing::info!(backend = %backend.describe(), "stores ready");
