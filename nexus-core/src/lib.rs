@@ -86,3 +86,8 @@ pub use retry::RetryPolicy;
 pub use snapshots::{SnapshotError, SnapshotStrategy, Snapshots};
 pub use store::EventStore;
 pub use stream::{ExpectedVersion, LogPosition, StreamId};
+
+/// The README's code blocks, compiled and run as doctests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
