@@ -4,7 +4,7 @@
 //!   event-sourced wallet and a durable-state ledger per owner.
 //! - [`bakeoff`]: the seat-reservation bake-off (`--bin seat-bakeoff`):
 //!   optimistic version column against one actor per seat.
-//! - [`bench`]: the JSON-emitting benchmark (`--bin nexus-bench`).
+//! - [`bench`](mod@bench): the JSON-emitting benchmark (`--bin nexus-bench`).
 //! - [`domain`]: the wallet, seat and order aggregates, written with the macros.
 pub mod bakeoff;
 pub mod bench;
