@@ -105,6 +105,35 @@ pub struct RecordedEvent {
     pub metadata: EventMetadata,
 }
 
+/// What recovery reads of a stored event: its version and what decodes it.
+///
+/// Recovery needs neither the log position nor the metadata, so a store can
+/// fetch less for it (see [`EventStore::read_stream_for_replay`]).
+///
+/// [`EventStore::read_stream_for_replay`]: crate::EventStore::read_stream_for_replay
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayEvent {
+    /// Version in the stream.
+    pub version: u64,
+    /// Stable type name.
+    pub event_type: String,
+    /// Schema version of the payload.
+    pub schema_version: u32,
+    /// The encoded payload.
+    pub payload: Vec<u8>,
+}
+
+impl From<RecordedEvent> for ReplayEvent {
+    fn from(event: RecordedEvent) -> Self {
+        Self {
+            version: event.version,
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            payload: event.payload,
+        }
+    }
+}
+
 /// What a successful append returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendOutcome {

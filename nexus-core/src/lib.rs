@@ -72,7 +72,7 @@ pub use entity::{
     ConfigError, Entities, EntitiesBuilder, EntityError, EntityRef, ReplayPolicy, SendError,
     Supervision,
 };
-pub use envelope::{AppendOutcome, EventMetadata, NewEvent, RecordedEvent};
+pub use envelope::{AppendOutcome, EventMetadata, NewEvent, RecordedEvent, ReplayEvent};
 pub use error::{BoxError, CodecError, StoreError};
 pub use event::DomainEvent;
 /// Derives [`DomainEvent`]: stable stored names and schema versions; see [`guide`].

@@ -111,7 +111,7 @@ pub async fn recover<A: Aggregate>(
     let snapshot_version = start.as_ref().map(|(_, v)| *v);
     let (mut state, mut version) = start.unwrap_or_else(|| (A::default(), 0));
     let tail = events
-        .read_stream(stream, version + 1)
+        .read_stream_for_replay(stream, version + 1)
         .await
         .map_err(store_error)?;
     let mut replayed = 0;
@@ -124,7 +124,11 @@ pub async fn recover<A: Aggregate>(
             });
         }
         let event = codec
-            .decode(recorded)
+            .decode_parts(
+                &recorded.event_type,
+                recorded.schema_version,
+                &recorded.payload,
+            )
             .map_err(|source| RecoveryError::Codec {
                 stream: stream.clone(),
                 version: recorded.version,

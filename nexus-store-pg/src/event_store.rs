@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nexus_core::{
     AppendOutcome, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent,
-    RecordedEvent, StoreError, StreamId,
+    RecordedEvent, ReplayEvent, StoreError, StreamId,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgRow;
@@ -229,6 +229,32 @@ impl EventStore for PgEventStore {
         while let Some(row) = poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
             let row = row.map_err(|e| self.failed(e))?;
             events.push(recorded(&row, stream.clone())?);
+        }
+        Ok(events)
+    }
+
+    async fn read_stream_for_replay(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<ReplayEvent>, StoreError> {
+        let from = i64::try_from(from_version).unwrap_or(i64::MAX);
+        let mut rows = sqlx::query(&self.sql.replay_stream)
+            .bind(stream.as_str())
+            .bind(from)
+            .fetch(&self.pool);
+        let mut events = Vec::new();
+        while let Some(row) = poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+            let row = row.map_err(|e| self.failed(e))?;
+            let schema_version: i64 = get_trusted(&row, 2)?;
+            events.push(ReplayEvent {
+                version: to_u64(get_trusted(&row, 0)?)?,
+                event_type: get_trusted(&row, 1)?,
+                schema_version: u32::try_from(schema_version).map_err(|_| {
+                    corrupt(format!("schema version {schema_version} out of range"))
+                })?,
+                payload: get_trusted(&row, 3)?,
+            });
         }
         Ok(events)
     }

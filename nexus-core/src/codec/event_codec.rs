@@ -85,17 +85,33 @@ impl<E: DomainEvent> EventCodec<E> {
     /// An unknown type name, a schema version with no way forward, or a
     /// payload that does not decode is an error; nothing is guessed.
     pub fn decode(&self, recorded: &RecordedEvent) -> Result<E, CodecError> {
-        let known = E::EVENT_TYPES.contains(&recorded.event_type.as_str());
-        if known
-            && recorded.schema_version == E::schema_version_of(&recorded.event_type)
-            && self.upcasters.is_empty()
+        self.decode_parts(
+            &recorded.event_type,
+            recorded.schema_version,
+            &recorded.payload,
+        )
+    }
+
+    /// Decodes a stored event given as its name, schema version and payload
+    /// (what [`ReplayEvent`](crate::ReplayEvent) holds), upcasting it first
+    /// when its shape is old.
+    pub fn decode_parts(
+        &self,
+        event_type: &str,
+        schema_version: u32,
+        payload: &[u8],
+    ) -> Result<E, CodecError> {
+        // The current shape decodes as it is, whatever upcasters exist for
+        // older ones; only an old or unknown shape is copied to be upcast.
+        if E::EVENT_TYPES.contains(&event_type)
+            && schema_version == E::schema_version_of(event_type)
         {
-            return self.decode_current(&recorded.event_type, &recorded.payload);
+            return self.decode_current(event_type, payload);
         }
         let mut raw = RawEvent {
-            event_type: recorded.event_type.clone(),
-            schema_version: recorded.schema_version,
-            payload: recorded.payload.clone(),
+            event_type: event_type.to_owned(),
+            schema_version,
+            payload: payload.to_vec(),
         };
         for _ in 0..MAX_UPCAST_STEPS {
             let known = E::EVENT_TYPES.contains(&raw.event_type.as_str());
@@ -121,8 +137,8 @@ impl<E: DomainEvent> EventCodec<E> {
             }
         }
         Err(CodecError::Upcast {
-            event_type: recorded.event_type.clone(),
-            from: recorded.schema_version,
+            event_type: event_type.to_owned(),
+            from: schema_version,
             reason: format!("more than {MAX_UPCAST_STEPS} steps; the upcasters form a cycle"),
         })
     }

@@ -175,6 +175,28 @@ pub async fn gapless_versions<S: EventStore>(store: Arc<S>) {
     assert_eq!(versions, (1..=version).collect::<Vec<_>>());
     assert!(stored.iter().all(|e| e.stream_id == s));
 
+    let replay = store.read_stream_for_replay(&s, 1).await.unwrap();
+    let projected: Vec<crate::ReplayEvent> = stored.iter().cloned().map(Into::into).collect();
+    assert_eq!(
+        replay, projected,
+        "the replay read returns what the full read does"
+    );
+    let replay_tail: Vec<u64> = store
+        .read_stream_for_replay(&s, 15)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(replay_tail, (15..=version).collect::<Vec<_>>());
+    assert!(
+        store
+            .read_stream_for_replay(&stream("gapless-none"), 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     let tail: Vec<u64> = store
         .read_stream(&s, 15)
         .await

@@ -14,7 +14,8 @@ pub use state::{StateStore, StoredState};
 use async_trait::async_trait;
 
 use crate::{
-    AppendOutcome, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, StoreError, StreamId,
+    AppendOutcome, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, ReplayEvent, StoreError,
+    StreamId,
 };
 
 /// An append-only store of event streams with one global log.
@@ -65,6 +66,18 @@ pub trait EventStore: Send + Sync + 'static {
         stream: &StreamId,
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Reads `stream` from `from_version` (inclusive) as recovery needs it:
+    /// versions and payloads, without positions and metadata. The default
+    /// reads the whole records; a store overrides it to fetch less.
+    async fn read_stream_for_replay(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<ReplayEvent>, StoreError> {
+        let events = self.read_stream(stream, from_version).await?;
+        Ok(events.into_iter().map(ReplayEvent::from).collect())
+    }
 
     /// Reads up to `limit` events of the global log positioned after `after`,
     /// in position order. `limit` must be at least 1.
