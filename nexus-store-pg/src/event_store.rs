@@ -65,6 +65,30 @@ pub struct PgEventStore {
 }
 
 impl PgEventStore {
+    /// Runs a stream query (`$1` stream id, `$2` first version) and converts
+    /// each row as it arrives, rather than collecting all rows first: a long
+    /// stream (a recovery) then never holds every raw row and every event at
+    /// once.
+    async fn stream_rows<T>(
+        &self,
+        sql: &str,
+        stream: &StreamId,
+        from_version: u64,
+        convert: impl Fn(&PgRow) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let from = i64::try_from(from_version).unwrap_or(i64::MAX);
+        let mut rows = sqlx::query(sql)
+            .bind(stream.as_str())
+            .bind(from)
+            .fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(row) = poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+            let row = row.map_err(|e| self.failed(e))?;
+            out.push(convert(&row)?);
+        }
+        Ok(out)
+    }
+
     /// The event store of `config`'s schema (migrated with
     /// [`PgStoreConfig::migrate`]).
     pub fn new(config: &PgStoreConfig) -> Self {
@@ -217,20 +241,10 @@ impl EventStore for PgEventStore {
         stream: &StreamId,
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let from = i64::try_from(from_version).unwrap_or(i64::MAX);
-        // Each row is converted as it arrives, rather than all rows being
-        // collected first: a long stream (a recovery) then never holds every
-        // raw row and every event at once.
-        let mut rows = sqlx::query(&self.sql.read_stream)
-            .bind(stream.as_str())
-            .bind(from)
-            .fetch(&self.pool);
-        let mut events = Vec::new();
-        while let Some(row) = poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
-            let row = row.map_err(|e| self.failed(e))?;
-            events.push(recorded(&row, stream.clone())?);
-        }
-        Ok(events)
+        self.stream_rows(&self.sql.read_stream, stream, from_version, |row| {
+            recorded(row, stream.clone())
+        })
+        .await
     }
 
     async fn read_stream_for_replay(
@@ -238,25 +252,8 @@ impl EventStore for PgEventStore {
         stream: &StreamId,
         from_version: u64,
     ) -> Result<Vec<ReplayEvent>, StoreError> {
-        let from = i64::try_from(from_version).unwrap_or(i64::MAX);
-        let mut rows = sqlx::query(&self.sql.replay_stream)
-            .bind(stream.as_str())
-            .bind(from)
-            .fetch(&self.pool);
-        let mut events = Vec::new();
-        while let Some(row) = poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
-            let row = row.map_err(|e| self.failed(e))?;
-            let schema_version: i64 = get_trusted(&row, 2)?;
-            events.push(ReplayEvent {
-                version: to_u64(get_trusted(&row, 0)?)?,
-                event_type: get_trusted(&row, 1)?,
-                schema_version: u32::try_from(schema_version).map_err(|_| {
-                    corrupt(format!("schema version {schema_version} out of range"))
-                })?,
-                payload: get_trusted(&row, 3)?,
-            });
-        }
-        Ok(events)
+        self.stream_rows(&self.sql.replay_stream, stream, from_version, replayed)
+            .await
     }
 
     async fn read_all(
@@ -380,6 +377,17 @@ fn recorded(row: &PgRow, stream_id: StreamId) -> Result<RecordedEvent, StoreErro
             correlation_id: get_trusted(row, 7)?,
             causation_id: get_trusted(row, 8)?,
         },
+    })
+}
+
+fn replayed(row: &PgRow) -> Result<ReplayEvent, StoreError> {
+    let schema_version: i64 = get_trusted(row, 2)?;
+    Ok(ReplayEvent {
+        version: to_u64(get_trusted(row, 0)?)?,
+        event_type: get_trusted(row, 1)?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
+        payload: get_trusted(row, 3)?,
     })
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nexus_core::codec::{EventCodec, Json};
 use nexus_core::store::StateStore;
 use nexus_core::store::memory::{InMemoryEventStore, InMemoryStateStore};
-use nexus_core::{ActorSystem, Entities, EventStore, WhenFull};
+use nexus_core::{ActorSystem, Aggregate, Entities, EntitiesBuilder, EventStore, WhenFull};
 use nexus_store_pg::{PgEventStore, PgSetupError, PgStateStore, PgStoreConfig};
 use sqlx::postgres::PgPoolOptions;
 
@@ -101,22 +101,25 @@ impl Backend {
         system: &ActorSystem,
     ) -> Result<(Entities<Wallet>, Entities<Ledger>), StartError> {
         let (events, states) = self.stores();
-        let wallets = Entities::<Wallet>::builder(system)
+        let wallets = serving(Entities::<Wallet>::builder(system))
             .event_sourced(events, EventCodec::new(Json))
-            .mailbox_capacity(1024)
-            .when_full(WhenFull::Fail)
-            .ask_timeout(Duration::from_secs(3))
-            .receive_timeout(Duration::from_secs(120))
-            .group_commit(64)
             .build()?;
-        let ledgers = Entities::<Ledger>::builder(system)
+        let ledgers = serving(Entities::<Ledger>::builder(system))
             .durable_state(states, Json)
-            .mailbox_capacity(1024)
-            .when_full(WhenFull::Fail)
-            .ask_timeout(Duration::from_secs(3))
-            .receive_timeout(Duration::from_secs(120))
-            .group_commit(64)
             .build()?;
         Ok((wallets, ledgers))
     }
+}
+
+/// The options of an entity behind HTTP: a full mailbox fails fast (503)
+/// instead of holding the request, an ask gives up before a client would,
+/// idle owners passivate after two minutes as in the seed's tutorial, and
+/// queued commands of one owner commit together.
+fn serving<A: Aggregate>(builder: EntitiesBuilder<A>) -> EntitiesBuilder<A> {
+    builder
+        .mailbox_capacity(1024)
+        .when_full(WhenFull::Fail)
+        .ask_timeout(Duration::from_secs(3))
+        .receive_timeout(Duration::from_secs(120))
+        .group_commit(64)
 }

@@ -72,55 +72,50 @@ fn ledger_json(owner: &Owner, ledger: &Ledger) -> axum::Json<Value> {
     }))
 }
 
-async fn ask_wallet<C: Send + 'static>(
-    state: &AppState,
+/// Asks `owner`'s entity; a rejection becomes what `rejected` makes of it,
+/// an availability failure a 503, anything else a 500.
+async fn ask<A, C>(
+    entities: &Entities<A>,
     owner: &Owner,
     command: C,
-) -> Result<WalletView, ApiError>
+    rejected: impl FnOnce(A::Error) -> ApiError,
+) -> Result<<A as Handles<C>>::Reply, ApiError>
 where
-    Wallet: Handles<C, Reply = WalletView>,
+    A: Handles<C>,
+    A::Error: std::fmt::Display,
+    C: Send + 'static,
 {
-    state
-        .wallets
+    entities
         .of(&owner.0)
         .ask(command)
         .await
         .map_err(|error| match error {
-            EntityError::Rejected(WalletError::InsufficientFunds { balance, requested }) => {
-                ApiError::InsufficientFunds {
-                    balance_cents: balance,
-                    requested_cents: requested,
-                }
-            }
-            EntityError::Rejected(rejection) => ApiError::Unprocessable(rejection.to_string()),
+            EntityError::Rejected(rejection) => rejected(rejection),
             other => ApiError::from_entity(&other),
         })
 }
 
-async fn ask_ledger<C: Send + 'static>(
-    state: &AppState,
-    owner: &Owner,
-    command: C,
-) -> Result<Ledger, ApiError>
-where
-    Ledger: Handles<C, Reply = Ledger>,
-{
-    state
-        .ledgers
-        .of(&owner.0)
-        .ask(command)
-        .await
-        .map_err(|error| match error {
-            EntityError::Rejected(LedgerError::InsufficientFunds {
-                net_cents,
-                requested_cents,
-            }) => ApiError::InsufficientFunds {
-                balance_cents: net_cents,
-                requested_cents,
-            },
-            EntityError::Rejected(rejection) => ApiError::Unprocessable(rejection.to_string()),
-            other => ApiError::from_entity(&other),
-        })
+fn wallet_rejected(error: WalletError) -> ApiError {
+    match error {
+        WalletError::InsufficientFunds { balance, requested } => ApiError::InsufficientFunds {
+            balance_cents: balance,
+            requested_cents: requested,
+        },
+        other => ApiError::Unprocessable(other.to_string()),
+    }
+}
+
+fn ledger_rejected(error: LedgerError) -> ApiError {
+    match error {
+        LedgerError::InsufficientFunds {
+            net_cents,
+            requested_cents,
+        } => ApiError::InsufficientFunds {
+            balance_cents: net_cents,
+            requested_cents,
+        },
+        other => ApiError::Unprocessable(other.to_string()),
+    }
 }
 
 async fn deposit(
@@ -128,14 +123,10 @@ async fn deposit(
     owner: Owner,
     JsonBody(body): JsonBody<AmountBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let view = ask_wallet(
-        &state,
-        &owner,
-        Deposit {
-            amount: body.amount_cents,
-        },
-    )
-    .await?;
+    let command = Deposit {
+        amount: body.amount_cents,
+    };
+    let view = ask(&state.wallets, &owner, command, wallet_rejected).await?;
     Ok(wallet_json(&owner, view))
 }
 
@@ -144,14 +135,10 @@ async fn withdraw(
     owner: Owner,
     JsonBody(body): JsonBody<AmountBody>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let view = ask_wallet(
-        &state,
-        &owner,
-        Withdraw {
-            amount: body.amount_cents,
-        },
-    )
-    .await?;
+    let command = Withdraw {
+        amount: body.amount_cents,
+    };
+    let view = ask(&state.wallets, &owner, command, wallet_rejected).await?;
     Ok(wallet_json(&owner, view))
 }
 
@@ -159,7 +146,7 @@ async fn balance(
     State(state): State<Arc<AppState>>,
     owner: Owner,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let view = ask_wallet(&state, &owner, Balance).await?;
+    let view = ask(&state.wallets, &owner, Balance, wallet_rejected).await?;
     Ok(wallet_json(&owner, view))
 }
 
@@ -177,7 +164,7 @@ async fn ledger_record(
         amount_cents: body.amount_cents,
         description: body.description,
     };
-    let ledger = ask_ledger(&state, &owner, record).await?;
+    let ledger = ask(&state.ledgers, &owner, record, ledger_rejected).await?;
     Ok(ledger_json(&owner, &ledger))
 }
 
@@ -185,7 +172,7 @@ async fn ledger(
     State(state): State<Arc<AppState>>,
     owner: Owner,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let ledger = ask_ledger(&state, &owner, Statement).await?;
+    let ledger = ask(&state.ledgers, &owner, Statement, ledger_rejected).await?;
     Ok(ledger_json(&owner, &ledger))
 }
 
