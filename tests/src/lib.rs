@@ -1,1 +1,5 @@
 //! Helpers shared by the cross-crate integration tests.
+
+mod outage;
+
+pub use outage::Outage;

@@ -567,3 +567,75 @@ async fn kill_9_loses_no_acknowledged_write() {
     drop(again);
     drop_schema(&schema).await;
 }
+
+/// `host:port` of a `postgres://user@host:port/db` URL.
+fn host_port(url: &str) -> String {
+    let after_scheme = url.split("://").nth(1).unwrap_or(url);
+    let after_user = after_scheme.rsplit('@').next().unwrap_or(after_scheme);
+    after_user.split('/').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_503_with_retry_after_and_service_resumes() {
+    let schema = fresh_schema();
+    let url = database_url();
+    let outage = nexus_tests::Outage::forward_to(&host_port(&url))
+        .await
+        .unwrap();
+    let server = Server::start(Some(outage.url_through(&url)), &schema).await;
+    let http = Client::new();
+    let frank = User::new(&http, &server.base, "frank");
+    let (status, _) = frank
+        .post("/wallet/deposit", &json!({"amountCents": 10}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    outage.cut();
+    // An owner with a live entity (its append fails) and a new owner (its
+    // recovery fails): both are told to come back, quickly, with no write.
+    for owner in ["frank", "gina"] {
+        let started = Instant::now();
+        let response = http
+            .post(format!("{}/wallet/deposit", server.base))
+            .header("authorization", format!("Bearer {owner}-token"))
+            .json(&json!({"amountCents": 5}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{owner}"
+        );
+        assert_eq!(response.headers()["retry-after"], "1");
+        let (_, body) = answer(response).await;
+        assert_eq!(body["error"], "unavailable");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no hang: {:?}",
+            started.elapsed()
+        );
+    }
+    let (status, _) = frank.get("/admin/wallets").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    outage.restore().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let balance = loop {
+        let (status, body) = frank.get("/wallet/balance").await;
+        if status == StatusCode::OK {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service did not resume: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        balance["balanceCents"], 10,
+        "the refused deposit wrote nothing"
+    );
+    server.stop().await;
+    drop_schema(&schema).await;
+}

@@ -135,13 +135,18 @@ pub enum EntityError<E> {
 impl<E> EntityError<E> {
     /// Whether the failure is about availability, not the command: full
     /// mailbox, timeout, shutdown, exhausted conflict retries, a retryable
-    /// store error, a stopped entity or a missing lease. Sending the command
-    /// again later may succeed.
+    /// store error (also during recovery), a stopped entity or a missing
+    /// lease. Sending the command again later may succeed.
     ///
     /// ```
-    /// use nexus_core::EntityError;
+    /// use nexus_core::{EntityError, RecoveryError, StoreError};
     /// let rejected: EntityError<std::fmt::Error> = EntityError::Rejected(std::fmt::Error);
     /// assert!(!rejected.is_unavailable());
+    /// let unreachable: EntityError<std::fmt::Error> = EntityError::Recovery(RecoveryError::Store {
+    ///     stream: "wallet-alice".into(),
+    ///     source: StoreError::Unavailable { source: "connection refused".into() },
+    /// });
+    /// assert!(unreachable.is_unavailable());
     /// ```
     pub fn is_unavailable(&self) -> bool {
         match self {
@@ -153,6 +158,9 @@ impl<E> EntityError<E> {
             | Self::RestartLimit { .. }
             | Self::Stopped { .. }
             | Self::NotOwner { .. } => true,
+            // Recovery that could not reach the store is as retryable as a
+            // write that could not; a stored event that does not decode is not.
+            Self::Recovery(RecoveryError::Store { source, .. }) => source.is_retryable(),
             Self::Rejected(_)
             | Self::Recovery(_)
             | Self::Encode { .. }
