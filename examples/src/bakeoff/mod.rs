@@ -2,7 +2,8 @@
 //!
 //! Buyers fire one reservation each at a seat, most of them at a few hot
 //! seats, against two designs on the same store: a version column with
-//! retries ([`optimistic`](SeatTable)) and one entity per seat (`actor`).
+//! retries (`optimistic`, over a [`SeatTable`]) and one entity per seat
+//! (`actor`).
 //! Winners and double bookings are counted from the store afterwards.
 
 mod actor;
