@@ -3,73 +3,18 @@
 //! unless another process wrote the same stream.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use nexus_core::codec::{EventCodec, Json};
-use nexus_core::{
-    ActorSystem, AppendOutcome, Entities, EntityError, EventStore, ExpectedVersion, LogPosition,
-    NewEvent, RecordedEvent, ReplayEvent, StoreError, StreamId,
-};
+use nexus_core::{ActorSystem, Entities, EntityError, EventStore, StoreError, StreamId};
 
 use super::run::BakeoffError;
+use crate::conflict_counter::ConflictCounter;
 use crate::domain::seat::{Reserve, Seat, SeatError, SeatEvent};
 
 /// The entity id of `seat` in run `run`: runs never share a stream.
 pub fn seat_id(run: &str, seat: usize) -> String {
     format!("{run}-{seat}")
-}
-
-/// The event store, counting the appends it refused with a conflict: the
-/// retries the runtime made.
-struct ConflictCounter {
-    inner: Arc<dyn EventStore>,
-    conflicts: AtomicU64,
-}
-
-#[async_trait]
-impl EventStore for ConflictCounter {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome, StoreError> {
-        let result = self.inner.append(stream, expected, events).await;
-        if result.as_ref().is_err_and(StoreError::is_conflict) {
-            self.conflicts.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from).await
-    }
-
-    async fn read_stream_for_replay(
-        &self,
-        stream: &StreamId,
-        from: u64,
-    ) -> Result<Vec<ReplayEvent>, StoreError> {
-        self.inner.read_stream_for_replay(stream, from).await
-    }
-
-    async fn read_all(
-        &self,
-        after: LogPosition,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream).await
-    }
 }
 
 /// What the buyers of the actor design saw.
@@ -88,10 +33,7 @@ pub async fn run_buyers(
     run: &str,
     choices: &[usize],
 ) -> Result<ActorOutcome, BakeoffError> {
-    let counter = Arc::new(ConflictCounter {
-        inner: store,
-        conflicts: AtomicU64::new(0),
-    });
+    let counter = Arc::new(ConflictCounter::new(store));
     let system = ActorSystem::new();
     let seats = Entities::<Seat>::builder(&system)
         .event_sourced(counter.clone(), EventCodec::new(Json))
@@ -128,7 +70,7 @@ pub async fn run_buyers(
     system.shutdown(Duration::from_secs(5)).await;
     Ok(ActorOutcome {
         latencies,
-        retries: counter.conflicts.load(Ordering::Relaxed),
+        retries: counter.conflicts(),
         wall,
     })
 }

@@ -14,17 +14,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use async_trait::async_trait;
 
 use nexus_core::codec::{EventCodec, Json};
 use nexus_core::testkit::doc::{Add, Counter};
-use nexus_core::{
-    ActorSystem, AppendOutcome, Entities, EntityError, EventStore, ExpectedVersion, LogPosition,
-    NewEvent, RecordedEvent, RetryPolicy, StoreError, StreamId,
-};
+use nexus_core::{ActorSystem, Entities, EntityError, EventStore, RetryPolicy};
+use nexus_examples::conflict_counter::ConflictCounter;
 use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use sqlx::postgres::PgPoolOptions;
 
@@ -35,48 +30,6 @@ struct Tally {
     acked_commands: BTreeMap<String, u64>,
     ambiguous: u64,
     refused: u64,
-}
-
-/// The store, counting the appends it refused with a conflict.
-struct CountingConflicts {
-    inner: PgEventStore,
-    conflicts: AtomicU64,
-}
-
-#[async_trait]
-impl EventStore for CountingConflicts {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome, StoreError> {
-        let result = self.inner.append(stream, expected, events).await;
-        if result.as_ref().is_err_and(StoreError::is_conflict) {
-            self.conflicts.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from_version: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from_version).await
-    }
-
-    async fn read_all(
-        &self,
-        after: LogPosition,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream).await
-    }
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], index: usize, name: &str) -> T {
@@ -106,10 +59,7 @@ async fn main() {
     // Other processes write the same streams: every conflict reloads and
     // decides again, with enough retries that contention alone never makes
     // a command fail.
-    let store = Arc::new(CountingConflicts {
-        inner: PgEventStore::new(&config),
-        conflicts: AtomicU64::new(0),
-    });
+    let store = Arc::new(ConflictCounter::new(Arc::new(PgEventStore::new(&config))));
     let counters = Entities::<Counter>::builder(&system)
         .event_sourced(
             Arc::clone(&store) as Arc<dyn EventStore>,
@@ -172,7 +122,7 @@ async fn main() {
             "acked_commands": total.acked_commands,
             "ambiguous": total.ambiguous,
             "refused": total.refused,
-            "conflicts": store.conflicts.load(Ordering::Relaxed),
+            "conflicts": store.conflicts(),
         })
     );
 }
