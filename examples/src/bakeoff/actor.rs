@@ -3,76 +3,64 @@
 //! unless another process wrote the same stream.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nexus_core::codec::{EventCodec, Json};
-use nexus_core::{ActorSystem, Entities, EntityError, EventStore, StoreError, StreamId};
+use nexus_core::{ActorSystem, Aggregate, Entities, EntityError, EventStore, StreamId};
 
-use super::run::BakeoffError;
+use super::buyers::{Fired, buyer_name, fire};
+use super::error::BakeoffError;
 use crate::conflict_counter::ConflictCounter;
 use crate::domain::seat::{Reserve, Seat, SeatError, SeatEvent};
 
 /// The entity id of `seat` in run `run`: runs never share a stream.
+///
+/// ```
+/// use nexus_examples::bakeoff::seat_id;
+/// assert_eq!(seat_id("r1", 7), "r1-7");
+/// ```
 pub fn seat_id(run: &str, seat: usize) -> String {
     format!("{run}-{seat}")
 }
 
-/// What the buyers of the actor design saw.
-pub struct ActorOutcome {
-    /// Each buyer's reservation latency.
-    pub latencies: Vec<Duration>,
-    /// Appends the store refused with a conflict.
-    pub retries: u64,
-    /// From the first request to the last answer.
-    pub wall: Duration,
-}
+/// A buyer's answer from its seat.
+type Answer = Result<(), EntityError<SeatError>>;
 
-/// Fires one reservation per buyer at its seat's entity, all at once.
+/// Fires one reservation per buyer at its seat's entity, all at once, and
+/// returns the buyers' latencies with the conflicts the runtime retried.
 pub async fn run_buyers(
     store: Arc<dyn EventStore>,
     run: &str,
     choices: &[usize],
-) -> Result<ActorOutcome, BakeoffError> {
+) -> Result<(Fired<Answer>, u64), BakeoffError> {
+    // Every conflict the store refuses is one retry of the runtime.
     let counter = Arc::new(ConflictCounter::new(store));
     let system = ActorSystem::new();
     let seats = Entities::<Seat>::builder(&system)
         .event_sourced(counter.clone(), EventCodec::new(Json))
-        .mailbox_capacity(choices.len().max(1))
         .group_commit(64)
-        .build()
-        .map_err(|e| BakeoffError::Setup(e.to_string()))?;
-    let started = Instant::now();
-    let mut buyers = Vec::with_capacity(choices.len());
-    for (buyer, &seat) in choices.iter().enumerate() {
+        .build()?;
+    let fired = fire(choices, |buyer, seat| {
         let entity = seats.of(seat_id(run, seat));
-        buyers.push(tokio::spawn(async move {
-            let asked = Instant::now();
-            let outcome = entity
+        async move {
+            entity
                 .ask(Reserve {
-                    buyer: format!("buyer-{buyer}"),
+                    buyer: buyer_name(buyer),
                 })
-                .await;
-            (outcome, asked.elapsed())
-        }));
-    }
-    let mut latencies = Vec::with_capacity(choices.len());
-    for buyer in buyers {
-        let (outcome, latency) = buyer
-            .await
-            .map_err(|e| BakeoffError::Buyer(e.to_string()))?;
-        match outcome {
-            Ok(()) | Err(EntityError::Rejected(SeatError::AlreadyReserved { .. })) => {}
-            Err(other) => return Err(BakeoffError::Buyer(other.to_string())),
+                .await
         }
-        latencies.push(latency);
-    }
-    let wall = started.elapsed();
-    system.shutdown(Duration::from_secs(5)).await;
-    Ok(ActorOutcome {
-        latencies,
-        retries: counter.conflicts(),
-        wall,
     })
+    .await;
+    system.shutdown(Duration::from_secs(5)).await;
+    let fired = fired?;
+    // Losing the seat is an answer; anything else means the run is void.
+    for answer in &fired.answers {
+        match answer {
+            Ok(()) | Err(EntityError::Rejected(SeatError::AlreadyReserved { .. })) => {}
+            Err(other) => return Err(BakeoffError::Reservation(other.to_string())),
+        }
+    }
+    Ok((fired, counter.conflicts()))
 }
 
 /// Reads every seat's stream back from the store: how many seats ended with
@@ -85,19 +73,12 @@ pub async fn count_from_store(
     let codec = EventCodec::<SeatEvent>::new(Json);
     let (mut winners, mut doubled) = (0, 0);
     for seat in 0..seats {
-        let stream = StreamId::for_entity("seat", &seat_id(run, seat));
+        // The stream the runtime gave the entity (`Entities::of` documents it).
+        let stream = StreamId::for_entity(Seat::NAME, &seat_id(run, seat));
         let mut held = false;
         let mut double = false;
-        for recorded in store
-            .read_stream(&stream, 1)
-            .await
-            .map_err(BakeoffError::Store)?
-        {
-            match codec.decode(&recorded).map_err(|e| {
-                BakeoffError::Store(StoreError::Backend {
-                    source: Box::new(e),
-                })
-            })? {
+        for recorded in store.read_stream(&stream, 1).await? {
+            match codec.decode(&recorded)? {
                 SeatEvent::Reserved { .. } => {
                     double |= held;
                     held = true;
@@ -109,4 +90,68 @@ pub async fn count_from_store(
         doubled += u64::from(double);
     }
     Ok((winners, doubled))
+}
+
+#[cfg(test)]
+mod tests {
+    use nexus_core::store::memory::InMemoryEventStore;
+    use nexus_core::{EventMetadata, ExpectedVersion};
+
+    use super::*;
+
+    fn reserved(buyer: &str) -> SeatEvent {
+        SeatEvent::Reserved {
+            buyer: buyer.into(),
+        }
+    }
+
+    fn released(buyer: &str) -> SeatEvent {
+        SeatEvent::Released {
+            buyer: buyer.into(),
+        }
+    }
+
+    /// Writes `events` straight into seat `seat`'s stream, past the entity,
+    /// as a second writer would.
+    async fn write(store: &InMemoryEventStore, seat: usize, events: &[SeatEvent]) {
+        let codec = EventCodec::<SeatEvent>::new(Json);
+        let events = events
+            .iter()
+            .map(|e| codec.encode(e, EventMetadata::new()).unwrap())
+            .collect();
+        let stream = StreamId::for_entity(Seat::NAME, &seat_id("r", seat));
+        store
+            .append(&stream, ExpectedVersion::Any, events)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_store_count_sees_a_double_booking_and_a_resale() {
+        let store = InMemoryEventStore::new();
+        // Seat 0: booked twice; seat 1: sold, released, sold again; seat 2:
+        // released and empty; seat 3: never touched.
+        write(&store, 0, &[reserved("ada"), reserved("bob")]).await;
+        write(
+            &store,
+            1,
+            &[reserved("ada"), released("ada"), reserved("bob")],
+        )
+        .await;
+        write(&store, 2, &[reserved("ada"), released("ada")]).await;
+        assert_eq!(count_from_store(&store, "r", 4).await.unwrap(), (2, 1));
+        // Another run's streams are not counted.
+        assert_eq!(count_from_store(&store, "other", 4).await.unwrap(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn entities_write_the_streams_the_count_reads() {
+        let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+        let choices = [0, 0, 2, 0, 2, 3];
+        let (fired, retries) = run_buyers(Arc::clone(&store), "r", &choices).await.unwrap();
+        assert_eq!(fired.latencies.len(), choices.len());
+        assert_eq!(fired.answers.iter().filter(|a| a.is_ok()).count(), 3);
+        assert_eq!(retries, 0);
+        assert_eq!(count_from_store(&*store, "r", 4).await.unwrap(), (3, 0));
+    }
 }

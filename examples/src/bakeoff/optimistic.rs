@@ -46,6 +46,16 @@ pub enum Attempt {
 }
 
 /// Runs one buyer; returns how it fared and how many races it lost.
+///
+/// ```
+/// use nexus_examples::bakeoff::{Attempt, MemorySeats, SeatTable, buy};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let seats = MemorySeats::new(2);
+/// assert_eq!(buy(&*seats, 1, "ada").await.unwrap(), (Attempt::Won, 0));
+/// assert_eq!(buy(&*seats, 1, "bob").await.unwrap(), (Attempt::Lost, 0));
+/// assert_eq!(seats.winners().await.unwrap(), 1);
+/// # });
+/// ```
 pub async fn buy(
     table: &dyn SeatTable,
     seat: usize,
@@ -69,6 +79,16 @@ pub async fn buy(
 }
 
 /// The table in Postgres, one run's rows apart from every other run's.
+///
+/// ```no_run
+/// use nexus_examples::bakeoff::{PgSeats, SeatTable, buy};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await.unwrap();
+/// let seats = PgSeats::create(pool, 50).await.unwrap();
+/// buy(&seats, 7, "ada").await.unwrap();
+/// assert_eq!(seats.double_bookings().await.unwrap(), 0);
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct PgSeats {
     pool: PgPool,
@@ -245,5 +265,31 @@ impl SeatTable for MemorySeats {
             per_seat[*seat] += 1;
         }
         Ok(per_seat.iter().filter(|&&n| n > 1).count() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_table_counts_a_write_that_skipped_the_holder_check() {
+        let table = MemorySeats::new(3);
+        assert!(table.reserve_if_version(1, "ada", 0).await.unwrap());
+        // A writer that ignores the holder and only checks the version
+        // books the seat a second time; the count must see it.
+        assert!(table.reserve_if_version(1, "bob", 1).await.unwrap());
+        assert!(!table.reserve_if_version(1, "cyd", 1).await.unwrap());
+        assert_eq!(table.winners().await.unwrap(), 1);
+        assert_eq!(table.double_bookings().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_buyer_of_a_taken_seat_loses_without_writing() {
+        let table = MemorySeats::new(2);
+        assert_eq!(buy(&*table, 0, "ada").await.unwrap(), (Attempt::Won, 0));
+        assert_eq!(buy(&*table, 0, "bob").await.unwrap(), (Attempt::Lost, 0));
+        assert_eq!(table.read(0).await.unwrap(), (Some("ada".to_owned()), 1));
+        assert_eq!(table.double_bookings().await.unwrap(), 0);
     }
 }

@@ -54,6 +54,17 @@ pub fn quantile_ms(latencies: &[Duration], q: f64) -> f64 {
 }
 
 /// A short table of the reports, for people.
+///
+/// ```
+/// use nexus_examples::bakeoff::{DesignReport, table};
+/// let report = DesignReport {
+///     design: "actor".into(), buyers: 200, seats: 50, winners: 35, double_bookings: 0,
+///     retries: 0, p50_ms: 1.5, p99_ms: 4.0, wall_ms: 9.0,
+/// };
+/// let text = table(&[report]);
+/// assert!(text.starts_with("design"));
+/// assert!(text.lines().nth(1).unwrap().starts_with("actor"));
+/// ```
 pub fn table(reports: &[DesignReport]) -> String {
     let mut out = format!(
         "{:<11} {:>7} {:>6} {:>8} {:>15} {:>8} {:>9} {:>9} {:>9}\n",
@@ -70,7 +81,7 @@ pub fn table(reports: &[DesignReport]) -> String {
     for r in reports {
         let _ = writeln!(
             out,
-            "{:<11} {:>7} {:>6} {:>8} {:>15} {:>8} {:>9.2} {:>9.2} {:>9.1}",
+            "{:<11} {:>7} {:>6} {:>8} {:>15} {:>8} {:>9.3} {:>9.3} {:>9.1}",
             r.design,
             r.buyers,
             r.seats,

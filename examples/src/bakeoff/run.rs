@@ -1,214 +1,145 @@
-//! The `seat-bakeoff` program: both designs on one store, one report each.
+//! One bake-off: both designs on one store, one report each.
 
-use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use clap::Parser;
 use nexus_core::EventStore;
 use nexus_core::store::memory::InMemoryEventStore;
 use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use sqlx::postgres::PgPoolOptions;
 
 use super::actor::{count_from_store, run_buyers};
+use super::args::Args;
+use super::buyers::{Fired, buyer_name, fire};
+use super::error::BakeoffError;
 use super::optimistic::{Attempt, MemorySeats, PgSeats, SeatTable, buy};
-use super::report::{DesignReport, quantile_ms, table};
-use super::workload::{Workload, WorkloadError};
+use super::report::{DesignReport, quantile_ms};
+use super::workload::Workload;
 
-/// `seat-bakeoff [--database-url URL] [--buyers 200] [--seats 50] [--hot-seats 10] [--hot-share 0.8] [--seed N]`.
-#[derive(Clone, Debug, Parser)]
-#[command(
-    name = "seat-bakeoff",
-    about = "Optimistic version column against one actor per seat"
-)]
-pub struct Args {
-    /// Postgres to run both designs on; in memory without one.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// Buyers, one reservation each.
-    #[arg(long, default_value_t = 200)]
-    pub buyers: usize,
-    /// Seats on sale.
-    #[arg(long, default_value_t = 50)]
-    pub seats: usize,
-    /// Seats most buyers want.
-    #[arg(long, default_value_t = 10)]
-    pub hot_seats: usize,
-    /// The share of buyers that target a hot seat.
-    #[arg(long, default_value_t = 0.8)]
-    pub hot_share: f64,
-    /// The seed of the buyers' choices.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-}
+/// The seed's pool: every buyer of a design shares 32 connections.
+const POOL_SIZE: u32 = 32;
 
-impl Args {
-    /// The workload these arguments describe.
-    pub fn workload(&self) -> Workload {
-        Workload {
-            buyers: self.buyers,
-            seats: self.seats,
-            hot_seats: self.hot_seats,
-            hot_share: self.hot_share,
-            seed: self.seed,
-        }
-    }
-}
+/// The schema of the actor design's event store, shared by all runs (their
+/// streams are apart by run id).
+const EVENT_SCHEMA: &str = "bakeoff";
 
-/// Why a bake-off did not complete.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BakeoffError {
-    /// The arguments describe no workload.
-    #[error(transparent)]
-    Workload(#[from] WorkloadError),
-    /// The database failed.
-    #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
-    /// The event store failed.
-    #[error("event store: {0}")]
-    Store(nexus_core::StoreError),
-    /// Setting up a design failed.
-    #[error("setup: {0}")]
-    Setup(String),
-    /// A buyer failed otherwise than losing the seat.
-    #[error("buyer: {0}")]
-    Buyer(String),
-}
-
-/// Runs both designs, optimistic first, and reports each.
+/// Runs both designs, optimistic first, on Postgres when `args` names a
+/// database and in memory otherwise, and reports each. Bad arguments are
+/// refused before anything is connected.
+///
+/// ```
+/// use clap::Parser;
+/// use nexus_examples::bakeoff::{Args, run};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let args = Args::try_parse_from(["seat-bakeoff", "--buyers", "30", "--seats", "5", "--hot-seats", "2"]).unwrap();
+/// let args = Args { database_url: None, ..args };
+/// let reports = run(&args).await.unwrap();
+/// assert_eq!(reports.len(), 2);
+/// assert!(reports.iter().all(|r| r.double_bookings == 0 && r.winners <= 5));
+/// # });
+/// ```
 pub async fn run(args: &Args) -> Result<Vec<DesignReport>, BakeoffError> {
     let workload = args.workload();
     workload.validate()?;
     let choices = workload.choices();
-    let run = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let (table_a, store_b): (Arc<dyn SeatTable>, Arc<dyn EventStore>) = match &args.database_url {
+    // Seat streams are named by run, so runs on one database never meet.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (table, store): (Arc<dyn SeatTable>, Arc<dyn EventStore>) = match &args.database_url {
         None => (
             MemorySeats::new(workload.seats),
             Arc::new(InMemoryEventStore::new()),
         ),
         Some(url) => {
-            // The seed's pool: 32 connections shared by every buyer.
             let pool = PgPoolOptions::new()
-                .max_connections(32)
+                .max_connections(POOL_SIZE)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect(url)
                 .await?;
-            let config = PgStoreConfig::new(pool.clone())
-                .schema("bakeoff")
-                .map_err(|e| BakeoffError::Setup(e.to_string()))?;
-            config
-                .migrate()
-                .await
-                .map_err(|e| BakeoffError::Setup(e.to_string()))?;
+            let config = PgStoreConfig::new(pool.clone()).schema(EVENT_SCHEMA)?;
+            config.migrate().await?;
             (
                 Arc::new(PgSeats::create(pool, workload.seats).await?),
                 Arc::new(PgEventStore::new(&config)),
             )
         }
     };
-    let optimistic = optimistic(&workload, &choices, table_a).await?;
-    let outcome = run_buyers(Arc::clone(&store_b), &run, &choices).await?;
-    let (winners, double_bookings) = count_from_store(&*store_b, &run, workload.seats).await?;
-    let actor = DesignReport {
-        design: "actor".to_owned(),
-        buyers: workload.buyers,
-        seats: workload.seats,
+    tracing::info!(
+        %run,
+        postgres = args.database_url.is_some(),
+        buyers = workload.buyers,
+        seats = workload.seats,
+        "bake-off starting"
+    );
+    let optimistic = optimistic(&workload, &choices, table).await?;
+    tracing::info!(wall_ms = optimistic.wall_ms, "optimistic design done");
+    let (fired, retries) = run_buyers(Arc::clone(&store), &run, &choices).await?;
+    let (winners, double_bookings) = count_from_store(&*store, &run, workload.seats).await?;
+    let actor = report(
+        "actor",
+        &workload,
+        &fired,
         winners,
         double_bookings,
-        retries: outcome.retries,
-        p50_ms: quantile_ms(&outcome.latencies, 0.5),
-        p99_ms: quantile_ms(&outcome.latencies, 0.99),
-        wall_ms: outcome.wall.as_secs_f64() * 1_000.0,
-    };
+        retries,
+    );
+    tracing::info!(wall_ms = actor.wall_ms, "actor design done");
     Ok(vec![optimistic, actor])
 }
 
+/// Design A: every buyer reads, writes on its version and retries lost races.
 async fn optimistic(
     workload: &Workload,
     choices: &[usize],
     table: Arc<dyn SeatTable>,
 ) -> Result<DesignReport, BakeoffError> {
-    let started = Instant::now();
-    let mut buyers = Vec::with_capacity(choices.len());
-    for (buyer, &seat) in choices.iter().enumerate() {
+    let fired = fire(choices, |buyer, seat| {
         let table = Arc::clone(&table);
-        buyers.push(tokio::spawn(async move {
-            let asked = Instant::now();
-            let outcome = buy(&*table, seat, &format!("buyer-{buyer}")).await;
-            (outcome, asked.elapsed())
-        }));
-    }
-    let (mut latencies, mut retries, mut gave_up) = (Vec::new(), 0, 0_u64);
-    for buyer in buyers {
-        let (outcome, latency) = buyer
-            .await
-            .map_err(|e| BakeoffError::Buyer(e.to_string()))?;
-        let (attempt, lost_races) = outcome?;
+        async move { buy(&*table, seat, &buyer_name(buyer)).await }
+    })
+    .await?;
+    let (mut retries, mut gave_up) = (0, 0_u64);
+    for answer in &fired.answers {
+        let (attempt, lost_races) = answer.as_ref().map_err(|e| {
+            BakeoffError::Reservation(format!("the optimistic design's database: {e}"))
+        })?;
         retries += lost_races;
-        gave_up += u64::from(attempt == Attempt::GaveUp);
-        latencies.push(latency);
+        gave_up += u64::from(*attempt == Attempt::GaveUp);
     }
-    let wall = started.elapsed();
     if gave_up > 0 {
         tracing::warn!(
             gave_up,
             "buyers of the optimistic design exhausted their retries"
         );
     }
-    Ok(DesignReport {
-        design: "optimistic".to_owned(),
-        buyers: workload.buyers,
-        seats: workload.seats,
-        winners: table.winners().await?,
-        double_bookings: table.double_bookings().await?,
+    let winners = table.winners().await?;
+    let double_bookings = table.double_bookings().await?;
+    Ok(report(
+        "optimistic",
+        workload,
+        &fired,
+        winners,
+        double_bookings,
         retries,
-        p50_ms: quantile_ms(&latencies, 0.5),
-        p99_ms: quantile_ms(&latencies, 0.99),
-        wall_ms: wall.as_secs_f64() * 1_000.0,
-    })
+    ))
 }
 
-/// The `seat-bakeoff` program: one JSON line per design on stdout, then a
-/// table. Bad arguments exit with 2, a failed run with 1.
-pub fn cli_main() -> ExitCode {
-    let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    if let Err(error) = args.workload().validate() {
-        eprintln!("error: {error}");
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: starting the tokio runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&args)) {
-        Ok(reports) => {
-            for report in &reports {
-                match serde_json::to_string(report) {
-                    Ok(line) => println!("{line}"),
-                    Err(error) => {
-                        eprintln!("error: {error}");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            }
-            println!();
-            print!("{}", table(&reports));
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
+fn report<T>(
+    design: &str,
+    workload: &Workload,
+    fired: &Fired<T>,
+    winners: u64,
+    double_bookings: u64,
+    retries: u64,
+) -> DesignReport {
+    DesignReport {
+        design: design.to_owned(),
+        buyers: workload.buyers,
+        seats: workload.seats,
+        winners,
+        double_bookings,
+        retries,
+        p50_ms: quantile_ms(&fired.latencies, 0.5),
+        p99_ms: quantile_ms(&fired.latencies, 0.99),
+        wall_ms: fired.wall.as_secs_f64() * 1_000.0,
     }
 }
