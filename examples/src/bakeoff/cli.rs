@@ -1,9 +1,11 @@
 //! The `seat-bakeoff` program around [`run`]: arguments in, JSON lines and
 //! a table out, an exit code that scripts can test.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
 use super::args::Args;
 use super::report::table;
@@ -24,45 +26,40 @@ const BAD_ARGUMENTS: u8 = 2;
 /// ```
 pub fn cli_main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .init();
+    // Before the logs, the runtime and any connection: a refused workload
+    // touches nothing.
     if let Err(error) = args.workload().validate() {
         eprintln!("error: {error}");
         return ExitCode::from(BAD_ARGUMENTS);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: starting the tokio runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let reports = match runtime.block_on(run(&args)) {
-        Ok(reports) => reports,
+    init_logs();
+    match bake(&args) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+/// Logs go to stderr so that stdout holds only the reports.
+fn init_logs() {
+    let filter = EnvFilter::try_from_default_env()
+        // sqlx reports every `IF NOT EXISTS` that found the table at info.
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn bake(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let reports = tokio::runtime::Runtime::new()?.block_on(run(args))?;
     for report in &reports {
-        match serde_json::to_string(report) {
-            Ok(line) => println!("{line}"),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-        }
+        println!("{}", serde_json::to_string(report)?);
     }
     println!();
     print!("{}", table(&reports));
-    ExitCode::SUCCESS
+    Ok(())
 }
