@@ -10,7 +10,7 @@ use nexus_core::{ActorSystem, Aggregate, Entities, EntityError, EventStore, Stre
 
 use super::buyers::{Fired, buyer_name, fire};
 use super::error::BakeoffError;
-use crate::conflict_counter::ConflictCounter;
+use crate::counting_store::CountingStore;
 use crate::domain::seat::{Reserve, Seat, SeatError, SeatEvent};
 
 /// The entity id of `seat` in run `run`: runs never share a stream.
@@ -34,7 +34,7 @@ pub async fn run_buyers(
     choices: &[usize],
 ) -> Result<(Fired<Answer>, u64), BakeoffError> {
     // Every conflict the store refuses is one retry of the runtime.
-    let counter = Arc::new(ConflictCounter::new(store));
+    let counter = Arc::new(CountingStore::new(store));
     let system = ActorSystem::new();
     let seats = Entities::<Seat>::builder(&system)
         .event_sourced(counter.clone(), EventCodec::new(Json))

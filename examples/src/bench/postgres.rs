@@ -19,14 +19,13 @@
 
 use std::num::NonZeroU64;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
+use crate::counting_store::CountingStore;
 use nexus_core::codec::{Bincode, EventCodec};
 use nexus_core::{
-    ActorSystem, AppendOutcome, Entities, EventMetadata, EventStore, ExpectedVersion, LogPosition,
-    NewEvent, RecordedEvent, SnapshotStrategy, Snapshots, StoreError, StreamId, WhenFull, recover,
+    ActorSystem, Entities, EventMetadata, EventStore, ExpectedVersion, SnapshotStrategy, Snapshots,
+    StoreError, StreamId, WhenFull, recover,
 };
 use nexus_store_pg::{PgEventStore, PgSetupError, PgSnapshotStore, PgStoreConfig};
 use serde_json::json;
@@ -191,97 +190,36 @@ async fn many_entities(config: &PgStoreConfig, budget: Budget) -> Result<(), PgB
     Ok(())
 }
 
-/// An event store that counts the appends and conflicts passing through it
-/// and the time spent in successful appends.
-struct Counting {
-    inner: PgEventStore,
-    appends: AtomicU64,
-    append_micros: AtomicU64,
-    conflicts: AtomicU64,
-}
-
-#[async_trait]
-impl EventStore for Counting {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome, StoreError> {
-        let started = Instant::now();
-        let result = self.inner.append(stream, expected, events).await;
-        match &result {
-            Ok(_) => {
-                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                self.append_micros.fetch_add(micros, Ordering::Relaxed);
-                self.appends.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(error) if error.is_conflict() => {
-                self.conflicts.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => {}
-        }
-        result
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from_version: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from_version).await
-    }
-
-    async fn read_all(
-        &self,
-        after: LogPosition,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
-        self.inner.stream_version(stream).await
-    }
-}
-
 async fn hot_entity(
     name: &str,
     config: &PgStoreConfig,
     budget: Budget,
 ) -> Result<(), PgBenchError> {
-    let store = Arc::new(Counting {
-        inner: PgEventStore::new(config),
-        appends: AtomicU64::new(0),
-        append_micros: AtomicU64::new(0),
-        conflicts: AtomicU64::new(0),
-    });
+    let store = Arc::new(CountingStore::new(Arc::new(PgEventStore::new(config))));
     let system = ActorSystem::new();
     let hot = tallies(&system, Arc::clone(&store) as Arc<dyn EventStore>).of(name);
     hot.ask(Add(1)).await.map_err(workload_error)?;
-    let (appends_before, micros_before) = (
-        store.appends.load(Ordering::Relaxed),
-        store.append_micros.load(Ordering::Relaxed),
-    );
+    let (appends_before, time_before) = (store.appends(), store.append_time());
     let run = closed_loop(CALLERS, budget.per_workload, move |_| {
         let hot = hot.clone();
         async move { hot.ask(Add(1)).await }
     })
     .await;
     system.shutdown(Duration::from_secs(5)).await;
-    let appends = store.appends.load(Ordering::Relaxed) - appends_before;
-    let micros = store.append_micros.load(Ordering::Relaxed) - micros_before;
+    let appends = store.appends() - appends_before;
+    // The counters only grow, so the difference never saturates.
+    let append_time = store.append_time().saturating_sub(time_before);
     #[allow(clippy::cast_precision_loss)]
     let (mean_batch, append_ms, appends_per_s) = (
         run.ok as f64 / appends.max(1) as f64,
-        micros as f64 / 1_000.0 / appends.max(1) as f64,
+        append_time.as_secs_f64() * 1_000.0 / appends.max(1) as f64,
         appends as f64 / run.elapsed.as_secs_f64(),
     );
     emit(
         name,
         json!({
             "cmds_per_s": run.per_second(),
-            "conflict_retries": store.conflicts.load(Ordering::Relaxed),
+            "conflict_retries": store.conflicts(),
             "appends_per_s": appends_per_s,
             "mean_batch": mean_batch,
             "append_ms": append_ms,

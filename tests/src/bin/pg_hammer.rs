@@ -19,7 +19,7 @@ use std::time::Duration;
 use nexus_core::codec::{EventCodec, Json};
 use nexus_core::testkit::doc::{Add, Counter};
 use nexus_core::{ActorSystem, Entities, EntityError, EventStore, RetryPolicy};
-use nexus_examples::conflict_counter::ConflictCounter;
+use nexus_examples::counting_store::CountingStore;
 use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use sqlx::postgres::PgPoolOptions;
 
@@ -59,7 +59,7 @@ async fn main() {
     // Other processes write the same streams: every conflict reloads and
     // decides again, with enough retries that contention alone never makes
     // a command fail.
-    let store = Arc::new(ConflictCounter::new(Arc::new(PgEventStore::new(&config))));
+    let store = Arc::new(CountingStore::new(Arc::new(PgEventStore::new(&config))));
     let counters = Entities::<Counter>::builder(&system)
         .event_sourced(
             Arc::clone(&store) as Arc<dyn EventStore>,
