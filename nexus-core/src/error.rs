@@ -28,6 +28,26 @@ pub enum StoreError {
         /// The reused id.
         event_id: uuid::Uuid,
     },
+    /// The write carried a fence whose epoch is no longer current: another
+    /// holder took the shard's lease, or the lease expired. Nothing was
+    /// written; the writer must stop acting as the owner.
+    #[error("stream {stream}: fenced off: the lease of shard {shard} is no longer at epoch {epoch}")]
+    Fenced {
+        /// The stream that was written.
+        stream: StreamId,
+        /// The shard of the fence.
+        shard: u32,
+        /// The epoch the write carried.
+        epoch: u64,
+    },
+    /// The store cannot check fences, so it refuses fenced writes rather
+    /// than accept them unchecked. Use a store that implements the
+    /// `*_fenced` methods with the lease, or no lease.
+    #[error("{store} does not check fencing tokens; it cannot be used with an ownership lease")]
+    FencingUnsupported {
+        /// The store's type name.
+        store: &'static str,
+    },
     /// The request itself is malformed (for example a limit of zero).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -60,6 +80,11 @@ impl StoreError {
     /// as it is: the writer must re-read and decide again.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::PoolExhausted { .. })
+    }
+
+    /// Whether the store refused the write because its fence is stale.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Self::Fenced { .. })
     }
 
     /// Whether this is an optimistic-concurrency conflict.

@@ -27,6 +27,16 @@ pub(crate) fn store_error(error: &StoreError) -> StoreError {
             stream: stream.clone(),
             event_id: *event_id,
         },
+        StoreError::Fenced {
+            stream,
+            shard,
+            epoch,
+        } => StoreError::Fenced {
+            stream: stream.clone(),
+            shard: *shard,
+            epoch: *epoch,
+        },
+        StoreError::FencingUnsupported { store } => StoreError::FencingUnsupported { store },
         StoreError::InvalidRequest(what) => StoreError::InvalidRequest(what.clone()),
         StoreError::Unavailable { source } => StoreError::Unavailable {
             source: message(source),
@@ -122,6 +132,15 @@ pub(crate) fn lease_error(error: &LeaseError) -> LeaseError {
         LeaseError::Held { stream, holder } => LeaseError::Held {
             stream: stream.clone(),
             holder: holder.clone(),
+        },
+        LeaseError::Lost {
+            stream,
+            shard,
+            epoch,
+        } => LeaseError::Lost {
+            stream: stream.clone(),
+            shard: *shard,
+            epoch: *epoch,
         },
         LeaseError::Backend { stream, source } => LeaseError::Backend {
             stream: stream.clone(),

@@ -1,20 +1,31 @@
-//! Ownership leases: at most one process writes an entity at a time.
+//! Ownership leases: at most one process writes an entity at a time, and a
+//! process that lost the lease writes nothing and answers nothing.
 //!
 //! Within one [`ActorSystem`](crate::ActorSystem) the entity registry already
 //! keeps one actor per id. A lease extends that across processes: before an
-//! entity recovers, it acquires the lease of its stream, and it holds the
-//! [`LeaseGuard`] until it stops or passivates. When the lease cannot be
+//! entity recovers, it acquires the lease of its stream's shard, and it holds
+//! the [`LeaseGuard`] until it stops or passivates. When the lease cannot be
 //! taken, the entity writes nothing and answers
 //! [`EntityError::NotOwner`](crate::EntityError::NotOwner).
 //!
-//! A lease is an optimisation of ownership, not the arbiter of correctness:
-//! the store's versioned append still turns a second writer into a conflict.
+//! Every acquisition has an epoch that only grows ([`Tenure`]), and every
+//! write the entity makes carries it as a [`Fence`]: the store refuses a
+//! write whose epoch is no longer current in the same statement that would
+//! store it. The holder's own monotonic clock ends the tenure before the
+//! lease can expire at the database, so a process paused past its lease
+//! wakes up fenced: it answers neither writes nor reads from its old state.
+//! [`guide::ownership`](crate::guide::ownership) describes the whole model.
 
+mod fence;
 mod memory;
+mod tenure;
 
+pub use fence::Fence;
 pub use memory::InMemoryLease;
+pub use tenure::Tenure;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -48,39 +59,67 @@ pub trait OwnershipLease: Send + Sync + 'static {
 
 /// Proof that a lease is held; dropping it releases the lease.
 ///
+/// The guard carries the [`Fence`] every write must present, and tells
+/// whether the lease is still current by the holder's clock.
+///
 /// ```
 /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
-/// use nexus_core::lease::LeaseGuard;
+/// use nexus_core::lease::{LeaseGuard, Tenure};
 /// let released = Arc::new(AtomicBool::new(false));
 /// let flag = Arc::clone(&released);
-/// let guard = LeaseGuard::on_release(move || flag.store(true, Ordering::SeqCst));
+/// let tenure = Tenure::unbounded(0, 1);
+/// let guard = LeaseGuard::on_release(tenure, move || flag.store(true, Ordering::SeqCst));
+/// assert!(guard.is_current());
 /// drop(guard);
 /// assert!(released.load(Ordering::SeqCst));
 /// ```
 #[must_use = "the lease is released as soon as the guard is dropped"]
 pub struct LeaseGuard {
+    fence: Fence,
     // Dropping the held value is what releases the lease.
     _held: Box<dyn Send + Sync>,
 }
 
 impl LeaseGuard {
-    /// A guard that keeps `held` alive; the value's own `Drop` releases the
-    /// lease (a connection holding an advisory lock, for example).
-    pub fn new(held: impl Send + Sync + 'static) -> Self {
+    /// A guard of `tenure` that keeps `held` alive; the value's own `Drop`
+    /// releases the lease.
+    pub fn new(tenure: Arc<Tenure>, held: impl Send + Sync + 'static) -> Self {
         Self {
+            fence: Fence::new(tenure),
             _held: Box::new(held),
         }
     }
 
-    /// A guard that calls `release` when dropped.
-    pub fn on_release(release: impl FnOnce() + Send + 'static) -> Self {
-        Self::new(OnRelease(std::sync::Mutex::new(Some(Box::new(release)))))
+    /// A guard of `tenure` that calls `release` when dropped.
+    pub fn on_release(tenure: Arc<Tenure>, release: impl FnOnce() + Send + 'static) -> Self {
+        Self::new(
+            tenure,
+            OnRelease(std::sync::Mutex::new(Some(Box::new(release)))),
+        )
+    }
+
+    /// The fence the holder's writes carry.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Whether the lease is still the holder's, by its own clock.
+    pub fn is_current(&self) -> bool {
+        self.fence.is_current()
+    }
+
+    /// Resolves once the lease is no longer current (revoked or past its
+    /// deadline).
+    pub async fn lost(&self) {
+        self.fence.tenure().lost().await;
     }
 }
 
 impl fmt::Debug for LeaseGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LeaseGuard").finish_non_exhaustive()
+        f.debug_struct("LeaseGuard")
+            .field("fence", &self.fence)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,6 +152,18 @@ pub enum LeaseError {
         stream: StreamId,
         /// Who holds it, as far as the lease knows ("another holder" if not).
         holder: String,
+    },
+    /// The lease was held, and is no longer: revoked, expired by the
+    /// holder's clock, or refused by the store's fence. Another process may
+    /// own the stream now; nothing was written under the old epoch since.
+    #[error("the lease of {stream} (shard {shard}, epoch {epoch}) was lost")]
+    Lost {
+        /// The stream of the entity.
+        stream: StreamId,
+        /// The shard whose lease was lost.
+        shard: u32,
+        /// The epoch that is no longer current.
+        epoch: u64,
     },
     /// The lease's backend failed; ownership is unknown.
     #[error("the lease of {stream} could not be checked: {source}")]

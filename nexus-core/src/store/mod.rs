@@ -13,6 +13,7 @@ pub use state::{StateStore, StoredState};
 
 use async_trait::async_trait;
 
+use crate::lease::Fence;
 use crate::{
     AppendOutcome, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, ReplayEvent, StoreError,
     StreamId,
@@ -58,6 +59,26 @@ pub trait EventStore: Send + Sync + 'static {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError>;
+
+    /// Appends like [`append`](Self::append), only while `fence` is current:
+    /// the fence is checked in the same atomic step that stores the batch, so
+    /// a writer whose lease was taken over stores nothing and gets
+    /// [`StoreError::Fenced`].
+    ///
+    /// The default refuses with [`StoreError::FencingUnsupported`]: a store
+    /// that cannot check fences must not pretend to.
+    async fn append_fenced(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        fence: &Fence,
+    ) -> Result<AppendOutcome, StoreError> {
+        let _ = (stream, expected, events, fence);
+        Err(StoreError::FencingUnsupported {
+            store: std::any::type_name::<Self>(),
+        })
+    }
 
     /// Reads `stream` from `from_version` (inclusive) to its end, in version
     /// order. A stream that does not exist reads as empty.

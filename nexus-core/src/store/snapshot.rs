@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use crate::lease::Fence;
 use crate::{StoreError, StreamId};
 
 /// A stream's state, encoded, as of `version`.
@@ -50,6 +51,22 @@ pub trait SnapshotStore: Send + Sync + 'static {
         snapshot: Snapshot,
         keep_last: Option<NonZeroUsize>,
     ) -> Result<(), StoreError>;
+
+    /// Saves like [`save`](Self::save), only while `fence` is current,
+    /// checked in the same atomic step; a stale fence saves nothing and fails
+    /// with [`StoreError::Fenced`]. The default refuses with
+    /// [`StoreError::FencingUnsupported`].
+    async fn save_fenced(
+        &self,
+        snapshot: Snapshot,
+        keep_last: Option<NonZeroUsize>,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
+        let _ = (snapshot, keep_last, fence);
+        Err(StoreError::FencingUnsupported {
+            store: std::any::type_name::<Self>(),
+        })
+    }
 
     /// The snapshot with the highest version, if any.
     async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError>;

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::lease::Fence;
 use crate::{ExpectedVersion, StoreError, StreamId};
 
 /// A durable-state row: the encoded state and its version.
@@ -46,6 +47,29 @@ pub trait StateStore: Send + Sync + 'static {
         expected: ExpectedVersion,
         payload: Vec<u8>,
     ) -> Result<u64, StoreError>;
+
+    /// Saves like [`save`](Self::save), only while `fence` is current,
+    /// checked in the same atomic step; a stale fence writes nothing and
+    /// fails with [`StoreError::Fenced`]. The default refuses with
+    /// [`StoreError::FencingUnsupported`].
+    async fn save_fenced(
+        &self,
+        id: &StreamId,
+        expected: ExpectedVersion,
+        payload: Vec<u8>,
+        fence: &Fence,
+    ) -> Result<u64, StoreError> {
+        let _ = (id, expected, payload, fence);
+        Err(StoreError::FencingUnsupported {
+            store: std::any::type_name::<Self>(),
+        })
+    }
+
+    /// The current version of the row of `id` (0 when there is none). The
+    /// default loads the row; a store overrides it to read only the version.
+    async fn version(&self, id: &StreamId) -> Result<u64, StoreError> {
+        Ok(self.load(id).await?.map_or(0, |row| row.version))
+    }
 
     /// Deletes the row of `id` if it is at `expected`.
     async fn delete(&self, id: &StreamId, expected: ExpectedVersion) -> Result<(), StoreError>;

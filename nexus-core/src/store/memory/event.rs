@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::lock;
+use super::{check_fence, lock};
+use crate::lease::Fence;
 use crate::{
     AppendOutcome, EventStore, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, StoreError,
     StreamId,
@@ -54,6 +55,56 @@ impl InMemoryEventStore {
 }
 
 impl Inner {
+    /// Appends atomically: the caller holds the store's lock.
+    fn append(
+        &mut self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        if let Some(e) = events.iter().find(|e| !seen.insert(e.metadata.event_id)) {
+            return Err(StoreError::DuplicateEventId {
+                stream: stream.clone(),
+                event_id: e.metadata.event_id,
+            });
+        }
+        if let Some(original) = self.replayed(stream, expected, &events)? {
+            return Ok(original);
+        }
+        let actual = self.version(stream);
+        if !expected.accepts(actual) {
+            return Err(StoreError::Conflict {
+                stream: stream.clone(),
+                expected,
+                actual,
+            });
+        }
+        let mut positions = Vec::with_capacity(events.len());
+        let mut version = actual;
+        for event in events {
+            version += 1;
+            let sequence = self.log.len() as u64 + 1;
+            let position = LogPosition::new(sequence, sequence);
+            positions.push(position);
+            self
+                .ids
+                .insert(event.metadata.event_id, (stream.clone(), version));
+            let index = self.log.len();
+            self.log.push(RecordedEvent {
+                stream_id: stream.clone(),
+                version,
+                position,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata: event.metadata,
+            });
+            self.streams.entry(stream.clone()).or_default().push(index);
+        }
+        Ok(AppendOutcome { version, positions })
+    }
+
     fn version(&self, stream: &StreamId) -> u64 {
         self.streams.get(stream).map_or(0, |s| s.len() as u64)
     }
@@ -116,48 +167,19 @@ impl EventStore for InMemoryEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
+        lock(&self.inner).append(stream, expected, events)
+    }
+
+    async fn append_fenced(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        fence: &Fence,
+    ) -> Result<AppendOutcome, StoreError> {
         let mut inner = lock(&self.inner);
-        let mut seen = std::collections::HashSet::with_capacity(events.len());
-        if let Some(e) = events.iter().find(|e| !seen.insert(e.metadata.event_id)) {
-            return Err(StoreError::DuplicateEventId {
-                stream: stream.clone(),
-                event_id: e.metadata.event_id,
-            });
-        }
-        if let Some(original) = inner.replayed(stream, expected, &events)? {
-            return Ok(original);
-        }
-        let actual = inner.version(stream);
-        if !expected.accepts(actual) {
-            return Err(StoreError::Conflict {
-                stream: stream.clone(),
-                expected,
-                actual,
-            });
-        }
-        let mut positions = Vec::with_capacity(events.len());
-        let mut version = actual;
-        for event in events {
-            version += 1;
-            let sequence = inner.log.len() as u64 + 1;
-            let position = LogPosition::new(sequence, sequence);
-            positions.push(position);
-            inner
-                .ids
-                .insert(event.metadata.event_id, (stream.clone(), version));
-            let index = inner.log.len();
-            inner.log.push(RecordedEvent {
-                stream_id: stream.clone(),
-                version,
-                position,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                payload: event.payload,
-                metadata: event.metadata,
-            });
-            inner.streams.entry(stream.clone()).or_default().push(index);
-        }
-        Ok(AppendOutcome { version, positions })
+        check_fence(stream, fence)?;
+        inner.append(stream, expected, events)
     }
 
     async fn read_stream(

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::lock;
+use super::{check_fence, lock};
+use crate::lease::Fence;
 use crate::store::{Snapshot, SnapshotStore};
 use crate::{StoreError, StreamId};
 
@@ -35,14 +36,19 @@ impl SnapshotStore for InMemorySnapshotStore {
         snapshot: Snapshot,
         keep_last: Option<NonZeroUsize>,
     ) -> Result<(), StoreError> {
+        save(&mut lock(&self.snapshots), snapshot, keep_last);
+        Ok(())
+    }
+
+    async fn save_fenced(
+        &self,
+        snapshot: Snapshot,
+        keep_last: Option<NonZeroUsize>,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
         let mut all = lock(&self.snapshots);
-        let stream = all.entry(snapshot.stream_id.clone()).or_default();
-        stream.insert(snapshot.version, snapshot);
-        if let Some(keep) = keep_last {
-            while stream.len() > keep.get() {
-                stream.pop_first();
-            }
-        }
+        check_fence(&snapshot.stream_id, fence)?;
+        save(&mut all, snapshot, keep_last);
         Ok(())
     }
 
@@ -58,5 +64,20 @@ impl SnapshotStore for InMemorySnapshotStore {
             .get(stream)
             .map(|s| s.keys().copied().collect())
             .unwrap_or_default())
+    }
+}
+
+/// Saves `snapshot` and applies retention; the caller holds the lock.
+fn save(
+    all: &mut HashMap<StreamId, BTreeMap<u64, Snapshot>>,
+    snapshot: Snapshot,
+    keep_last: Option<NonZeroUsize>,
+) {
+    let stream = all.entry(snapshot.stream_id.clone()).or_default();
+    stream.insert(snapshot.version, snapshot);
+    if let Some(keep) = keep_last {
+        while stream.len() > keep.get() {
+            stream.pop_first();
+        }
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::lock;
+use super::{check_fence, lock};
+use crate::lease::Fence;
 use crate::store::{StateStore, StoredState};
 use crate::{ExpectedVersion, StoreError, StreamId};
 
@@ -60,18 +61,19 @@ impl StateStore for InMemoryStateStore {
         expected: ExpectedVersion,
         payload: Vec<u8>,
     ) -> Result<u64, StoreError> {
+        save(&mut lock(&self.rows), id, expected, payload)
+    }
+
+    async fn save_fenced(
+        &self,
+        id: &StreamId,
+        expected: ExpectedVersion,
+        payload: Vec<u8>,
+        fence: &Fence,
+    ) -> Result<u64, StoreError> {
         let mut rows = lock(&self.rows);
-        let actual = rows.get(id).map_or(0, |row| row.version);
-        if !expected.accepts(actual) {
-            return Err(StoreError::Conflict {
-                stream: id.clone(),
-                expected,
-                actual,
-            });
-        }
-        let version = actual + 1;
-        rows.insert(id.clone(), StoredState { version, payload });
-        Ok(version)
+        check_fence(id, fence)?;
+        save(&mut rows, id, expected, payload)
     }
 
     async fn delete(&self, id: &StreamId, expected: ExpectedVersion) -> Result<(), StoreError> {
@@ -87,4 +89,24 @@ impl StateStore for InMemoryStateStore {
         rows.remove(id);
         Ok(())
     }
+}
+
+/// Writes `payload` if the row is at `expected`; the caller holds the lock.
+fn save(
+    rows: &mut HashMap<StreamId, StoredState>,
+    id: &StreamId,
+    expected: ExpectedVersion,
+    payload: Vec<u8>,
+) -> Result<u64, StoreError> {
+    let actual = rows.get(id).map_or(0, |row| row.version);
+    if !expected.accepts(actual) {
+        return Err(StoreError::Conflict {
+            stream: id.clone(),
+            expected,
+            actual,
+        });
+    }
+    let version = actual + 1;
+    rows.insert(id.clone(), StoredState { version, payload });
+    Ok(version)
 }
