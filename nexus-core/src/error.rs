@@ -31,7 +31,9 @@ pub enum StoreError {
     /// The write carried a fence whose epoch is no longer current: another
     /// holder took the shard's lease, or the lease expired. Nothing was
     /// written; the writer must stop acting as the owner.
-    #[error("stream {stream}: fenced off: the lease of shard {shard} is no longer at epoch {epoch}")]
+    #[error(
+        "stream {stream}: fenced off: the lease of shard {shard} is no longer at epoch {epoch}"
+    )]
     Fenced {
         /// The stream that was written.
         stream: StreamId,

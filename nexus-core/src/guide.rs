@@ -460,3 +460,5 @@
 //! Inside the block, `#[handle]` marks
 //! `fn(&self, &Command) -> Result<Effect<Self, Reply>, Error>` and `#[apply]`
 //! marks `fn(&mut self, &Event)`; other methods are left alone.
+
+pub mod ownership;

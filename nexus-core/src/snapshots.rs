@@ -214,4 +214,17 @@ impl<A: Aggregate> Snapshots<A> {
     pub async fn save_encoded(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         self.store.save(snapshot, self.keep_last).await
     }
+
+    /// Saves a snapshot made by [`encode`](Self::encode) only while `fence`
+    /// is current (see [`SnapshotStore::save_fenced`]), applying the
+    /// retention.
+    pub async fn save_encoded_fenced(
+        &self,
+        snapshot: Snapshot,
+        fence: &crate::lease::Fence,
+    ) -> Result<(), StoreError> {
+        self.store
+            .save_fenced(snapshot, self.keep_last, fence)
+            .await
+    }
 }

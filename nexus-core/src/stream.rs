@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 /// durable-state entity.
 ///
 /// A stream id is `"{category}-{id}"`, where the category is the aggregate's
-/// [`NAME`](crate::Aggregate::NAME). Two aggregates of different kinds never
-/// share a stream, even when their ids are equal.
+/// [`NAME`](crate::Aggregate::NAME). A category never contains `-` (the
+/// `#[aggregate]` macro and `Entities::builder(..).build()` refuse such
+/// names), so the first `-` of a stream id ends its category and no two
+/// (category, id) pairs share a stream: `stock-a` with id `1` cannot exist
+/// beside `stock` with id `a-1`.
 ///
 /// ```
 /// use nexus_core::StreamId;
@@ -52,6 +55,21 @@ impl From<&str> for StreamId {
 impl From<String> for StreamId {
     fn from(value: String) -> Self {
         Self(value)
+    }
+}
+
+/// Why `name` cannot be a stream category, if it cannot: it must be
+/// non-empty and free of `-`, which ends the category in a stream id.
+pub(crate) fn category_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("the aggregate name is the category of its streams: it cannot be empty")
+    } else if name.contains('-') {
+        Some(
+            "`-` separates the category from the id in a stream id, so a name with `-` \
+             could share streams with another aggregate; use `_` or `.` instead",
+        )
+    } else {
+        None
     }
 }
 

@@ -135,7 +135,8 @@ async fn a_full_mailbox_fails_fast_or_waits_per_policy() {
     busy.await.unwrap().unwrap();
     assert_eq!(account.ask(Balance).await.unwrap(), 3);
 
-    let waiting = accounts_wait(&system, store.clone());
+    // One registry per aggregate in a system: the waiting policy gets its own.
+    let waiting = accounts_wait(&ActorSystem::new(), store.clone());
     store.on_append(store.appends() + 1, Fault::Delay(Duration::from_millis(50)));
     let account = waiting.of("b");
     let asks: Vec<_> = (0..6)

@@ -63,6 +63,9 @@ pub(crate) struct SystemShared {
     // Invariant: every registry that can accept messages is in this list
     // from its creation, so a shutdown closes all of them.
     closeables: Mutex<Vec<Weak<dyn Closeable>>>,
+    // Invariant (single writer): at most one live entity registry per
+    // aggregate name, so one id never has two actors in one system.
+    served: Mutex<std::collections::HashMap<&'static str, Weak<dyn Closeable>>>,
     // Invariant: `live` counts spawned actor tasks that have not finished;
     // `idle` is notified whenever it drops to zero.
     live: AtomicUsize,
@@ -119,6 +122,7 @@ impl ActorSystemBuilder {
             shared: Arc::new(SystemShared {
                 phase,
                 closeables: Mutex::new(Vec::new()),
+                served: Mutex::default(),
                 live: AtomicUsize::new(0),
                 idle: Notify::new(),
                 runtime: self.runtime,
@@ -251,6 +255,20 @@ impl SystemShared {
         }
         closeables.retain(|weak| weak.strong_count() > 0);
         closeables.push(closeable);
+        true
+    }
+
+    /// Records `registry` as the one serving aggregate `name`. Returns false
+    /// (and records nothing) when a registry of that name is still alive.
+    pub(crate) fn claim(&self, name: &'static str, registry: Weak<dyn Closeable>) -> bool {
+        let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        if served
+            .get(name)
+            .is_some_and(|earlier| earlier.strong_count() > 0)
+        {
+            return false;
+        }
+        served.insert(name, registry);
         true
     }
 

@@ -26,7 +26,22 @@ pub(crate) struct Settings<A: Aggregate> {
     pub(crate) retry: RetryPolicy,
     pub(crate) group_commit: usize,
     pub(crate) supervision: Supervision,
-    pub(crate) lease: Option<Arc<dyn OwnershipLease>>,
+    pub(crate) ownership: Ownership,
+}
+
+/// Who may write an entity type's streams, and so what a reply that did not
+/// write must check first (invariant 8: no stale answers).
+#[derive(Clone)]
+pub(crate) enum Ownership {
+    /// Nobody is known to own the streams: other processes may write them.
+    /// A reply that did not write (a query, a rejection) is sent only after
+    /// the entity confirmed it is at the stream's head.
+    Arbitrated,
+    /// The lease makes this process the owner; every write carries its
+    /// fence and nothing is answered once it is no longer current.
+    Leased(Arc<dyn OwnershipLease>),
+    /// The user declared this process the store's only writer.
+    SoleWriter,
 }
 
 /// Why [`EntitiesBuilder::build`] refused the options.
@@ -53,6 +68,24 @@ pub enum ConfigError {
         /// The aggregate's name.
         aggregate: &'static str,
     },
+    /// The aggregate's name cannot be the category of its streams.
+    #[error("aggregate name {aggregate:?}: {reason}")]
+    InvalidName {
+        /// The aggregate's name.
+        aggregate: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The actor system already serves an aggregate of this name: a second
+    /// registry would run a second actor for the same id.
+    #[error(
+        "{aggregate}: this actor system already serves entities of this aggregate name; \
+         clone that `Entities` instead of building another (two registries would run two actors for one id)"
+    )]
+    AlreadyServed {
+        /// The aggregate's name.
+        aggregate: &'static str,
+    },
     /// A count that must be at least 1 was 0.
     #[error("{aggregate}: `{option}` must be at least 1, got 0")]
     Zero {
@@ -67,8 +100,12 @@ pub enum ConfigError {
 ///
 /// Defaults: the system's mailbox capacity and ask timeout,
 /// [`WhenFull::Wait`], no passivation, [`RetryPolicy::default`], no group
-/// commit (batches of 1), [`Supervision::default`], no lease,
-/// [`ReplayPolicy::CreateIfMissing`].
+/// commit (batches of 1), [`Supervision::default`],
+/// [`ReplayPolicy::CreateIfMissing`], and no owner: without a
+/// [`lease`](Self::lease) or [`sole_writer`](Self::sole_writer), other
+/// processes may write the same streams, so a reply that did not write
+/// first confirms the entity is at the stream's head
+/// ([`guide::ownership`](crate::guide::ownership)).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -102,7 +139,7 @@ pub struct EntitiesBuilder<A: Aggregate> {
     retry: RetryPolicy,
     group_commit: usize,
     supervision: Supervision,
-    lease: Option<Arc<dyn OwnershipLease>>,
+    ownership: Ownership,
 }
 
 impl<A: Aggregate> EntitiesBuilder<A> {
@@ -120,7 +157,7 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             retry: RetryPolicy::default(),
             group_commit: 1,
             supervision: Supervision::default(),
-            lease: None,
+            ownership: Ownership::Arbitrated,
         }
     }
 
@@ -214,17 +251,38 @@ impl<A: Aggregate> EntitiesBuilder<A> {
         self
     }
 
-    /// Take `lease` for the entity's stream before recovering it; commands
-    /// are answered [`NotOwner`](crate::EntityError::NotOwner) while it
-    /// cannot be taken.
+    /// Own the entities through `lease`: each entity takes the lease of its
+    /// stream's shard before recovering, every write carries the lease's
+    /// fence (the store refuses it once another process took over), and
+    /// nothing is answered once the lease is no longer current. Commands are
+    /// answered [`NotOwner`](crate::EntityError::NotOwner) while the lease
+    /// cannot be taken. Replaces [`sole_writer`](Self::sole_writer).
+    ///
+    /// The stores must check fences (the in-memory and Postgres ones do);
+    /// others refuse fenced writes with
+    /// [`StoreError::FencingUnsupported`](crate::StoreError::FencingUnsupported).
     pub fn lease(mut self, lease: Arc<dyn OwnershipLease>) -> Self {
-        self.lease = Some(lease);
+        self.ownership = Ownership::Leased(lease);
+        self
+    }
+
+    /// Declare this process the only writer of the entity type's streams
+    /// (one process, nothing else writing the store): replies that did not
+    /// write skip the check that the entity is at the stream's head. If
+    /// another process does write, those replies may be stale; writes stay
+    /// safe, as the store's version check turns them into conflicts.
+    /// Replaces [`lease`](Self::lease).
+    pub fn sole_writer(mut self) -> Self {
+        self.ownership = Ownership::SoleWriter;
         self
     }
 
     /// Checks the options and starts serving the entity type.
     pub fn build(self) -> Result<Entities<A>, ConfigError> {
         let aggregate = A::NAME;
+        if let Some(reason) = crate::stream::category_problem(aggregate) {
+            return Err(ConfigError::InvalidName { aggregate, reason });
+        }
         let zero = |option| ConfigError::Zero { aggregate, option };
         if self.mailbox_capacity == 0 {
             return Err(zero("mailbox_capacity"));
@@ -255,10 +313,10 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             retry: self.retry,
             group_commit: self.group_commit,
             supervision: self.supervision,
-            lease: self.lease,
+            ownership: self.ownership,
         };
         Ok(Entities {
-            registry: Registry::new(settings, &self.system.shared),
+            registry: Registry::new(settings, &self.system.shared)?,
         })
     }
 }

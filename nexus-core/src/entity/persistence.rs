@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::codec::{EventCodec, PayloadCodec};
+use crate::lease::Fence;
 use crate::store::{Snapshot, StateStore};
 use crate::{
     Aggregate, CodecError, EventMetadata, EventStore, ExpectedVersion, NewEvent, RecoveryError,
@@ -60,6 +61,11 @@ pub(crate) enum WriteError {
     Conflict {
         expected: ExpectedVersion,
         actual: u64,
+    },
+    /// The store refused the write's fence: the lease is someone else's.
+    Fenced {
+        shard: u32,
+        epoch: u64,
     },
     Store(StoreError),
     Encode(CodecError),
@@ -145,30 +151,49 @@ impl<A: Aggregate> Persistence<A> {
     }
 
     /// Writes an encoded batch if the stream (row) is still at
-    /// `loaded_version`. Returns the version after the write.
+    /// `loaded_version`, and, with a fence, only while the fence is current.
+    /// Returns the version after the write.
     pub(crate) async fn write(
         &self,
         stream: &StreamId,
         loaded_version: u64,
         encoded: Encoded,
+        fence: Option<&Fence>,
     ) -> Result<u64, WriteError> {
         let expected = expecting(loaded_version);
-        let written = match (self, encoded) {
-            (Self::EventSourced { store, .. }, Encoded::Events(events)) => store
+        let written = match (self, encoded, fence) {
+            (Self::EventSourced { store, .. }, Encoded::Events(events), None) => store
                 .append(stream, expected, events)
                 .await
                 .map(|outcome| outcome.version),
-            (Self::DurableState { store, .. }, Encoded::State(payload)) => {
+            (Self::EventSourced { store, .. }, Encoded::Events(events), Some(fence)) => store
+                .append_fenced(stream, expected, events, fence)
+                .await
+                .map(|outcome| outcome.version),
+            (Self::DurableState { store, .. }, Encoded::State(payload), None) => {
                 store.save(stream, expected, payload).await
             }
-            (_, _) => unreachable!("`encode` of the same persistence made it"),
+            (Self::DurableState { store, .. }, Encoded::State(payload), Some(fence)) => {
+                store.save_fenced(stream, expected, payload, fence).await
+            }
+            (_, _, _) => unreachable!("`encode` of the same persistence made it"),
         };
         written.map_err(|error| match error {
             StoreError::Conflict {
                 expected, actual, ..
             } => WriteError::Conflict { expected, actual },
+            StoreError::Fenced { shard, epoch, .. } => WriteError::Fenced { shard, epoch },
             other => WriteError::Store(other),
         })
+    }
+
+    /// The version of the stream (row) in the store now, to confirm that a
+    /// reply which did not write reflects every committed write.
+    pub(crate) async fn head(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        match self {
+            Self::EventSourced { store, .. } => store.stream_version(stream).await,
+            Self::DurableState { store, .. } => store.version(stream).await,
+        }
     }
 
     /// Encodes a snapshot of `state` if this entity type takes snapshots.
@@ -193,17 +218,27 @@ impl<A: Aggregate> Persistence<A> {
             .ok()
     }
 
-    /// Saves a snapshot after a commit. A failed snapshot only makes the
-    /// next recovery longer, so it is logged, not reported to the caller.
-    pub(crate) async fn save_snapshot(&self, snapshot: Snapshot) {
-        if let Self::EventSourced {
+    /// Saves a snapshot after a commit, under `fence` when leased. A failed
+    /// snapshot only makes the next recovery longer, so it is logged, not
+    /// reported to the caller. Returns whether the store refused the fence.
+    pub(crate) async fn save_snapshot(&self, snapshot: Snapshot, fence: Option<&Fence>) -> bool {
+        let Self::EventSourced {
             snapshots: Some(snapshots),
             ..
         } = self
-        {
-            let (stream, version) = (snapshot.stream_id.clone(), snapshot.version);
-            if let Err(error) = snapshots.save_encoded(snapshot).await {
+        else {
+            return false;
+        };
+        let (stream, version) = (snapshot.stream_id.clone(), snapshot.version);
+        let saved = match fence {
+            None => snapshots.save_encoded(snapshot).await,
+            Some(fence) => snapshots.save_encoded_fenced(snapshot, fence).await,
+        };
+        match saved {
+            Ok(()) => false,
+            Err(error) => {
                 tracing::warn!(%stream, version, %error, "saving a snapshot failed");
+                error.is_fenced()
             }
         }
     }

@@ -3,14 +3,14 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use super::builder::Settings;
 use super::message::Envelope;
 use super::runner;
 use crate::actor::mailbox::Mailbox;
 use crate::actor::system::{Closeable, SystemShared};
-use crate::{Aggregate, StreamId};
+use crate::{Aggregate, ConfigError, StreamId};
 
 /// Independent locks, so that `of()` on different ids rarely contends.
 const SHARDS: usize = 16;
@@ -47,7 +47,12 @@ pub(crate) struct Registry<A: Aggregate> {
 }
 
 impl<A: Aggregate> Registry<A> {
-    pub(crate) fn new(settings: Settings<A>, system: &Arc<SystemShared>) -> Arc<Self> {
+    /// The registry of aggregate `A` in `system`, unless the system already
+    /// serves one of that name.
+    pub(crate) fn new(
+        settings: Settings<A>,
+        system: &Arc<SystemShared>,
+    ) -> Result<Arc<Self>, ConfigError> {
         let registry = Arc::new(Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             closed: AtomicBool::new(false),
@@ -55,11 +60,14 @@ impl<A: Aggregate> Registry<A> {
             system: Arc::clone(system),
             spawned: AtomicU64::new(0),
         });
-        let weak = Arc::downgrade(&registry);
+        let weak: Weak<dyn Closeable> = Arc::downgrade(&registry) as Weak<Self>;
+        if !system.claim(A::NAME, weak.clone()) {
+            return Err(ConfigError::AlreadyServed { aggregate: A::NAME });
+        }
         if !system.register(weak) {
             registry.closed.store(true, Ordering::Release);
         }
-        registry
+        Ok(registry)
     }
 
     fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<String, Arc<Cell<A>>>> {

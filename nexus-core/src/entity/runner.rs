@@ -9,12 +9,20 @@
 //! - a reply is sent only after the batch's write committed; rejections in
 //!   a batch are answered after the commit too;
 //! - every command taken from the mailbox is answered exactly once: with
-//!   its reply, or with an explicit error.
+//!   its reply, or with an explicit error;
+//! - no stale answers: a batch that wrote nothing is answered only from a
+//!   state known to include every write committed before its commands were
+//!   sent: recovered after they were sent, confirmed at the stream's head,
+//!   held under a current lease, or declared the sole writer's;
+//! - under a lease, every write carries the lease's fence, and an entity
+//!   whose lease is no longer current drops its state and answers nothing
+//!   from it.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use super::builder::Ownership;
 use super::catch_panic::CatchPanic;
 use super::fanout;
 use super::message::{Decided, Envelope, Message, panic_message};
@@ -22,7 +30,7 @@ use super::persistence::{Loaded, WriteError};
 use super::registry::{Cell, Registry};
 use super::supervision::RestartWindow;
 use crate::actor::system::Phase;
-use crate::lease::LeaseGuard;
+use crate::lease::{LeaseError, LeaseGuard};
 use crate::{Aggregate, EntityError, ReplayPolicy};
 
 type Boxed<A> = Box<dyn Message<A>>;
@@ -100,6 +108,8 @@ enum Next<A: Aggregate> {
     Batch(Vec<Boxed<A>>, bool),
     /// Nothing arrived within the receive timeout.
     Idle,
+    /// The lease stopped being current while the entity waited.
+    LeaseLost,
     /// The mailbox is closed and empty (shutdown).
     Closed,
 }
@@ -123,7 +133,7 @@ impl<A: Aggregate> Runner<A> {
         loop {
             let (batch, stop_after) = match self.next_batch().await {
                 Next::Batch(batch, stop_after) => (batch, stop_after),
-                Next::Idle => {
+                Next::Idle | Next::LeaseLost => {
                     if self.retire() {
                         return;
                     }
@@ -167,12 +177,29 @@ impl<A: Aggregate> Runner<A> {
                 .settings
                 .receive_timeout
                 .filter(|_| self.registry.system.phase() == Phase::Running);
-            let received = match idle {
-                Some(idle) => match tokio::time::timeout(idle, self.cell.mailbox.recv()).await {
-                    Ok(received) => received,
-                    Err(_) => return Next::Idle,
+            let wait = async {
+                match idle {
+                    Some(idle) => tokio::time::timeout(idle, self.cell.mailbox.recv())
+                        .await
+                        .ok(),
+                    None => Some(self.cell.mailbox.recv().await),
+                }
+            };
+            // An entity whose lease ends while it waits frees its state at
+            // once rather than keep what another owner may be changing.
+            let lost = async {
+                match &self.lease {
+                    Some(guard) => guard.lost().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let received = tokio::select! {
+                biased;
+                received = wait => match received {
+                    Some(received) => received,
+                    None => return Next::Idle,
                 },
-                None => self.cell.mailbox.recv().await,
+                () = lost => return Next::LeaseLost,
             };
             match received {
                 None => return Next::Closed,
@@ -212,6 +239,10 @@ impl<A: Aggregate> Runner<A> {
         let settings = &registry.settings;
         let cell = Arc::clone(&self.cell);
         let stream = &cell.key.stream;
+        self.drop_stale_lease();
+        // Recovered in this attempt, so after every command of the batch was
+        // sent: it includes every write committed before they were.
+        let fresh = self.live.is_none();
         let mut live = match self.live.take() {
             Some(live) => live,
             None => match self.start(&mut batch).await {
@@ -221,7 +252,7 @@ impl<A: Aggregate> Runner<A> {
         };
         if settings.replay == ReplayPolicy::RequireExisting && live.version == 0 {
             // Not kept: the next command looks again, in case it was
-            // created meanwhile.
+            // created meanwhile. So this state is always fresh.
             for message in batch {
                 message.fail(EntityError::NotFound {
                     stream: stream.clone(),
@@ -251,17 +282,14 @@ impl<A: Aggregate> Runner<A> {
             Flow::Continue
         };
         if decided.events.is_empty() {
-            for message in batch {
-                message.complete(&live.state, stream);
-            }
-            self.live = Some(live);
-            return Attempt::Done(flow_after);
+            return self.answer_unwritten(batch, live, fresh, flow_after).await;
         }
+        let fence = self.lease.as_ref().map(LeaseGuard::fence);
         let written = match settings.persistence.encode(&decided.events, &live.state) {
             Ok(encoded) => {
                 settings
                     .persistence
-                    .write(stream, live.version, encoded)
+                    .write(stream, live.version, encoded, fence)
                     .await
             }
             Err(error) => Err(WriteError::Encode(error)),
@@ -284,9 +312,69 @@ impl<A: Aggregate> Runner<A> {
             .flatten();
         self.live = Some(live);
         if let Some(snapshot) = snapshot {
-            settings.persistence.save_snapshot(snapshot).await;
+            let fence = self.lease.as_ref().map(LeaseGuard::fence);
+            if settings.persistence.save_snapshot(snapshot, fence).await {
+                self.lose_lease();
+            }
         }
         Attempt::Done(flow_after)
+    }
+
+    /// Answers a batch that wrote nothing (queries, rejections), from a
+    /// state that includes every write committed before its commands were
+    /// sent. Without an owner, that is confirmed at the stream's head; an
+    /// entity found behind catches up and decides the batch again.
+    async fn answer_unwritten(
+        &mut self,
+        batch: Vec<Boxed<A>>,
+        live: Loaded<A>,
+        fresh: bool,
+        flow: Flow,
+    ) -> Attempt<A> {
+        let cell = Arc::clone(&self.cell);
+        let stream = &cell.key.stream;
+        let settings = &self.registry.settings;
+        if !fresh && matches!(settings.ownership, Ownership::Arbitrated) {
+            match settings.persistence.head(stream).await {
+                Ok(head) if head == live.version => {}
+                // Another process wrote since this state was loaded.
+                Ok(_) => return Attempt::Again(batch),
+                Err(error) => {
+                    // Nothing was written: the state stays as good as it was.
+                    for message in batch {
+                        message.fail(EntityError::Store(fanout::store_error(&error)));
+                    }
+                    self.live = Some(live);
+                    return Attempt::Done(Flow::Continue);
+                }
+            }
+        }
+        for message in batch {
+            message.complete(&live.state, stream);
+        }
+        self.live = Some(live);
+        Attempt::Done(flow)
+    }
+
+    /// A lease that is no longer current ends the incarnation: another
+    /// process may own the entity now, so its state may be stale.
+    fn drop_stale_lease(&mut self) {
+        if self.lease.as_ref().is_some_and(|guard| !guard.is_current()) {
+            self.lose_lease();
+        }
+    }
+
+    fn lose_lease(&mut self) {
+        if let Some(guard) = self.lease.take() {
+            let fence = guard.fence();
+            tracing::warn!(
+                stream = %self.cell.key.stream,
+                shard = fence.shard(),
+                epoch = fence.epoch(),
+                "lease lost: the entity dropped its state"
+            );
+        }
+        self.live = None;
     }
 
     /// After a write that did not commit, the in-memory state is unknown
@@ -317,6 +405,22 @@ impl<A: Aggregate> Runner<A> {
                 }
                 Attempt::Again(batch)
             }
+            WriteError::Fenced { shard, epoch } => {
+                // Another process owns the entity now: nothing was written,
+                // and this incarnation must not answer from its state again.
+                for message in batch {
+                    message.fail(EntityError::NotOwner {
+                        stream: stream.clone(),
+                        source: LeaseError::Lost {
+                            stream: stream.clone(),
+                            shard,
+                            epoch,
+                        },
+                    });
+                }
+                self.lose_lease();
+                Attempt::Done(Flow::Stop)
+            }
             WriteError::Encode(error) => {
                 for message in batch {
                     message.fail(EntityError::Encode {
@@ -342,7 +446,7 @@ impl<A: Aggregate> Runner<A> {
         let settings = &registry.settings;
         let cell = Arc::clone(&self.cell);
         let stream = &cell.key.stream;
-        if let (Some(lease), None) = (&settings.lease, &self.lease) {
+        if let (Ownership::Leased(lease), None) = (&settings.ownership, &self.lease) {
             match lease.acquire(stream).await {
                 Ok(guard) => self.lease = Some(guard),
                 Err(error) => {

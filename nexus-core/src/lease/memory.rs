@@ -91,7 +91,10 @@ impl OwnershipLease for InMemoryLease {
         Ok(LeaseGuard::on_release(tenure, move || {
             let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(entry) = table.get_mut(&stream)
-                && entry.held.as_ref().is_some_and(|held| Arc::ptr_eq(held, &ours))
+                && entry
+                    .held
+                    .as_ref()
+                    .is_some_and(|held| Arc::ptr_eq(held, &ours))
             {
                 entry.held = None;
             }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use nexus_core::lease::Fence;
 use nexus_core::store::memory::InMemoryEventStore;
 use nexus_core::{
     AppendOutcome, EventStore, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, StoreError,
@@ -79,13 +80,14 @@ impl FaultyStore {
     }
 }
 
-#[async_trait]
-impl EventStore for FaultyStore {
-    async fn append(
+impl FaultyStore {
+    /// An append with the injected faults, fenced or not.
+    async fn faulty_append(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+        fence: Option<&Fence>,
     ) -> Result<AppendOutcome, StoreError> {
         let nth = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
         let numbered = self.faults.lock().unwrap().remove(&nth);
@@ -108,9 +110,39 @@ impl EventStore for FaultyStore {
             });
         }
         let size = events.len();
-        let outcome = self.inner.append(stream, expected, events).await?;
+        let outcome = match fence {
+            None => self.inner.append(stream, expected, events).await?,
+            Some(fence) => {
+                self.inner
+                    .append_fenced(stream, expected, events, fence)
+                    .await?
+            }
+        };
         self.committed.lock().unwrap().push(size);
         Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl EventStore for FaultyStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.faulty_append(stream, expected, events, None).await
+    }
+
+    async fn append_fenced(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        fence: &Fence,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.faulty_append(stream, expected, events, Some(fence))
+            .await
     }
 
     async fn read_stream(

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use nexus_core::StreamId;
-use nexus_core::lease::{LeaseError, LeaseGuard, OwnershipLease};
+use nexus_core::lease::{LeaseError, LeaseGuard, OwnershipLease, Tenure};
 
 #[derive(Clone, Default)]
 pub struct WatchLease {
@@ -65,7 +65,7 @@ impl OwnershipLease for WatchLease {
         }
         let state = Arc::clone(&self.state);
         let stream = stream.clone();
-        Ok(LeaseGuard::on_release(move || {
+        Ok(LeaseGuard::on_release(Tenure::unbounded(0, 1), move || {
             *state.lock().unwrap().holders.get_mut(&stream).unwrap() -= 1;
         }))
     }

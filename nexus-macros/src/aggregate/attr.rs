@@ -42,6 +42,19 @@ impl Args {
                     &name,
                     "the aggregate name is the category of its streams: it cannot be empty",
                 );
+            } else if let Some((head, tail)) = name.value().split_once('-') {
+                // The same rule as `nexus_core`'s runtime check: `-` ends the
+                // category in a stream id, so it must not occur inside one.
+                let value = name.value();
+                errors.spanned(
+                    &name,
+                    format!(
+                        "aggregate name `{value}` contains `-`, which separates the name from the id in \
+                         stream ids: entity `1` of `{value}` and entity `{tail}-1` of an aggregate named \
+                         `{head}` would share the stream `{value}-1`; use `_` or `.` instead, e.g. `{}`",
+                        value.replace('-', "_"),
+                    ),
+                );
             }
             if self.name.replace(name).is_some() {
                 repeated(errors);

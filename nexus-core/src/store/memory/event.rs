@@ -87,8 +87,7 @@ impl Inner {
             let sequence = self.log.len() as u64 + 1;
             let position = LogPosition::new(sequence, sequence);
             positions.push(position);
-            self
-                .ids
+            self.ids
                 .insert(event.metadata.event_id, (stream.clone(), version));
             let index = self.log.len();
             self.log.push(RecordedEvent {
