@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use nexus_core::lease::{LeaseError, LeaseGuard, OwnershipLease};
+use nexus_core::lease::{LeaseError, LeaseGuard, OwnershipLease, Tenure};
 use nexus_core::{StoreError, StreamId};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -258,7 +258,7 @@ impl OwnershipLease for PgLease {
         }
         let releases = state.releases.clone();
         let generation = session.generation;
-        Ok(LeaseGuard::on_release(move || {
+        Ok(LeaseGuard::on_release(Tenure::unbounded(shard, 0), move || {
             // The channel is closed only when the lease is gone, and with it
             // the session and its locks.
             let _ = releases.send((shard, generation));

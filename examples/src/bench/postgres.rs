@@ -12,6 +12,12 @@
 //!   on the store's connections. Labelled apart because it trades the last
 //!   few hundred milliseconds of acknowledged commands on a server crash
 //!   for not waiting on the WAL flush; the default stays durable.
+//! - `pg_reads`: 32 callers query 1,000 warm tallies (`Total` writes
+//!   nothing). `confirmed_reads_per_s` is the default, where each reply
+//!   first confirms the stream head with one indexed read because other
+//!   processes may write; `unchecked_reads_per_s` is the same with
+//!   `sole_writer()`; `raw_head_reads_per_s` is that indexed read alone,
+//!   in plain sqlx at the same concurrency.
 //! - `pg_rehydrate_10k`: the median time to recover a 10,000-event stream
 //!   without a snapshot (`cold_load_ms`) and with one every 100 events
 //!   (`cold_load_snapshot_ms`), beside the median time of the stream read
@@ -24,7 +30,7 @@ use std::time::{Duration, Instant};
 use crate::counting_store::CountingStore;
 use nexus_core::codec::{Bincode, EventCodec};
 use nexus_core::{
-    ActorSystem, Entities, EventMetadata, EventStore, ExpectedVersion, SnapshotStrategy, Snapshots,
+    ActorSystem, Entities, EntitiesBuilder, EventMetadata, EventStore, ExpectedVersion, SnapshotStrategy, Snapshots,
     StoreError, StreamId, WhenFull, recover,
 };
 use nexus_store_pg::{PgEventStore, PgSetupError, PgSnapshotStore, PgStoreConfig};
@@ -96,6 +102,7 @@ pub async fn run(database_url: &str, budget: Budget) -> Result<(), PgBenchError>
         many_entities(&config, budget).await?;
         hot_entity("pg_hot_entity", &config, budget).await?;
         hot_entity("pg_hot_entity_async_commit", &async_commit, budget).await?;
+        reads(&config, budget).await?;
         rehydrate(&config).await
     }
     .await;
@@ -115,14 +122,95 @@ async fn connect_pool(options: PgConnectOptions) -> Result<PgPool, sqlx::Error> 
 }
 
 fn tallies(system: &ActorSystem, store: Arc<dyn EventStore>) -> Entities<Tally> {
+    tallies_builder(system, store)
+        .build()
+        .expect("the benchmark's options are valid")
+}
+
+fn tallies_builder(system: &ActorSystem, store: Arc<dyn EventStore>) -> EntitiesBuilder<Tally> {
     Entities::<Tally>::builder(system)
         .event_sourced(store, EventCodec::new(Bincode))
         .mailbox_capacity(1_024)
         .when_full(WhenFull::Wait)
         .group_commit(GROUP_COMMIT)
         .ask_timeout(Duration::from_secs(30))
+}
+
+/// Recovers tallies `e0..e{ENTITIES}` once, so that what follows measures
+/// the steady state.
+async fn warm_up(entities: &Entities<Tally>) -> Result<(), PgBenchError> {
+    let mut warm = Vec::with_capacity(CALLERS);
+    for caller in 0..CALLERS {
+        let entities = entities.clone();
+        warm.push(tokio::spawn(async move {
+            for e in (caller..ENTITIES).step_by(CALLERS) {
+                entities.of(format!("e{e}")).ask(Add(1)).await?;
+            }
+            Ok::<_, nexus_core::EntityError<super::TallyError>>(())
+        }));
+    }
+    for task in warm {
+        task.await
+            .map_err(workload_error)?
+            .map_err(workload_error)?;
+    }
+    Ok(())
+}
+
+/// Queries of warm entities, confirmed at the stream head and unchecked,
+/// beside the head read alone.
+async fn reads(config: &PgStoreConfig, budget: Budget) -> Result<(), PgBenchError> {
+    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(config));
+    let mut per_second = Vec::new();
+    for sole_writer in [false, true] {
+        let system = ActorSystem::new();
+        let builder = tallies_builder(&system, Arc::clone(&store));
+        let entities = if sole_writer {
+            builder.sole_writer()
+        } else {
+            builder
+        }
         .build()
-        .expect("the benchmark's options are valid")
+        .map_err(workload_error)?;
+        warm_up(&entities).await?;
+        let run = closed_loop(CALLERS, budget.per_workload, move |_| {
+            let entity = entities.of(format!("e{}", fastrand::usize(0..ENTITIES)));
+            async move { entity.ask(super::Total).await }
+        })
+        .await;
+        system.shutdown(Duration::from_secs(5)).await;
+        per_second.push((run.per_second(), run.failed));
+    }
+    let pool = config.pool().clone();
+    let head: Arc<str> = format!(
+        "SELECT coalesce(max(version), 0) FROM \"{}\".events WHERE stream_id = $1",
+        config.schema_name()
+    )
+    .into();
+    let raw = closed_loop(CALLERS, budget.per_workload, move |_| {
+        let (pool, head) = (pool.clone(), Arc::clone(&head));
+        async move {
+            sqlx::query_scalar::<_, i64>(&head)
+                .bind(format!("tally-e{}", fastrand::usize(0..ENTITIES)))
+                .fetch_one(&pool)
+                .await
+        }
+    })
+    .await;
+    let [(confirmed, confirmed_failed), (unchecked, unchecked_failed)] = per_second[..] else {
+        unreachable!("two runs")
+    };
+    emit(
+        "pg_reads",
+        json!({
+            "confirmed_reads_per_s": confirmed,
+            "unchecked_reads_per_s": unchecked,
+            "raw_head_reads_per_s": raw.per_second(),
+            "confirmed_to_unchecked": confirmed / unchecked,
+            "failed": confirmed_failed + unchecked_failed + raw.failed,
+        }),
+    );
+    Ok(())
 }
 
 async fn many_entities(config: &PgStoreConfig, budget: Budget) -> Result<(), PgBenchError> {
@@ -156,22 +244,7 @@ async fn many_entities(config: &PgStoreConfig, budget: Budget) -> Result<(), PgB
 
     let system = ActorSystem::new();
     let entities = tallies(&system, Arc::new(PgEventStore::new(config)));
-    // Recover every tally once, so that the measured phase is steady state.
-    let mut warm = Vec::with_capacity(CALLERS);
-    for caller in 0..CALLERS {
-        let entities = entities.clone();
-        warm.push(tokio::spawn(async move {
-            for e in (caller..ENTITIES).step_by(CALLERS) {
-                entities.of(format!("e{e}")).ask(Add(1)).await?;
-            }
-            Ok::<_, nexus_core::EntityError<super::TallyError>>(())
-        }));
-    }
-    for task in warm {
-        task.await
-            .map_err(workload_error)?
-            .map_err(workload_error)?;
-    }
+    warm_up(&entities).await?;
     let framework = closed_loop(CALLERS, budget.per_workload, move |_| {
         let entity = entities.of(format!("e{}", fastrand::usize(0..ENTITIES)));
         async move { entity.ask(Add(1)).await }
