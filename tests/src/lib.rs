@@ -2,6 +2,7 @@
 
 pub mod history;
 mod outage;
+pub mod stock_item;
 pub mod throwaway_pg;
 
 pub use outage::Outage;
