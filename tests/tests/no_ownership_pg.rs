@@ -436,10 +436,22 @@ fn check_wallet_totals(requests: &[Request], balances: &BTreeMap<String, Vec<i64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wallet_processes_without_ownership_give_no_stale_answers() {
+    wallet_run(PROCESSES, "wallet").await;
+}
+
+/// The control: one process owns every wallet by being alone, so the
+/// checks hold today; a failure here is in the test, not the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_wallet_process_gives_no_stale_answers() {
+    wallet_run(1, "wallet, one process").await;
+}
+
+/// The wallet workload on `processes` wallet-app processes.
+async fn wallet_run(processes: usize, what: &str) {
     let url = database_url();
     let (config, schema) = fresh_schema().await;
     let mut apps = Vec::new();
-    for _ in 0..PROCESSES {
+    for _ in 0..processes {
         apps.push(spawn_app(&url, &schema).await);
     }
     let bases: Vec<String> = apps.iter().map(|app| app.base.clone()).collect();
@@ -459,14 +471,14 @@ async fn wallet_processes_without_ownership_give_no_stale_answers() {
     let balances = balances_after(&stored);
     let checked = wallet_history(&requests, &balances);
     check_wallet_totals(&requests, &balances);
-    checked.assert_no_stale_answers("wallet", 200, 50, run_time);
+    checked.assert_no_stale_answers(what, 200, 50, run_time);
 }
 
 // ---------------------------------------------------------------------------
 // (b) reserve/reject: `stock_hammer` processes on one schema
 
-const ITEMS: usize = 4;
-const STOCK: u64 = 400;
+const ITEMS: usize = 6;
+const STOCK: u64 = 600;
 const HAMMER_CALLERS: usize = 8;
 const HAMMER_OPS: usize = 60;
 
@@ -502,14 +514,20 @@ async fn restock(config: &PgStoreConfig, ids: &[String]) {
 }
 
 /// Runs the processes, each warmed up on every item, all starting their
-/// callers at `start_at` (wall-clock ns), and merges what they report.
-async fn run_hammers(url: &str, schema: &str, start_at: u64) -> Vec<StockOp> {
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|_| {
+/// callers at `start_at` (wall-clock ns), and merges what they report. Each
+/// item's small reservations go through one process, its queries and large
+/// reservations through all (see `stock_hammer`'s docs).
+async fn run_hammers(url: &str, schema: &str, start_at: u64, processes: usize) -> Vec<StockOp> {
+    // As many callers in all, however many processes.
+    let callers = HAMMER_CALLERS * PROCESSES / processes;
+    let children: Vec<_> = (0..processes)
+        .map(|process| {
             std::process::Command::new(env!("CARGO_BIN_EXE_stock_hammer"))
                 .args([url, schema])
-                .args([ITEMS, HAMMER_CALLERS, HAMMER_OPS].map(|n| n.to_string()))
+                .args([ITEMS, callers, HAMMER_OPS].map(|n| n.to_string()))
                 .arg(start_at.to_string())
+                .args([process, processes].map(|n| n.to_string()))
+                .arg(STOCK.to_string())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -650,6 +668,18 @@ fn check_stock_totals(ops: &[StockOp], stored: &BTreeMap<String, Vec<StockEvent>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_processes_without_ownership_give_no_stale_rejections() {
+    stock_run(PROCESSES, "stock").await;
+}
+
+/// The control: one process holds the only actor of each item, so the
+/// checks hold today; a failure here is in the test, not the runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_stock_process_gives_no_stale_rejections() {
+    stock_run(1, "stock, one process").await;
+}
+
+/// The reserve/reject workload on `processes` `stock_hammer` processes.
+async fn stock_run(processes: usize, what: &str) {
     let url = database_url();
     let (config, schema) = fresh_schema().await;
     let ids: Vec<String> = (0..ITEMS).map(|i| format!("i{i}")).collect();
@@ -657,7 +687,7 @@ async fn stock_processes_without_ownership_give_no_stale_rejections() {
     // Time for every process to start and warm up before they all go.
     let start_at = now_ns() + 2_000_000_000;
     let started = Instant::now();
-    let ops = run_hammers(&url, &schema, start_at).await;
+    let ops = run_hammers(&url, &schema, start_at, processes).await;
     let run_time = started.elapsed();
     let stored = streams::<StockEvent>(&config, <StockItem as Aggregate>::NAME, ids).await;
     drop_schema(&config, &schema).await;
@@ -666,13 +696,13 @@ async fn stock_processes_without_ownership_give_no_stale_rejections() {
     let checked = stock_history(&ops, &stored, start_at);
     let too_many = quantity_violations(&ops, start_at);
     eprintln!(
-        "stock: {} answers showed more than an earlier acknowledged reservation left",
+        "{what}: {} answers showed more than an earlier acknowledged reservation left",
         too_many.len()
     );
-    checked.assert_no_stale_answers("stock", 150, 50, run_time);
+    checked.assert_no_stale_answers(what, 150, 50, run_time);
     assert!(
         too_many.is_empty(),
-        "{} answers showed more than was left:\n  {}",
+        "{what}: {} answers showed more than was left:\n  {}",
         too_many.len(),
         too_many[..too_many.len().min(10)].join("\n  ")
     );

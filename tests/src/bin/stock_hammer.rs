@@ -3,12 +3,18 @@
 //! callers reserve random quantities and query; it prints every operation as
 //! one JSON line.
 //!
-//! Usage: `stock_hammer <database-url> <schema> <items> <callers> <ops-per-caller> <start-at-ns>`
+//! Usage: `stock_hammer <database-url> <schema> <items> <callers> <ops-per-caller>
+//! <start-at-ns> <process> <processes> <stock>`
 //!
-//! The schema must be migrated and the items restocked already. The process
-//! first reads every item once (so it holds a live actor for each), then waits
-//! until `start-at-ns` (wall-clock nanoseconds since the Unix epoch) so that
-//! all processes run their callers at once. Output:
+//! The schema must be migrated and the items restocked (with `stock` units)
+//! already. The process first reads every item once (so it holds a live actor
+//! for each), then waits until `start-at-ns` (wall-clock nanoseconds since the
+//! Unix epoch) so that all processes run their callers at once. Each caller
+//! then, at random: reserves 1 to 8 units of an item this process "writes"
+//! (item `i` with `i % processes == process`), reserves 1 to `stock` units of
+//! any item (mostly refused once stock runs low), or queries any item. So the
+//! small reservations of an item go through one process while the other
+//! processes answer for it from the state they last loaded. Output:
 //! `{"ops": [{"item": "i0", "sent": <ns>, "answered": <ns>, "kind": "reserved" |
 //! "rejected" | "read" | "ambiguous", "qty": <n>, "available": <n>, "version": <n>}, …]}`
 //! with wall-clock nanoseconds (every process runs on one machine, one clock).
@@ -36,6 +42,34 @@ fn now_ns() -> u64 {
     u64::try_from(since.as_nanos()).expect("nanoseconds fit in u64 until 2554")
 }
 
+/// Reserves `qty` units of `id`: what was answered, as JSON.
+async fn reserve(stock: &Entities<StockItem>, id: &str, qty: u64) -> Value {
+    match stock.of(id).ask(Reserve { qty }).await {
+        Ok(view) => json!({"kind": "reserved", "qty": qty,
+            "available": view.available, "version": view.version}),
+        Err(EntityError::Rejected(StockError::Insufficient {
+            available, version, ..
+        })) => json!({"kind": "rejected", "qty": qty,
+            "available": available, "version": version}),
+        Err(error) => {
+            eprintln!("stock_hammer: reserve {id}: {error}");
+            json!({"kind": "ambiguous", "qty": qty})
+        }
+    }
+}
+
+/// Queries `id`: what was answered, as JSON.
+async fn query(stock: &Entities<StockItem>, id: &str) -> Value {
+    match stock.of(id).ask(Available).await {
+        Ok(view) => json!({"kind": "read",
+            "available": view.available, "version": view.version}),
+        Err(error) => {
+            eprintln!("stock_hammer: query {id}: {error}");
+            json!({"kind": "ambiguous"})
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -45,6 +79,9 @@ async fn main() {
     let callers: usize = arg(&args, 4, "callers");
     let ops: usize = arg(&args, 5, "ops-per-caller");
     let start_at: u64 = arg(&args, 6, "start-at-ns");
+    let process: usize = arg(&args, 7, "process");
+    let processes: usize = arg(&args, 8, "processes");
+    let units: u64 = arg(&args, 9, "stock");
 
     let pool = PgPoolOptions::new()
         .max_connections(8)
@@ -76,41 +113,36 @@ async fn main() {
     let wait = start_at.saturating_sub(now_ns());
     tokio::time::sleep(Duration::from_nanos(wait)).await;
 
+    let written: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % processes == process)
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert!(!written.is_empty(), "process {process} writes no item");
     let mut tasks = Vec::new();
     for _ in 0..callers {
-        let (stock, ids) = (stock.clone(), ids.clone());
+        let (stock, ids, written) = (stock.clone(), ids.clone(), written.clone());
         tasks.push(tokio::spawn(async move {
             let mut done = Vec::new();
             for _ in 0..ops {
-                let id = &ids[fastrand::usize(..ids.len())];
-                let sent = now_ns();
-                let op = if fastrand::bool() {
-                    let qty = fastrand::u64(1..=8);
-                    match stock.of(id).ask(Reserve { qty }).await {
-                        Ok(view) => json!({"kind": "reserved", "qty": qty,
-                            "available": view.available, "version": view.version}),
-                        Err(EntityError::Rejected(StockError::Insufficient {
-                            available,
-                            version,
-                            ..
-                        })) => json!({"kind": "rejected", "qty": qty,
-                            "available": available, "version": version}),
-                        Err(error) => {
-                            eprintln!("stock_hammer: reserve {id}: {error}");
-                            json!({"kind": "ambiguous", "qty": qty})
-                        }
-                    }
+                let choice = fastrand::u8(0..4);
+                let id = if choice < 2 {
+                    &written[fastrand::usize(..written.len())]
                 } else {
-                    match stock.of(id).ask(Available).await {
-                        Ok(view) => json!({"kind": "read",
-                            "available": view.available, "version": view.version}),
-                        Err(error) => {
-                            eprintln!("stock_hammer: query {id}: {error}");
-                            json!({"kind": "ambiguous"})
-                        }
-                    }
+                    &ids[fastrand::usize(..ids.len())]
                 };
-                let mut op = op;
+                let sent = now_ns();
+                let mut op = if choice < 3 {
+                    let qty = if choice < 2 {
+                        fastrand::u64(1..=8)
+                    } else {
+                        fastrand::u64(1..=units)
+                    };
+                    reserve(&stock, id, qty).await
+                } else {
+                    query(&stock, id).await
+                };
                 op["item"] = Value::from(id.as_str());
                 op["sent"] = Value::from(sent);
                 op["answered"] = Value::from(now_ns());
