@@ -1,5 +1,9 @@
 //! Helpers shared by the cross-crate integration tests.
 
+pub mod history;
 mod outage;
+pub mod stock_item;
+pub mod throwaway_pg;
 
 pub use outage::Outage;
+pub use throwaway_pg::ThrowawayPostgres;
