@@ -1,5 +1,6 @@
 //! What is written to and read from an event store.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ pub struct EventMetadata {
     pub correlation_id: Option<Uuid>,
     /// The id of the message that directly caused this event.
     pub causation_id: Option<Uuid>,
+    /// User metadata (a tenant, a user id, a trace context), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 impl EventMetadata {
@@ -38,6 +42,7 @@ impl EventMetadata {
             timestamp: SystemTime::now(),
             correlation_id: None,
             causation_id: None,
+            headers: BTreeMap::new(),
         }
     }
 

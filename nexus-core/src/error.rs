@@ -53,10 +53,22 @@ pub enum StoreError {
     /// The request itself is malformed (for example a limit of zero).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// The store could not be reached or the connection broke; trying again
-    /// later may succeed.
+    /// The store could not be reached, or the connection broke before the
+    /// request was sent: nothing happened, and trying again later may
+    /// succeed.
     #[error("store unavailable: {source}")]
     Unavailable {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The request was sent and its answer lost (the connection broke, or a
+    /// timeout fired, while the store was working on it): it may or may not
+    /// have taken effect. Sending the very same write again is how to learn
+    /// which; the idempotent append makes that safe. Every other error of a
+    /// write means it changed nothing.
+    #[error("outcome unknown: {source}")]
+    Ambiguous {
         /// The driver's error.
         #[source]
         source: BoxError,
@@ -81,7 +93,16 @@ impl StoreError {
     /// (a connection fault or an exhausted pool). A conflict is not retryable
     /// as it is: the writer must re-read and decide again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::PoolExhausted { .. })
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::PoolExhausted { .. } | Self::Ambiguous { .. }
+        )
+    }
+
+    /// Whether the operation may have taken effect although it failed
+    /// ([`StoreError::Ambiguous`]).
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, Self::Ambiguous { .. })
     }
 
     /// Whether the store refused the write because its fence is stale.

@@ -69,8 +69,8 @@ pub use aggregate::{Aggregate, Handles, fold};
 pub use command::CommandOf;
 pub use effect::Effect;
 pub use entity::{
-    ConfigError, Entities, EntitiesBuilder, EntityError, EntityRef, ReplayPolicy, SendError,
-    Supervision,
+    CommandOptions, ConfigError, Entities, EntitiesBuilder, EntityError, EntityRef, Outcome,
+    ReplayPolicy, SendError, Supervision,
 };
 pub use envelope::{AppendOutcome, EventMetadata, NewEvent, RecordedEvent, ReplayEvent};
 pub use error::{BoxError, CodecError, StoreError};

@@ -48,6 +48,7 @@ fn recorded(event_type: &str, schema_version: u32, payload: &[u8]) -> RecordedEv
             timestamp: SystemTime::UNIX_EPOCH,
             correlation_id: None,
             causation_id: None,
+            headers: std::collections::BTreeMap::new(),
         },
     }
 }

@@ -201,16 +201,20 @@ mod supervision {
             assert_eq!(sent.elapsed(), Duration::from_secs(expected_wait));
         }
         assert_eq!(start.elapsed(), Duration::from_secs(7));
-        // The 4th failure exceeded 3 restarts: the entity stopped.
-        tokio::task::yield_now().await;
-        assert!(!accounts.is_live("a"));
+        // The 4th failure exceeded 3 restarts: for the cooldown (the longest
+        // backoff) every command is refused at once, nothing is recovered.
         store.always(None);
+        for _ in 0..20 {
+            let error = account.ask(Deposit(5)).await.unwrap_err();
+            assert!(
+                matches!(error, EntityError::RestartLimit { restarts: 4, .. }),
+                "{error:?}"
+            );
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(7));
+        tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(account.ask(Deposit(5)).await.unwrap(), 5);
-        assert_eq!(
-            accounts.started(),
-            2,
-            "the stopped entity was started afresh"
-        );
+        assert_eq!(accounts.started(), 1, "one task all along");
     }
 
     /// Commands queued when the limit is reached are answered with the

@@ -258,11 +258,14 @@ impl OwnershipLease for PgLease {
         }
         let releases = state.releases.clone();
         let generation = session.generation;
-        Ok(LeaseGuard::on_release(Tenure::unbounded(shard, 0), move || {
-            // The channel is closed only when the lease is gone, and with it
-            // the session and its locks.
-            let _ = releases.send((shard, generation));
-        }))
+        Ok(LeaseGuard::on_release(
+            Tenure::unbounded(shard, 0),
+            move || {
+                // The channel is closed only when the lease is gone, and with it
+                // the session and its locks.
+                let _ = releases.send((shard, generation));
+            },
+        ))
     }
 }
 

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use crate::counting_store::CountingStore;
 use nexus_core::codec::{Bincode, EventCodec};
 use nexus_core::{
-    ActorSystem, Entities, EntitiesBuilder, EventMetadata, EventStore, ExpectedVersion, SnapshotStrategy, Snapshots,
-    StoreError, StreamId, WhenFull, recover,
+    ActorSystem, Entities, EntitiesBuilder, EventMetadata, EventStore, ExpectedVersion,
+    SnapshotStrategy, Snapshots, StoreError, StreamId, WhenFull, recover,
 };
 use nexus_store_pg::{PgEventStore, PgSetupError, PgSnapshotStore, PgStoreConfig};
 use serde_json::json;

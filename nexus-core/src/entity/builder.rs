@@ -23,6 +23,7 @@ pub(crate) struct Settings<A: Aggregate> {
     pub(crate) when_full: WhenFull,
     pub(crate) receive_timeout: Option<Duration>,
     pub(crate) ask_timeout: Duration,
+    pub(crate) outcome_deadline: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) group_commit: usize,
     pub(crate) supervision: Supervision,
@@ -136,6 +137,7 @@ pub struct EntitiesBuilder<A: Aggregate> {
     when_full: WhenFull,
     receive_timeout: Option<Duration>,
     ask_timeout: Duration,
+    outcome_deadline: Option<Duration>,
     retry: RetryPolicy,
     group_commit: usize,
     supervision: Supervision,
@@ -154,6 +156,7 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             when_full: WhenFull::default(),
             receive_timeout: None,
             ask_timeout: defaults.ask_timeout,
+            outcome_deadline: None,
             retry: RetryPolicy::default(),
             group_commit: 1,
             supervision: Supervision::default(),
@@ -225,6 +228,16 @@ impl<A: Aggregate> EntitiesBuilder<A> {
     /// How long `ask` waits for a reply, including waiting for mailbox room.
     pub fn ask_timeout(mut self, timeout: Duration) -> Self {
         self.ask_timeout = timeout;
+        self
+    }
+
+    /// How long an entity keeps re-sending a write whose answer was lost
+    /// ([`StoreError::Ambiguous`](crate::StoreError::Ambiguous)) before it
+    /// answers [`OutcomeUnknown`](crate::EntityError::OutcomeUnknown).
+    /// Default: half the ask timeout, so that the caller learns it before
+    /// its own timeout.
+    pub fn outcome_deadline(mut self, deadline: Duration) -> Self {
+        self.outcome_deadline = Some(deadline);
         self
     }
 
@@ -310,6 +323,7 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             when_full: self.when_full,
             receive_timeout: self.receive_timeout,
             ask_timeout: self.ask_timeout,
+            outcome_deadline: self.outcome_deadline.unwrap_or(self.ask_timeout / 2),
             retry: self.retry,
             group_commit: self.group_commit,
             supervision: self.supervision,

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use super::command_options::{CommandOptions, Outcome};
 use super::message::{Envelope, Request};
 use super::registry::{EntityKey, Registry};
 use crate::actor::mailbox::Refused;
 use crate::actor::system::Phase;
-use crate::{Aggregate, EntityError, Handles, SendError, StreamId};
+use crate::{Aggregate, EntityError, Handles, SendError, StoreError, StreamId};
 
 /// The address of one entity. Cheap to clone; stays valid across
 /// passivation and restarts (a send after the actor stopped reaches the
@@ -80,18 +81,47 @@ impl<A: Aggregate> EntityRef<A> {
     /// Sends `command` and waits for its typed reply.
     ///
     /// The reply is sent only after the command's events committed. On
-    /// [`EntityError::Timeout`] the command may still be carried out.
+    /// [`EntityError::Timeout`] the command may still be carried out; on
+    /// [`EntityError::OutcomeUnknown`] it may have been.
     pub async fn ask<C>(&self, command: C) -> Result<A::Reply, EntityError<A::Error>>
     where
         A: Handles<C>,
         C: Send + 'static,
     {
+        self.ask_with(command, CommandOptions::new())
+            .await
+            .map(|outcome| outcome.reply)
+    }
+
+    /// Sends `command` with a command id and metadata, and waits for its
+    /// reply with the version and log position it left the entity at.
+    ///
+    /// With a [`command_id`](CommandOptions::command_id), sending the same
+    /// command again (after a timeout, a lost connection, a crash) applies
+    /// it at most once and answers the original reply.
+    pub async fn ask_with<C>(
+        &self,
+        command: C,
+        options: CommandOptions,
+    ) -> Result<Outcome<A::Reply>, EntityError<A::Error>>
+    where
+        A: Handles<C>,
+        C: Send + 'static,
+    {
+        if options.id().is_some() && !self.registry.settings.persistence.writes_events() {
+            return Err(EntityError::Store(StoreError::InvalidRequest(format!(
+                "{}: command ids make commands idempotent through the ids of their events; \
+                 a durable-state entity writes no events, so it cannot deduplicate them",
+                self.key.stream
+            ))));
+        }
         let timeout = self.registry.settings.ask_timeout;
         let exchange = async {
             let (reply_to, reply) = oneshot::channel();
             let request = Request::<A, C, A::Reply>::new(
                 command,
                 <A as Handles<C>>::handle_command,
+                options,
                 Some(reply_to),
             );
             match self.send(Envelope::Command(Box::new(request))).await {
@@ -122,14 +152,24 @@ impl<A: Aggregate> EntityRef<A> {
     /// command was accepted into the mailbox; it is then processed (a
     /// failure is logged as a dead letter) unless the system shuts down
     /// first. Waits for room when the mailbox is full and the policy is
-    /// [`WhenFull::Wait`](crate::WhenFull::Wait).
-    pub async fn tell(&self, command: impl Into<A::Command>) -> Result<(), SendError<A::Command>> {
-        let request = Request::<A, A::Command, ()>::new(command.into(), A::handle, None);
+    /// [`WhenFull::Wait`](crate::WhenFull::Wait). A refused command comes
+    /// back in the error.
+    pub async fn tell<C>(&self, command: C) -> Result<(), SendError<C>>
+    where
+        A: Handles<C>,
+        C: Send + 'static,
+    {
+        let request = Request::<A, C, A::Reply>::new(
+            command,
+            <A as Handles<C>>::handle_command,
+            CommandOptions::new(),
+            None,
+        );
         // Only the request built above can come back, so the downcast holds.
         let give_back = |envelope| match envelope {
             Envelope::Command(message) => message
                 .into_any()
-                .downcast::<Request<A, A::Command, ()>>()
+                .downcast::<Request<A, C, A::Reply>>()
                 .map(|request| request.into_command())
                 .expect("a refused tell gives back its own request"),
             Envelope::Stop => unreachable!("tell only sends commands"),

@@ -70,10 +70,31 @@ pub enum EntityError<E> {
         /// How many times the command was decided.
         attempts: u32,
     },
-    /// The store failed to write; the entity restarts and recovers. When the
-    /// error is ambiguous (a lost connection), the write may have committed.
+    /// The store refused the write (or a read it needed); nothing of the
+    /// command was written. The entity restarts and recovers.
     #[error("store: {0}")]
     Store(StoreError),
+    /// The write was sent and its answer lost (a broken connection, a
+    /// timeout): it may or may not have committed. The entity re-sent the
+    /// very same batch (same event ids, same expected version) until its
+    /// deadline without learning the outcome. Sending the command again with
+    /// the same [`command_id`](crate::CommandOptions::command_id) applies it
+    /// at most once.
+    #[error(
+        "{stream}: the outcome of the write is unknown after {attempts} attempts in {waited:?}; \
+         it may have committed: {source}"
+    )]
+    OutcomeUnknown {
+        /// The entity's stream.
+        stream: StreamId,
+        /// How many times the batch was sent.
+        attempts: u32,
+        /// How long the entity tried.
+        waited: Duration,
+        /// The last store error.
+        #[source]
+        source: StoreError,
+    },
     /// The entity's state could not be recovered from the store.
     #[error("{0}")]
     Recovery(RecoveryError),
@@ -102,8 +123,10 @@ pub enum EntityError<E> {
         /// The panic's message.
         message: String,
     },
-    /// The entity restarted more often than its supervision allows and
-    /// stopped; the next command starts it afresh.
+    /// The entity restarted more often than its supervision allows: it
+    /// refuses commands for the cooldown
+    /// ([`Supervision::cooldown`](crate::Supervision::cooldown)), after
+    /// which the next command recovers it again. Nothing was written.
     #[error("{stream}: stopped after {restarts} restarts within {window:?}")]
     RestartLimit {
         /// The entity's stream.
@@ -157,6 +180,7 @@ impl<E> EntityError<E> {
             | Self::Conflict { .. }
             | Self::RestartLimit { .. }
             | Self::Stopped { .. }
+            | Self::OutcomeUnknown { .. }
             | Self::NotOwner { .. } => true,
             // Recovery that could not reach the store is as retryable as a
             // write that could not; a stored event that does not decode is not.
@@ -167,6 +191,33 @@ impl<E> EntityError<E> {
             | Self::NotFound { .. }
             | Self::Panicked { .. } => false,
         }
+    }
+
+    /// Whether the command may have been applied although this error came
+    /// back: its write was sent and the answer lost
+    /// ([`OutcomeUnknown`](Self::OutcomeUnknown)), the caller stopped
+    /// waiting ([`Timeout`](Self::Timeout)), the system shut down or the
+    /// entity stopped mid-command, or a hook panicked after the commit. Every
+    /// other error means nothing of the command was written. Retry these
+    /// with the same [`command_id`](crate::CommandOptions::command_id).
+    ///
+    /// ```
+    /// use nexus_core::{EntityError, StreamId};
+    /// let full: EntityError<std::fmt::Error> = EntityError::MailboxFull {
+    ///     stream: StreamId::new("wallet-alice"),
+    ///     capacity: 8,
+    /// };
+    /// assert!(!full.outcome_unknown());
+    /// ```
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Self::OutcomeUnknown { .. }
+                | Self::Timeout { .. }
+                | Self::ShuttingDown { .. }
+                | Self::Stopped { .. }
+                | Self::Panicked { .. }
+        )
     }
 
     /// Alias of [`is_unavailable`](Self::is_unavailable): the same command

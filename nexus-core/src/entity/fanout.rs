@@ -41,6 +41,9 @@ pub(crate) fn store_error(error: &StoreError) -> StoreError {
         StoreError::Unavailable { source } => StoreError::Unavailable {
             source: message(source),
         },
+        StoreError::Ambiguous { source } => StoreError::Ambiguous {
+            source: message(source),
+        },
         StoreError::PoolExhausted { waited_ms } => StoreError::PoolExhausted {
             waited_ms: *waited_ms,
         },

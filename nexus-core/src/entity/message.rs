@@ -6,7 +6,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use tokio::sync::oneshot;
 
-use crate::{Aggregate, Effect, EntityError, StreamId};
+use super::command_options::{CommandOptions, Outcome};
+use crate::{Aggregate, Effect, EntityError, LogPosition, StreamId};
 
 /// What waits in an entity's mailbox.
 pub(crate) enum Envelope<A: Aggregate> {
@@ -35,25 +36,41 @@ pub(crate) enum Decided<E> {
 pub(crate) trait Message<A: Aggregate>: Send {
     /// Decides against `state`; forgets any earlier decision.
     fn decide(&mut self, state: &A) -> Decided<A::Event>;
+    /// The caller's command id and metadata.
+    fn options(&self) -> &CommandOptions;
     /// Computes the reply from the state after this command's events.
     fn prepare_reply(&mut self, state: &A);
-    /// Runs the side effects against the committed state and answers.
-    fn complete(self: Box<Self>, state: &A, stream: &StreamId);
+    /// Runs the side effects against the committed state and answers; `at`
+    /// is where the command's own events left the stream.
+    fn complete(self: Box<Self>, state: &A, stream: &StreamId, at: Written);
+    /// Answers a command found committed earlier (a retry under the same
+    /// command id), without running its side effects again: they run at
+    /// most once per transition.
+    fn complete_replayed(self: Box<Self>, state: &A, stream: &StreamId, at: Written);
     /// Answers with an error instead.
     fn fail(self: Box<Self>, error: EntityError<A::Error>);
     /// The message as `Any`, to give a refused command back to its sender.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
+/// Where a command's own events left its stream.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Written {
+    pub(crate) version: u64,
+    pub(crate) position: Option<LogPosition>,
+}
+
 type Decide<A, C, R> = fn(&A, &C) -> Result<Effect<A, R>, <A as Aggregate>::Error>;
 type SideEffect<A> = Box<dyn FnOnce(&A) + Send>;
 type ReplyFn<A, R> = Box<dyn FnOnce(&A) -> R + Send>;
-pub(crate) type ReplyTo<A, R> = oneshot::Sender<Result<R, EntityError<<A as Aggregate>::Error>>>;
+pub(crate) type ReplyTo<A, R> =
+    oneshot::Sender<Result<Outcome<R>, EntityError<<A as Aggregate>::Error>>>;
 
 /// A command of type `C` whose handler replies `R`.
 pub(crate) struct Request<A: Aggregate, C, R> {
     command: C,
     decide: Decide<A, C, R>,
+    options: CommandOptions,
     /// `None` for a told command: nobody waits for the answer.
     reply_to: Option<ReplyTo<A, R>>,
     pending: Pending<A, R>,
@@ -73,11 +90,13 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
     pub(crate) fn new(
         command: C,
         decide: Decide<A, C, R>,
+        options: CommandOptions,
         reply_to: Option<ReplyTo<A, R>>,
     ) -> Self {
         Self {
             command,
             decide,
+            options,
             reply_to,
             pending: Pending::Undecided,
         }
@@ -112,6 +131,10 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
         }
     }
 
+    fn options(&self) -> &CommandOptions {
+        &self.options
+    }
+
     fn prepare_reply(&mut self, state: &A) {
         if let Pending::Accepted { reply, value, .. } = &mut self.pending
             && let Some(reply) = reply.take()
@@ -120,34 +143,12 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
         }
     }
 
-    fn complete(self: Box<Self>, state: &A, stream: &StreamId) {
-        let answer = match self.pending {
-            Pending::Accepted {
-                side_effects,
-                reply,
-                value,
-            } => {
-                // Side effects are fire-and-forget after the commit: one that
-                // panics is logged and does not take the committed reply away.
-                for side_effect in side_effects {
-                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| side_effect(state))) {
-                        tracing::error!(%stream, panic = panic_message(&*panic), "a side effect panicked after the commit");
-                    }
-                }
-                match (value, reply) {
-                    (Some(value), _) => Ok(value),
-                    (None, Some(reply)) => Ok(reply(state)),
-                    (None, None) => Err(EntityError::Stopped {
-                        stream: stream.clone(),
-                    }),
-                }
-            }
-            Pending::Rejected(rejection) => Err(EntityError::Rejected(rejection)),
-            Pending::Undecided => Err(EntityError::Stopped {
-                stream: stream.clone(),
-            }),
-        };
-        send::<A, R>(self.reply_to, answer);
+    fn complete(self: Box<Self>, state: &A, stream: &StreamId, at: Written) {
+        (*self).answer(state, stream, at, true);
+    }
+
+    fn complete_replayed(self: Box<Self>, state: &A, stream: &StreamId, at: Written) {
+        (*self).answer(state, stream, at, false);
     }
 
     fn fail(self: Box<Self>, error: EntityError<A::Error>) {
@@ -159,9 +160,51 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
     }
 }
 
+impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
+    fn answer(self, state: &A, stream: &StreamId, at: Written, run_side_effects: bool) {
+        let answer = match self.pending {
+            Pending::Accepted {
+                side_effects,
+                reply,
+                value,
+            } => {
+                // Side effects are fire-and-forget after the commit: one that
+                // panics is logged and does not take the committed reply away.
+                let side_effects = if run_side_effects {
+                    side_effects
+                } else {
+                    Vec::new()
+                };
+                for side_effect in side_effects {
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| side_effect(state))) {
+                        tracing::error!(%stream, panic = panic_message(&*panic), "a side effect panicked after the commit");
+                    }
+                }
+                let reply = match (value, reply) {
+                    (Some(value), _) => Ok(value),
+                    (None, Some(reply)) => Ok(reply(state)),
+                    (None, None) => Err(EntityError::Stopped {
+                        stream: stream.clone(),
+                    }),
+                };
+                reply.map(|reply| Outcome {
+                    reply,
+                    version: at.version,
+                    position: at.position,
+                })
+            }
+            Pending::Rejected(rejection) => Err(EntityError::Rejected(rejection)),
+            Pending::Undecided => Err(EntityError::Stopped {
+                stream: stream.clone(),
+            }),
+        };
+        send::<A, R>(self.reply_to, answer);
+    }
+}
+
 fn send<A: Aggregate, R>(
     reply_to: Option<ReplyTo<A, R>>,
-    answer: Result<R, EntityError<A::Error>>,
+    answer: Result<Outcome<R>, EntityError<A::Error>>,
 ) {
     match reply_to {
         // A caller that gave up (timed out) dropped its receiver; the answer

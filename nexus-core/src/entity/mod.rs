@@ -6,6 +6,8 @@
 
 mod builder;
 mod catch_panic;
+mod command_options;
+mod decision;
 mod entities;
 mod entity_ref;
 mod error;
@@ -17,6 +19,7 @@ mod runner;
 mod supervision;
 
 pub use builder::{ConfigError, EntitiesBuilder};
+pub use command_options::{CommandOptions, Outcome};
 pub use entities::Entities;
 pub use entity_ref::EntityRef;
 pub use error::{EntityError, SendError};

@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
+use super::command_options::{CommandOptions, derived_event_id};
 use crate::codec::{EventCodec, PayloadCodec};
 use crate::lease::Fence;
 use crate::store::{Snapshot, StateStore};
 use crate::{
-    Aggregate, CodecError, EventMetadata, EventStore, ExpectedVersion, NewEvent, RecoveryError,
-    Snapshots, StoreError, StreamId, recover,
+    Aggregate, CodecError, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent,
+    RecoveryError, Snapshots, StoreError, StreamId, recover,
 };
 
 /// What an entity does when its stream (or row) does not exist yet.
@@ -49,10 +50,25 @@ pub(crate) struct Loaded<A> {
     pub(crate) version: u64,
 }
 
+/// A committed command found in the stream: the state before it and its
+/// events with their versions and positions.
+pub(crate) struct RecordedCommand<A: Aggregate> {
+    pub(crate) before: A,
+    pub(crate) version_before: u64,
+    pub(crate) events: Vec<(A::Event, u64, LogPosition)>,
+}
+
 /// A batch's write, encoded.
 pub(crate) enum Encoded {
     Events(Vec<NewEvent>),
     State(Vec<u8>),
+}
+
+/// What a committed write reports: the version after it and, for events,
+/// each event's position in the global log.
+pub(crate) struct Committed {
+    pub(crate) version: u64,
+    pub(crate) positions: Vec<LogPosition>,
 }
 
 /// Why a write did not commit. Nothing was written in any case, except
@@ -68,6 +84,15 @@ pub(crate) enum WriteError {
         epoch: u64,
     },
     Store(StoreError),
+    /// Every send of the batch lost its answer until the deadline: it may
+    /// have committed.
+    Unknown {
+        sends: u32,
+        waited: std::time::Duration,
+        source: StoreError,
+    },
+    /// The store panicked while writing: the outcome is unknown.
+    Panicked(String),
     Encode(CodecError),
 }
 
@@ -135,19 +160,110 @@ impl<A: Aggregate> Persistence<A> {
         }
     }
 
-    /// Encodes what a batch decided: its events, or the whole new state.
-    /// Synchronous, so that the state is not held across the write.
-    pub(crate) fn encode(&self, events: &[A::Event], state: &A) -> Result<Encoded, CodecError> {
-        match self {
-            Self::EventSourced { codec, .. } => events
-                .iter()
-                .map(|event| codec.encode(event, EventMetadata::new()))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Encoded::Events),
-            Self::DurableState { codec, .. } => {
-                codec.encode_payload(state, "state").map(Encoded::State)
+    /// Whether a command's events are written as events (and so can carry
+    /// ids derived from a command id).
+    pub(crate) fn writes_events(&self) -> bool {
+        matches!(self, Self::EventSourced { .. })
+    }
+
+    /// Encodes one command's events with its metadata, before they are
+    /// applied, so that an event that does not encode fails its own command
+    /// only. Durable state encodes the whole state instead
+    /// ([`encode_state`](Self::encode_state)), so this encodes nothing there.
+    pub(crate) fn encode_events(
+        &self,
+        events: &[A::Event],
+        options: &CommandOptions,
+        into: &mut Vec<NewEvent>,
+    ) -> Result<(), CodecError> {
+        let Self::EventSourced { codec, .. } = self else {
+            return Ok(());
+        };
+        let start = into.len();
+        for (index, event) in events.iter().enumerate() {
+            match codec.encode(event, options.event_metadata(index)) {
+                Ok(encoded) => into.push(encoded),
+                Err(error) => {
+                    into.truncate(start);
+                    return Err(error);
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Encodes `events` again with the metadata they were first encoded
+    /// with: the very same batch, for a write that must be re-sent.
+    pub(crate) fn reencode_events(
+        &self,
+        events: &[A::Event],
+        metadata: &[EventMetadata],
+    ) -> Result<Vec<NewEvent>, CodecError> {
+        let Self::EventSourced { codec, .. } = self else {
+            return Ok(Vec::new());
+        };
+        events
+            .iter()
+            .zip(metadata)
+            .map(|(event, metadata)| codec.encode(event, metadata.clone()))
+            .collect()
+    }
+
+    /// Encodes the whole state of a durable-state entity.
+    pub(crate) fn encode_state(&self, state: &A) -> Result<Option<Vec<u8>>, CodecError> {
+        match self {
+            Self::EventSourced { .. } => Ok(None),
+            Self::DurableState { codec, .. } => codec.encode_payload(state, "state").map(Some),
+        }
+    }
+
+    /// The events of the command with `options` as recorded in `stream`, and
+    /// the state before them: what a retry of a committed command answers
+    /// from. `None` when the stream holds none of its events.
+    pub(crate) async fn recorded_command(
+        &self,
+        stream: &StreamId,
+        options: &CommandOptions,
+    ) -> Result<Option<RecordedCommand<A>>, RecoveryError> {
+        let (Self::EventSourced { store, codec, .. }, Some(command)) = (self, options.id()) else {
+            return Ok(None);
+        };
+        let failed = |source| RecoveryError::Store {
+            stream: stream.clone(),
+            source,
+        };
+        let events = store.read_stream(stream, 1).await.map_err(failed)?;
+        let Some(first) = events
+            .iter()
+            .position(|e| e.metadata.event_id == derived_event_id(command, 0))
+        else {
+            return Ok(None);
+        };
+        let decode = |recorded: &crate::RecordedEvent| {
+            codec
+                .decode(recorded)
+                .map_err(|source| RecoveryError::Codec {
+                    stream: stream.clone(),
+                    version: recorded.version,
+                    source,
+                })
+        };
+        let mut before = A::default();
+        for recorded in &events[..first] {
+            before.apply(&decode(recorded)?);
+        }
+        let mut own = Vec::new();
+        for (index, recorded) in events[first..].iter().enumerate() {
+            if recorded.metadata.event_id != derived_event_id(command, index) {
+                break;
+            }
+            own.push((decode(recorded)?, recorded.version, recorded.position));
+        }
+        Ok(Some(RecordedCommand {
+            before,
+            version_before: events[first].version - 1,
+            events: own,
+        }))
     }
 
     /// Writes an encoded batch if the stream (row) is still at
@@ -159,24 +275,32 @@ impl<A: Aggregate> Persistence<A> {
         loaded_version: u64,
         encoded: Encoded,
         fence: Option<&Fence>,
-    ) -> Result<u64, WriteError> {
+    ) -> Result<Committed, WriteError> {
         let expected = expecting(loaded_version);
+        let events = |outcome: crate::AppendOutcome| Committed {
+            version: outcome.version,
+            positions: outcome.positions,
+        };
+        let row = |version| Committed {
+            version,
+            positions: Vec::new(),
+        };
         let written = match (self, encoded, fence) {
-            (Self::EventSourced { store, .. }, Encoded::Events(events), None) => store
-                .append(stream, expected, events)
+            (Self::EventSourced { store, .. }, Encoded::Events(batch), None) => {
+                store.append(stream, expected, batch).await.map(events)
+            }
+            (Self::EventSourced { store, .. }, Encoded::Events(batch), Some(fence)) => store
+                .append_fenced(stream, expected, batch, fence)
                 .await
-                .map(|outcome| outcome.version),
-            (Self::EventSourced { store, .. }, Encoded::Events(events), Some(fence)) => store
-                .append_fenced(stream, expected, events, fence)
-                .await
-                .map(|outcome| outcome.version),
+                .map(events),
             (Self::DurableState { store, .. }, Encoded::State(payload), None) => {
-                store.save(stream, expected, payload).await
+                store.save(stream, expected, payload).await.map(row)
             }
-            (Self::DurableState { store, .. }, Encoded::State(payload), Some(fence)) => {
-                store.save_fenced(stream, expected, payload, fence).await
-            }
-            (_, _, _) => unreachable!("`encode` of the same persistence made it"),
+            (Self::DurableState { store, .. }, Encoded::State(payload), Some(fence)) => store
+                .save_fenced(stream, expected, payload, fence)
+                .await
+                .map(row),
+            (_, _, _) => unreachable!("the runner encodes for its own persistence"),
         };
         written.map_err(|error| match error {
             StoreError::Conflict {

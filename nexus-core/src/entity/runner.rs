@@ -21,17 +21,19 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::builder::Ownership;
-use super::catch_panic::CatchPanic;
+use super::builder::{Ownership, Settings};
+use super::catch_panic::catch_panic;
+use super::decision::{Decision, Panicked, decide_batch};
 use super::fanout;
-use super::message::{Decided, Envelope, Message, panic_message};
-use super::persistence::{Loaded, WriteError};
+use super::message::{Envelope, Message, Written};
+use super::persistence::{Committed, Encoded, Loaded, WriteError};
 use super::registry::{Cell, Registry};
 use super::supervision::RestartWindow;
 use crate::actor::system::Phase;
-use crate::lease::{LeaseError, LeaseGuard};
-use crate::{Aggregate, EntityError, ReplayPolicy};
+use crate::lease::{Fence, LeaseError, LeaseGuard};
+use crate::{Aggregate, EntityError, ReplayPolicy, StoreError, StreamId};
 
 type Boxed<A> = Box<dyn Message<A>>;
 
@@ -50,6 +52,7 @@ pub(crate) async fn run<A: Aggregate>(registry: Arc<Registry<A>>, cell: Arc<Cell
         lease: None,
         carry: VecDeque::new(),
         restarts: RestartWindow::default(),
+        cooling_until: None,
     };
     tokio::select! {
         biased;
@@ -101,6 +104,8 @@ struct Runner<A: Aggregate> {
     /// they go first: send order is kept.
     carry: VecDeque<Boxed<A>>,
     restarts: RestartWindow,
+    /// Past the restart limit: commands are refused until then.
+    cooling_until: Option<tokio::time::Instant>,
 }
 
 enum Next<A: Aggregate> {
@@ -124,8 +129,6 @@ enum Flow {
     Continue,
     /// The incarnation ends (`then_stop`); the entity retires if idle.
     Stop,
-    /// The entity is done (restart limit): everything was answered.
-    Exit,
 }
 
 impl<A: Aggregate> Runner<A> {
@@ -147,7 +150,6 @@ impl<A: Aggregate> Runner<A> {
                 self.process(batch).await
             };
             let stop = match flow {
-                Flow::Exit => return,
                 Flow::Stop => true,
                 Flow::Continue => stop_after,
             };
@@ -233,14 +235,15 @@ impl<A: Aggregate> Runner<A> {
         }
     }
 
-    /// One decision and write of the batch.
-    async fn attempt(&mut self, mut batch: Vec<Boxed<A>>, attempts: u32) -> Attempt<A> {
-        let registry = Arc::clone(&self.registry);
-        let settings = &registry.settings;
-        let cell = Arc::clone(&self.cell);
-        let stream = &cell.key.stream;
+    /// One pass over the batch: recover, decide, write, answer, snapshot.
+    /// Each step reads in its own method; any of them may end the pass.
+    async fn attempt(&mut self, batch: Vec<Boxed<A>>, attempts: u32) -> Attempt<A> {
+        let Some(mut batch) = self.refuse_while_cooling(batch) else {
+            return Attempt::Done(Flow::Continue);
+        };
+        self.split_at_repeated_command_id(&mut batch);
         self.drop_stale_lease();
-        // Recovered in this attempt, so after every command of the batch was
+        // Recovered in this pass, so after every command of the batch was
         // sent: it includes every write committed before they were.
         let fresh = self.live.is_none();
         let mut live = match self.live.take() {
@@ -250,9 +253,10 @@ impl<A: Aggregate> Runner<A> {
                 Err(flow) => return Attempt::Done(flow),
             },
         };
-        if settings.replay == ReplayPolicy::RequireExisting && live.version == 0 {
+        if self.registry.settings.replay == ReplayPolicy::RequireExisting && live.version == 0 {
             // Not kept: the next command looks again, in case it was
             // created meanwhile. So this state is always fresh.
+            let stream = &self.cell.key.stream;
             for message in batch {
                 message.fail(EntityError::NotFound {
                     stream: stream.clone(),
@@ -260,9 +264,82 @@ impl<A: Aggregate> Runner<A> {
             }
             return Attempt::Done(Flow::Continue);
         }
-        let decided = match decide_batch(&mut batch, &mut live, settings) {
-            Ok(decided) => decided,
-            Err((index, message)) => {
+        let mut decision = match self.decide(&mut batch, &mut live).await {
+            Ok(decision) => decision,
+            Err(flow) => return Attempt::Done(flow),
+        };
+        let flow_after = if decision.stop {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        };
+        if decision.events() == 0 {
+            return self.answer_unwritten(batch, live, fresh, flow_after).await;
+        }
+        let registry = Arc::clone(&self.registry);
+        let settings = &registry.settings;
+        let written = match settings.persistence.encode_state(&live.state) {
+            Ok(state) => {
+                let fence = self.lease.as_ref().map(LeaseGuard::fence);
+                let stream = &self.cell.key.stream;
+                write_batch(settings, stream, live.version, &mut decision, state, fence).await
+            }
+            Err(error) => Err(WriteError::Encode(error)),
+        };
+        let committed = match written {
+            Ok(committed) => committed,
+            Err(error) => return self.failed_write(batch, error, attempts).await,
+        };
+        let loaded_version = live.version;
+        live.version = committed.version;
+        self.answer_written(batch, &live, loaded_version, &decision.counts, &committed);
+        self.snapshot(live, decision.snapshot_due).await;
+        Attempt::Done(flow_after)
+    }
+
+    /// Leaves a command whose command id already occurs earlier in the batch
+    /// (a concurrent duplicate), and everything after it, for the next
+    /// batch: once the first copy committed, the next one is answered from
+    /// its record, and the order of the batch is kept.
+    fn split_at_repeated_command_id(&mut self, batch: &mut Vec<Boxed<A>>) {
+        let mut seen = Vec::new();
+        let repeated = batch.iter().position(|message| {
+            message.options().id().is_some_and(|id| {
+                let again = seen.contains(&id);
+                seen.push(id);
+                again
+            })
+        });
+        if let Some(at) = repeated {
+            for message in batch.split_off(at).into_iter().rev() {
+                self.carry.push_front(message);
+            }
+        }
+    }
+
+    /// Decides the batch against `live` (see [`decide_batch`]). Commands
+    /// whose events do not encode are answered now and leave the batch; a
+    /// panic restarts the entity, and the others go first to the next
+    /// incarnation.
+    async fn decide(
+        &mut self,
+        batch: &mut Vec<Boxed<A>>,
+        live: &mut Loaded<A>,
+    ) -> Result<Decision<A>, Flow> {
+        let registry = Arc::clone(&self.registry);
+        let stream = &self.cell.key.stream;
+        match decide_batch(batch, live, &registry.settings) {
+            Ok(mut decision) => {
+                for (index, error) in decision.unencodable.drain(..).rev() {
+                    decision.counts.remove(index);
+                    batch.remove(index).fail(EntityError::Encode {
+                        stream: stream.clone(),
+                        source: error,
+                    });
+                }
+                Ok(decision)
+            }
+            Err(Panicked { index, message }) => {
                 batch.remove(index).fail(EntityError::Panicked {
                     stream: stream.clone(),
                     message,
@@ -270,54 +347,65 @@ impl<A: Aggregate> Runner<A> {
                 // The state may be half-applied and nothing of the batch was
                 // written: the others are decided again, first, on the
                 // recovered state.
-                for message in batch.into_iter().rev() {
+                for message in batch.drain(..).rev() {
                     self.carry.push_front(message);
                 }
-                return Attempt::Done(self.restart().await);
+                Err(self.restart().await)
             }
-        };
-        let flow_after = if decided.stop {
-            Flow::Stop
+        }
+    }
+
+    /// Answers every command of a batch that committed, each with the
+    /// version and position right after its own events.
+    fn answer_written(
+        &self,
+        batch: Vec<Boxed<A>>,
+        live: &Loaded<A>,
+        loaded_version: u64,
+        counts: &[usize],
+        committed: &Committed,
+    ) {
+        let stream = &self.cell.key.stream;
+        let mut offset = 0usize;
+        for (message, count) in batch.into_iter().zip(counts) {
+            offset += count;
+            let position = (*count > 0)
+                .then(|| committed.positions.get(offset - 1).copied())
+                .flatten();
+            let version = loaded_version + offset as u64;
+            message.complete(&live.state, stream, Written { version, position });
+        }
+    }
+
+    /// Takes a snapshot after a commit when the strategy asks for one, then
+    /// keeps the state. A snapshot that panics while encoding restarts the
+    /// entity (its state is suspect); one the store fences off ends the
+    /// lease.
+    async fn snapshot(&mut self, live: Loaded<A>, due: bool) {
+        let registry = Arc::clone(&self.registry);
+        let persistence = &registry.settings.persistence;
+        let stream = &self.cell.key.stream;
+        let snapshot = if due {
+            match catch_unwind(AssertUnwindSafe(|| {
+                persistence.snapshot_of(stream, &live.state, live.version)
+            })) {
+                Ok(snapshot) => snapshot,
+                Err(panic) => {
+                    tracing::error!(%stream, panic = super::message::panic_message(&*panic), "encoding a snapshot panicked; the entity restarts");
+                    self.restart().await;
+                    return;
+                }
+            }
         } else {
-            Flow::Continue
+            None
         };
-        if decided.events.is_empty() {
-            return self.answer_unwritten(batch, live, fresh, flow_after).await;
-        }
-        let fence = self.lease.as_ref().map(LeaseGuard::fence);
-        let written = match settings.persistence.encode(&decided.events, &live.state) {
-            Ok(encoded) => {
-                settings
-                    .persistence
-                    .write(stream, live.version, encoded, fence)
-                    .await
-            }
-            Err(error) => Err(WriteError::Encode(error)),
-        };
-        let version = match written {
-            Ok(version) => version,
-            Err(error) => return self.failed_write(batch, error, attempts).await,
-        };
-        live.version = version;
-        for message in batch {
-            message.complete(&live.state, stream);
-        }
-        let snapshot = decided
-            .snapshot_due
-            .then(|| {
-                settings
-                    .persistence
-                    .snapshot_of(stream, &live.state, version)
-            })
-            .flatten();
         self.live = Some(live);
         if let Some(snapshot) = snapshot {
             let fence = self.lease.as_ref().map(LeaseGuard::fence);
-            if settings.persistence.save_snapshot(snapshot, fence).await {
+            if persistence.save_snapshot(snapshot, fence).await {
                 self.lose_lease();
             }
         }
-        Attempt::Done(flow_after)
     }
 
     /// Answers a batch that wrote nothing (queries, rejections), from a
@@ -349,8 +437,12 @@ impl<A: Aggregate> Runner<A> {
                 }
             }
         }
+        let at = Written {
+            version: live.version,
+            position: None,
+        };
         for message in batch {
-            message.complete(&live.state, stream);
+            message.complete(&live.state, stream, at);
         }
         self.live = Some(live);
         Attempt::Done(flow)
@@ -377,16 +469,18 @@ impl<A: Aggregate> Runner<A> {
         self.live = None;
     }
 
-    /// After a write that did not commit, the in-memory state is unknown
-    /// (it has the batch applied) and was dropped: retry a conflict on
-    /// reloaded state, or answer every command of the batch.
+    /// After a write that did not commit (or may have), the in-memory state
+    /// is unknown (it has the batch applied) and was dropped: retry a
+    /// conflict on reloaded state, answer commands found committed earlier
+    /// under their command ids, or answer every command of the batch.
     async fn failed_write(
         &mut self,
         batch: Vec<Boxed<A>>,
         error: WriteError,
         attempts: u32,
     ) -> Attempt<A> {
-        let stream = &self.cell.key.stream;
+        let cell = Arc::clone(&self.cell);
+        let stream = &cell.key.stream;
         match error {
             WriteError::Conflict { expected, actual } => {
                 let Some(delay) = self.registry.settings.retry.delay(attempts) else {
@@ -430,12 +524,124 @@ impl<A: Aggregate> Runner<A> {
                 }
                 Attempt::Done(Flow::Continue)
             }
+            WriteError::Store(StoreError::DuplicateEventId { event_id, .. }) => {
+                self.replay_committed(batch, event_id).await
+            }
             WriteError::Store(error) => {
                 for message in batch {
                     message.fail(EntityError::Store(fanout::store_error(&error)));
                 }
                 Attempt::Done(self.restart().await)
             }
+            WriteError::Unknown {
+                sends,
+                waited,
+                source,
+            } => {
+                tracing::error!(%stream, sends, ?waited, error = %source, "the outcome of a write is unknown");
+                for message in batch {
+                    message.fail(EntityError::OutcomeUnknown {
+                        stream: stream.clone(),
+                        attempts: sends,
+                        waited,
+                        source: fanout::store_error(&source),
+                    });
+                }
+                Attempt::Done(self.restart().await)
+            }
+            WriteError::Panicked(message) => {
+                tracing::error!(%stream, panic = message, "the store panicked while writing");
+                for waiting in batch {
+                    waiting.fail(EntityError::Panicked {
+                        stream: stream.clone(),
+                        message: message.clone(),
+                    });
+                }
+                Attempt::Done(self.restart().await)
+            }
+        }
+    }
+
+    /// The store holds an event id of the batch already: commands retried
+    /// under a command id that committed before. Each of them is answered
+    /// from its recorded events (its original reply, no side effects run
+    /// again); the rest of the batch is decided again on reloaded state. An
+    /// id that no command of the batch owns in this stream is a reused id,
+    /// refused for the command that carries it.
+    async fn replay_committed(&mut self, batch: Vec<Boxed<A>>, event_id: uuid::Uuid) -> Attempt<A> {
+        let cell = Arc::clone(&self.cell);
+        let stream = &cell.key.stream;
+        let registry = Arc::clone(&self.registry);
+        let persistence = &registry.settings.persistence;
+        let mut rest = Vec::with_capacity(batch.len());
+        let mut answered = 0usize;
+        for mut message in batch {
+            let recorded = match persistence
+                .recorded_command(stream, message.options())
+                .await
+            {
+                Ok(recorded) => recorded,
+                Err(error) => {
+                    message.fail(EntityError::Recovery(error));
+                    answered += 1;
+                    continue;
+                }
+            };
+            let Some(recorded) = recorded else {
+                rest.push(message);
+                continue;
+            };
+            let mut state = recorded.before;
+            let mut at = Written {
+                version: recorded.version_before,
+                position: None,
+            };
+            let replayed = catch_unwind(AssertUnwindSafe(|| {
+                let _ = message.decide(&state);
+                for (event, version, position) in &recorded.events {
+                    state.apply(event);
+                    at = Written {
+                        version: *version,
+                        position: Some(*position),
+                    };
+                }
+                message.prepare_reply(&state);
+            }));
+            match replayed {
+                Ok(()) => message.complete_replayed(&state, stream, at),
+                Err(panic) => message.fail(EntityError::Panicked {
+                    stream: stream.clone(),
+                    message: super::message::panic_message(&*panic),
+                }),
+            }
+            answered += 1;
+        }
+        if answered == 0 {
+            // No command of the batch committed before: the id is reused.
+            let (owners, others): (Vec<_>, Vec<_>) = rest
+                .into_iter()
+                .partition(|message| message.options().owns_event(event_id, 64));
+            if owners.is_empty() && !others.is_empty() {
+                for message in others {
+                    message.fail(EntityError::Store(StoreError::DuplicateEventId {
+                        stream: stream.clone(),
+                        event_id,
+                    }));
+                }
+                return Attempt::Done(Flow::Continue);
+            }
+            for message in owners {
+                message.fail(EntityError::Store(StoreError::DuplicateEventId {
+                    stream: stream.clone(),
+                    event_id,
+                }));
+            }
+            rest = others;
+        }
+        if rest.is_empty() {
+            Attempt::Done(Flow::Continue)
+        } else {
+            Attempt::Again(rest)
         }
     }
 
@@ -460,7 +666,7 @@ impl<A: Aggregate> Runner<A> {
                 }
             }
         }
-        match CatchPanic::new(settings.persistence.load(stream)).await {
+        match catch_panic(settings.persistence.load(stream)).await {
             Ok(Ok(loaded)) => Ok(loaded),
             Ok(Err(error)) => {
                 for message in batch.drain(..) {
@@ -483,6 +689,10 @@ impl<A: Aggregate> Runner<A> {
 
     /// Drops the state and waits the backoff; the next batch recovers. Past
     /// the restart limit, answers everything queued and ends the entity.
+    /// Drops the state and waits the backoff; the next batch recovers. Past
+    /// the restart limit, answers everything queued and refuses commands
+    /// for the cooldown; the entity stays registered meanwhile, so the
+    /// limit holds however many commands keep arriving.
     async fn restart(&mut self) -> Flow {
         self.live = None;
         let policy = self.registry.settings.supervision;
@@ -495,71 +705,100 @@ impl<A: Aggregate> Runner<A> {
         let stream = &cell.key.stream;
         let (_, window) = policy.limit();
         let restarts = self.restarts.count();
-        tracing::error!(%stream, restarts, ?window, "entity stopped: restart limit reached");
-        let queued = self
-            .registry
-            .retire(&self.cell)
-            .into_iter()
-            .filter_map(|envelope| match envelope {
-                Envelope::Command(message) => Some(message),
-                Envelope::Stop => None,
-            });
-        for message in self.carry.drain(..).chain(queued) {
-            message.fail(EntityError::RestartLimit {
-                stream: stream.clone(),
-                restarts,
-                window,
-            });
+        tracing::error!(%stream, restarts, ?window, cooldown = ?policy.cooldown(), "restart limit reached: the entity refuses commands for the cooldown");
+        self.cooling_until = Some(tokio::time::Instant::now() + policy.cooldown());
+        let queued: Vec<_> = std::iter::from_fn(|| self.cell.mailbox.try_pop()).collect();
+        let queued = queued.into_iter().filter_map(|envelope| match envelope {
+            Envelope::Command(message) => Some(message),
+            Envelope::Stop => None,
+        });
+        let carried: Vec<_> = self.carry.drain(..).collect();
+        for message in carried.into_iter().chain(queued) {
+            message.fail(self.restart_limit());
         }
-        Flow::Exit
+        Flow::Continue
     }
-}
 
-/// What a batch decided.
-struct Decision<E> {
-    events: Vec<E>,
-    snapshot_due: bool,
-    stop: bool,
-}
+    fn restart_limit(&self) -> EntityError<A::Error> {
+        let (_, window) = self.registry.settings.supervision.limit();
+        EntityError::RestartLimit {
+            stream: self.cell.key.stream.clone(),
+            restarts: self.restarts.count(),
+            window,
+        }
+    }
 
-/// Decides every command of the batch in order against `live`, applying
-/// each one's events before the next is decided; or returns the index and
-/// panic message of a command whose handler, `apply` or reply panicked.
-fn decide_batch<A: Aggregate>(
-    batch: &mut [Boxed<A>],
-    live: &mut Loaded<A>,
-    settings: &super::builder::Settings<A>,
-) -> Result<Decision<A::Event>, (usize, String)> {
-    let mut decision = Decision {
-        events: Vec::new(),
-        snapshot_due: false,
-        stop: false,
-    };
-    let mut version = live.version;
-    for (index, message) in batch.iter_mut().enumerate() {
-        let decided = catch_unwind(AssertUnwindSafe(|| match message.decide(&live.state) {
-            Decided::Rejected => None,
-            Decided::Accepted { events, stop } => {
-                for event in &events {
-                    live.state.apply(event);
-                    version += 1;
-                    decision.snapshot_due |=
-                        settings
-                            .persistence
-                            .snapshot_due(&live.state, event, version);
+    /// Past the restart limit: answers the batch with the limit's error
+    /// until the cooldown is over. Returns the batch when it is over.
+    fn refuse_while_cooling(&mut self, batch: Vec<Boxed<A>>) -> Option<Vec<Boxed<A>>> {
+        match self.cooling_until {
+            Some(until) if tokio::time::Instant::now() < until => {
+                for message in batch {
+                    message.fail(self.restart_limit());
                 }
-                message.prepare_reply(&live.state);
-                Some((events, stop))
+                None
             }
-        }));
-        match decided {
-            Ok(Some((events, stop))) => {
-                decision.events.extend(events);
-                decision.stop |= stop;
+            Some(_) => {
+                self.cooling_until = None;
+                Some(batch)
             }
-            Ok(None) => {}
-            Err(panic) => return Err((index, panic_message(&*panic))),
+            None => Some(batch),
         }
     }
-    Ok(decision)
+}
+
+/// The pause before re-sending a write whose outcome is unknown: short at
+/// first (a connection blip), up to half a second.
+fn resend_backoff(sends: u32) -> Duration {
+    Duration::from_millis(5u64 << sends.min(7)).min(Duration::from_millis(500))
+}
+
+/// Writes a decided batch, fenced when leased. When the store's answer is
+/// lost (a broken connection, a timeout) the outcome is unknown, so the
+/// very same batch (same event ids, same expected version) is sent again
+/// until the store says what happened or the deadline passes: an idempotent
+/// re-append returns the original outcome when the first send committed,
+/// and a durable-state row is saved under the same expected version.
+///
+/// A free function over `Sync` pieces: the state and the mailbox's messages
+/// are not held across the write.
+async fn write_batch<A: Aggregate>(
+    settings: &Settings<A>,
+    stream: &StreamId,
+    loaded_version: u64,
+    decision: &mut Decision<A>,
+    state: Option<Vec<u8>>,
+    fence: Option<&Fence>,
+) -> Result<Committed, WriteError> {
+    let persistence = &settings.persistence;
+    let started = tokio::time::Instant::now();
+    let mut sends = 0u32;
+    loop {
+        sends += 1;
+        let batch = match &state {
+            Some(state) => Encoded::State(state.clone()),
+            None if sends == 1 => Encoded::Events(std::mem::take(&mut decision.encoded)),
+            None => Encoded::Events(
+                persistence
+                    .reencode_events(&decision.events, &decision.metadata)
+                    .map_err(WriteError::Encode)?,
+            ),
+        };
+        let written = catch_panic(persistence.write(stream, loaded_version, batch, fence)).await;
+        let error = match written {
+            Ok(Ok(committed)) => return Ok(committed),
+            Ok(Err(WriteError::Store(error))) if error.is_ambiguous() => error,
+            Ok(Err(other)) => return Err(other),
+            Err(message) => return Err(WriteError::Panicked(message)),
+        };
+        let waited = started.elapsed();
+        if waited >= settings.outcome_deadline {
+            return Err(WriteError::Unknown {
+                sends,
+                waited,
+                source: error,
+            });
+        }
+        tokio::time::sleep(resend_backoff(sends)).await;
+    }
 }

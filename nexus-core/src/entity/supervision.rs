@@ -54,8 +54,11 @@ impl Supervision {
         self
     }
 
-    /// Stop the entity when it would restart more than `n` times within
-    /// `within`.
+    /// Stop restarting when the entity would restart more than `n` times
+    /// within `within`: every command is then answered
+    /// [`RestartLimit`](crate::EntityError::RestartLimit) for a cooldown of
+    /// the longest backoff, after which the next command recovers the
+    /// entity again.
     #[must_use]
     pub fn max_restarts(mut self, n: u32, within: Duration) -> Self {
         self.max_restarts = n;
@@ -74,6 +77,11 @@ impl Supervision {
     /// The restart limit and its window.
     pub fn limit(&self) -> (u32, Duration) {
         (self.max_restarts, self.within)
+    }
+
+    /// How long an entity past its restart limit refuses commands.
+    pub fn cooldown(&self) -> Duration {
+        self.max_backoff
     }
 }
 

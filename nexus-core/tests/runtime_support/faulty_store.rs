@@ -23,6 +23,11 @@ pub enum Fault {
     ForeignWrite,
     /// Waits this long, then appends.
     Delay(Duration),
+    /// Appends, then loses the answer: the caller sees an ambiguous error
+    /// although the batch committed (a connection cut after the commit).
+    CommitThenLost,
+    /// The store's code panics before appending.
+    Panic,
 }
 
 #[derive(Default)]
@@ -37,6 +42,8 @@ pub struct FaultyStore {
     fail_percent: AtomicUsize,
     // Sizes of the committed appends, in order.
     committed: Mutex<Vec<usize>>,
+    // The event ids of every append that reached the inner store, in order.
+    sent_ids: Mutex<Vec<Vec<uuid::Uuid>>>,
 }
 
 impl FaultyStore {
@@ -69,6 +76,11 @@ impl FaultyStore {
         self.committed.lock().unwrap().clone()
     }
 
+    /// The event ids of every append that reached the store, in order.
+    pub fn sent_ids(&self) -> Vec<Vec<uuid::Uuid>> {
+        self.sent_ids.lock().unwrap().clone()
+    }
+
     /// Appends as another process would.
     pub async fn foreign_write(&self, stream: &StreamId, amount: u64) {
         let payload = serde_json::to_vec(&super::AccountEvent::Deposited(amount)).unwrap();
@@ -92,8 +104,11 @@ impl FaultyStore {
         let nth = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
         let numbered = self.faults.lock().unwrap().remove(&nth);
         let always = *self.always.lock().unwrap();
+        let mut lose_answer = false;
         for fault in numbered.into_iter().chain(always) {
             match fault {
+                Fault::CommitThenLost => lose_answer = true,
+                Fault::Panic => panic!("injected panic in append {nth}"),
                 Fault::Unavailable => {
                     return Err(StoreError::Unavailable {
                         source: format!("injected fault on append {nth}").into(),
@@ -110,6 +125,8 @@ impl FaultyStore {
             });
         }
         let size = events.len();
+        let ids: Vec<_> = events.iter().map(|e| e.metadata.event_id).collect();
+        self.sent_ids.lock().unwrap().push(ids);
         let outcome = match fence {
             None => self.inner.append(stream, expected, events).await?,
             Some(fence) => {
@@ -119,6 +136,11 @@ impl FaultyStore {
             }
         };
         self.committed.lock().unwrap().push(size);
+        if lose_answer {
+            return Err(StoreError::Ambiguous {
+                source: format!("injected: append {nth} committed, its answer was lost").into(),
+            });
+        }
         Ok(outcome)
     }
 }
