@@ -46,7 +46,7 @@ mod wire;
 
 pub use config::{PgStoreConfig, Schema};
 pub use event_store::PgEventStore;
-pub use lease::PgLease;
+pub use lease::{LeaseTiming, PgLease};
 pub use setup_error::PgSetupError;
 pub use snapshot_store::PgSnapshotStore;
 pub use state_store::PgStateStore;

@@ -1,4 +1,6 @@
-//! Errors of configuring and migrating the stores.
+//! Errors of configuring and migrating the stores and starting a lease.
+
+use std::time::Duration;
 
 /// Why the stores could not be configured or migrated.
 #[derive(Debug, thiserror::Error)]
@@ -30,5 +32,42 @@ pub enum PgSetupError {
         /// The migrator's error.
         #[source]
         source: sqlx::migrate::MigrateError,
+    },
+    /// The lease table of the schema was set up for another shard count
+    /// than this process uses; see [`PgLease`](crate::PgLease) on how to
+    /// change it safely.
+    #[error(
+        "the lease table of schema {schema} is set up for {recorded} shards, this process is \
+         configured with {configured}: every process of a schema must use the same count \
+         (to change it, stop every process, wait one lease ttl, then update \
+         {schema}.lease_config)"
+    )]
+    ShardCountMismatch {
+        /// The schema of the lease table.
+        schema: String,
+        /// The count recorded in the schema's `lease_config`.
+        recorded: u32,
+        /// The count this process was configured with.
+        configured: u32,
+    },
+    /// A lease shard count outside `1..=i32::MAX`.
+    #[error("lease shards must be in 1..=2147483647, got {shards}")]
+    InvalidShards {
+        /// The count given.
+        shards: u32,
+    },
+    /// Lease timing that cannot keep the holder ahead of the database.
+    #[error(
+        "lease timing ttl {ttl:?}, renew_every {renew_every:?}, max_clock_drift \
+         {max_clock_drift:?}: needs 2 × renew_every + max_clock_drift < ttl and a non-zero \
+         renew_every"
+    )]
+    InvalidTiming {
+        /// How long a lease lasts at the database.
+        ttl: Duration,
+        /// How often it is renewed.
+        renew_every: Duration,
+        /// The allowed clock drift over one ttl.
+        max_clock_drift: Duration,
     },
 }
