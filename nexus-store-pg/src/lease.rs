@@ -199,6 +199,9 @@ impl Default for LeaseTiming {
 /// Acquiring a shard this process holds already takes no round trip;
 /// acquiring a new one takes one, concurrently with other shards'.
 ///
+/// Needs Postgres 14 or later (`idle_session_timeout` is set at
+/// connect).
+///
 /// ```no_run
 /// use std::sync::Arc;
 /// use nexus_core::lease::OwnershipLease;
@@ -236,12 +239,12 @@ struct Shared {
     db: Arc<Db>,
     /// One per shard, indexed by shard.
     slots: Box<[Slot]>,
-    /// To the heartbeat task: shards whose last guard dropped.
+    /// To the release task: shards whose last guard dropped.
     releases: mpsc::UnboundedSender<Release>,
 }
 
-/// The lease's connections and statements; the heartbeat task owns one
-/// reference, so a release queued by the last guard still runs.
+/// The lease's connections and statements; the heartbeat and release tasks
+/// own a reference each, so a release queued by the last guard still runs.
 struct Db {
     pool: PgPool,
     sql: LeaseSql,
@@ -338,7 +341,7 @@ impl Drop for Holding {
         self.shared.slots[shard as usize]
             .state()
             .release(std::ptr::from_ref(self));
-        // Closed only when the heartbeat is gone, and with it the lease.
+        // The release task runs until this sender (the lease's) is gone.
         let _ = self.shared.releases.send(Release {
             shard,
             epoch: self.tenure.epoch(),
@@ -428,7 +431,8 @@ impl PgLease {
             slots: (0..shards).map(|_| Slot::default()).collect(),
             releases,
         });
-        tokio::spawn(heartbeat(db, Arc::downgrade(&shared), dropped_guards));
+        tokio::spawn(heartbeat(Arc::clone(&db), Arc::downgrade(&shared)));
+        tokio::spawn(releaser(db, dropped_guards));
         Ok(Self { shared })
     }
 
@@ -625,57 +629,59 @@ impl Db {
         }
     }
 
-    /// Gives up `release.shard` at the database, if still held at its
-    /// epoch, so that another process can take it at once.
-    async fn release(&self, release: Release) {
-        let released = self
+    /// Gives up the shards of `releases` at the database, those still held
+    /// at their epochs, in one statement.
+    async fn release(&self, releases: &[Release]) {
+        let shards: Vec<i32> = releases.iter().map(|r| r.shard.cast_signed()).collect();
+        let epochs: Vec<i64> = releases
+            .iter()
+            .map(|r| i64::try_from(r.epoch).unwrap_or(i64::MAX))
+            .collect();
+        let outcome = self
             .bounded(
                 sqlx::query(&self.sql.release)
-                    .bind(release.shard.cast_signed())
                     .bind(&self.owner)
-                    .bind(i64::try_from(release.epoch).unwrap_or(i64::MAX))
+                    .bind(&shards)
+                    .bind(&epochs)
                     .execute(&self.pool),
             )
             .await;
-        if let Err(error) = released {
-            // Harmless: the lease expires by itself.
-            tracing::debug!(%error, shard = release.shard, "lease release failed");
+        if let Err(error) = outcome {
+            // Harmless: the leases expire by themselves.
+            tracing::debug!(%error, shards = releases.len(), "lease release failed");
         }
     }
 }
 
-/// Renews the held shards every `renew_every` and runs the releases of
-/// dropped guards, until the lease and all its guards are gone.
-async fn heartbeat(
-    db: Arc<Db>,
-    shared: Weak<Shared>,
-    mut released: mpsc::UnboundedReceiver<Release>,
-) {
+/// Renews the held shards every `renew_every` until the lease and all its
+/// guards are gone. Releases run in a task of their own, so that a backlog
+/// of them never delays a renewal.
+async fn heartbeat(db: Arc<Db>, shared: Weak<Shared>) {
     let mut tick = tokio::time::interval(db.timing.renew_every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            release = released.recv() => match release {
-                Some(release) => db.release(release).await,
-                None => break,
-            },
-            _ = tick.tick() => {
-                let Some(shared) = shared.upgrade() else { break };
-                let held: Vec<Arc<Tenure>> = shared
-                    .slots
-                    .iter()
-                    .filter_map(|slot| slot.state().to_renew())
-                    .collect();
-                drop(shared);
-                db.renew(&held).await;
-            }
-        }
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        let held: Vec<Arc<Tenure>> = shared
+            .slots
+            .iter()
+            .filter_map(|slot| slot.state().to_renew())
+            .collect();
+        drop(shared);
+        db.renew(&held).await;
     }
-    // Releases queued by the last guards.
-    while let Ok(release) = released.try_recv() {
-        db.release(release).await;
+}
+
+/// Releases the shards whose last guard dropped, all that queued up in one
+/// statement, until the lease is gone (its sender closes the channel).
+async fn releaser(db: Arc<Db>, mut dropped_guards: mpsc::UnboundedReceiver<Release>) {
+    let mut batch = Vec::new();
+    while dropped_guards.recv_many(&mut batch, 1024).await > 0 {
+        db.release(&batch).await;
+        batch.clear();
     }
-    db.pool.close().await;
 }
 
 /// The lease's own pool: its owner id as `application_name`, sessions that

@@ -55,11 +55,14 @@ WHERE l.shard = held.shard AND l.epoch = held.epoch AND l.owner = $1
 RETURNING l.shard
 ";
 
-/// Gives shard `$1` up at once, if owner `$2` still holds it at epoch `$3`,
-/// so that another process can take it without waiting for the expiry.
+/// Gives the shards `$2` at the epochs `$3` up at once, those that owner
+/// `$1` still holds at them, so that another process can take them without
+/// waiting for the expiry.
 const RELEASE: &str = r"
-UPDATE {schema}.leases SET expires_at = clock_timestamp()
-WHERE shard = $1 AND owner = $2 AND epoch = $3 AND expires_at > clock_timestamp()
+UPDATE {schema}.leases AS l SET expires_at = clock_timestamp()
+FROM UNNEST($2::int4[], $3::int8[]) AS gone(shard, epoch)
+WHERE l.shard = gone.shard AND l.epoch = gone.epoch AND l.owner = $1
+  AND l.expires_at > clock_timestamp()
 ";
 
 /// The rendered statements of one lease.
