@@ -115,6 +115,11 @@ pub struct LeaseTiming {
 impl LeaseTiming {
     /// The default: a 10 s lease, renewed every 2 s, allowing 1 s of clock
     /// drift.
+    ///
+    /// ```
+    /// use nexus_store_pg::LeaseTiming;
+    /// assert_eq!(LeaseTiming::DEFAULT, LeaseTiming::default());
+    /// ```
     pub const DEFAULT: Self = Self {
         ttl: Duration::from_secs(10),
         renew_every: Duration::from_secs(2),
@@ -124,6 +129,17 @@ impl LeaseTiming {
     /// A timing, if `2 × renew_every + max_clock_drift < ttl`, `renew_every`
     /// is not zero and `ttl` fits the database's intervals; otherwise
     /// [`PgSetupError::InvalidTiming`] naming the three values.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nexus_store_pg::{LeaseTiming, PgSetupError};
+    /// let s = Duration::from_secs;
+    /// assert!(LeaseTiming::new(s(10), s(2), s(1)).is_ok());
+    /// assert!(matches!(
+    ///     LeaseTiming::new(s(5), s(2), s(1)),
+    ///     Err(PgSetupError::InvalidTiming { .. })
+    /// ));
+    /// ```
     pub fn new(
         ttl: Duration,
         renew_every: Duration,
@@ -151,6 +167,11 @@ impl LeaseTiming {
 
     /// How long a lease lasts at the database after each acquisition or
     /// renewal.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(nexus_store_pg::LeaseTiming::DEFAULT.ttl(), Duration::from_secs(10));
+    /// ```
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
@@ -158,12 +179,22 @@ impl LeaseTiming {
     /// How often the holder renews its leases. Also the bound on every
     /// lease statement (server `statement_timeout`, client timeout, pool
     /// acquire timeout).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(nexus_store_pg::LeaseTiming::DEFAULT.renew_every(), Duration::from_secs(2));
+    /// ```
     pub fn renew_every(&self) -> Duration {
         self.renew_every
     }
 
     /// How much slower the holder's clock may run than the database's over
     /// one `ttl`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(nexus_store_pg::LeaseTiming::DEFAULT.max_clock_drift(), Duration::from_secs(1));
+    /// ```
     pub fn max_clock_drift(&self) -> Duration {
         self.max_clock_drift
     }
@@ -452,6 +483,14 @@ impl PgLease {
     }
 
     /// How many shards the streams are spread over.
+    ///
+    /// ```no_run
+    /// # async fn run(config: nexus_store_pg::PgStoreConfig) -> Result<(), nexus_store_pg::PgSetupError> {
+    /// let lease = nexus_store_pg::PgLease::connect(&config, 64).await?;
+    /// assert_eq!(lease.shards(), 64);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn shards(&self) -> u32 {
         self.shared.shards
     }
@@ -470,6 +509,12 @@ impl PgLease {
     }
 
     /// The lease's timing.
+    ///
+    /// ```no_run
+    /// # async fn run(lease: nexus_store_pg::PgLease) {
+    /// assert!(lease.timing().renew_every() < lease.timing().ttl());
+    /// # }
+    /// ```
     pub fn timing(&self) -> LeaseTiming {
         self.shared.db.timing
     }
