@@ -68,9 +68,15 @@ pub(crate) struct FenceKey {
 }
 
 impl FenceKey {
-    /// The columns of `fence`; a shard or epoch no lease of this crate
-    /// hands out is refused.
-    pub(crate) fn of(fence: &Fence) -> Result<Self, StoreError> {
+    /// The columns of `fence` for a write of `stream`. A fence that its
+    /// holder's own clock already ended is refused before any round trip
+    /// ([`StoreError::Fenced`]), so writes stop at the holder's deadline,
+    /// ahead of the database's expiry; a shard or epoch no lease of this
+    /// crate hands out is refused too.
+    pub(crate) fn of(stream: &StreamId, fence: &Fence) -> Result<Self, StoreError> {
+        if !fence.is_current() {
+            return Err(fenced(stream, fence));
+        }
         let shard = i32::try_from(fence.shard()).map_err(|_| {
             StoreError::InvalidRequest(format!("fence shard {} exceeds an integer", fence.shard()))
         })?;

@@ -155,7 +155,7 @@ impl PgEventStore {
         fence: Option<&Fence>,
     ) -> Result<AppendOutcome, StoreError> {
         let head = expected.pinned().map(to_i64).transpose()?;
-        let key = fence.map(FenceKey::of).transpose()?;
+        let key = fence.map(|f| FenceKey::of(stream, f)).transpose()?;
         if events.is_empty() {
             let actual = match (key, fence) {
                 (Some(key), Some(fence)) => self.fenced_head(stream, key, fence).await?,
@@ -294,7 +294,9 @@ impl EventStore for PgEventStore {
     /// Appends in the same statement that checks `fence` against the lease
     /// table of the store's schema (see [`PgLease`](crate::PgLease)): a
     /// stale epoch or an expired lease stores nothing and fails with
-    /// [`StoreError::Fenced`]. A retry of a batch already stored under a
+    /// [`StoreError::Fenced`].
+    /// A fence that is no longer current by its holder's own clock is
+    /// refused the same way without a round trip. A retry of a batch already stored under a
     /// current fence answers with the original outcome, as
     /// [`append`](EventStore::append) does.
     async fn append_fenced(

@@ -65,13 +65,15 @@ impl SnapshotStore for PgSnapshotStore {
     /// the lease table of the store's schema: a stale epoch or an expired
     /// lease writes and deletes nothing and fails with
     /// [`StoreError::Fenced`].
+    /// A fence that is no longer current by its holder's own clock is
+    /// refused the same way without a round trip.
     async fn save_fenced(
         &self,
         snapshot: Snapshot,
         keep_last: Option<NonZeroUsize>,
         fence: &Fence,
     ) -> Result<(), StoreError> {
-        let key = FenceKey::of(fence)?;
+        let key = FenceKey::of(&snapshot.stream_id, fence)?;
         let keep = keep_last.map(|k| i64::try_from(k.get()).unwrap_or(i64::MAX));
         let current: bool = sqlx::query_scalar(&self.sql.save_fenced)
             .bind(snapshot.stream_id.as_str())

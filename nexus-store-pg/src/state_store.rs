@@ -96,6 +96,8 @@ impl StateStore for PgStateStore {
     /// table of the store's schema: a stale epoch or an expired lease
     /// writes nothing and fails with [`StoreError::Fenced`] (a version
     /// conflict under a current fence is still a conflict).
+    /// A fence that is no longer current by its holder's own clock is
+    /// refused the same way without a round trip.
     async fn save_fenced(
         &self,
         id: &StreamId,
@@ -103,7 +105,7 @@ impl StateStore for PgStateStore {
         payload: Vec<u8>,
         fence: &Fence,
     ) -> Result<u64, StoreError> {
-        let key = FenceKey::of(fence)?;
+        let key = FenceKey::of(id, fence)?;
         let sql = match expected.pinned() {
             None => &self.sql.upsert_fenced,
             Some(0) => &self.sql.insert_fenced,

@@ -161,6 +161,48 @@ async fn a_stale_fence_writes_no_state() {
 }
 
 #[tokio::test]
+async fn a_fence_its_holder_ended_writes_nothing_while_the_database_still_has_it() {
+    let config = common::fresh_config().await;
+    let lease = PgLease::connect_with(&config, 8, fast_timing())
+        .await
+        .unwrap();
+    let stream = StreamId::new("counter-6");
+    let guard = lease.acquire(&stream).await.unwrap();
+    let ended = Tenure::unbounded(guard.fence().shard(), guard.fence().epoch());
+    ended.revoke();
+    let ended = Fence::new(ended);
+    let events = PgEventStore::new(&config);
+    let refused = events
+        .append_fenced(&stream, ExpectedVersion::NoStream, vec![event(1)], &ended)
+        .await;
+    assert!(is_fenced(&refused, &ended), "{refused:?}");
+    let refused = PgStateStore::new(&config)
+        .save_fenced(&stream, ExpectedVersion::Any, vec![1], &ended)
+        .await;
+    assert!(is_fenced(&refused, &ended), "{refused:?}");
+    let snapshot = Snapshot {
+        stream_id: stream.clone(),
+        version: 1,
+        payload: vec![1],
+        taken_at: SystemTime::now(),
+    };
+    let refused = PgSnapshotStore::new(&config)
+        .save_fenced(snapshot, None, &ended)
+        .await;
+    assert!(is_fenced(&refused, &ended), "{refused:?}");
+    assert_eq!(events.stream_version(&stream).await.unwrap(), 0);
+    events
+        .append_fenced(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+            guard.fence(),
+        )
+        .await
+        .expect("the holder's own fence is current");
+}
+
+#[tokio::test]
 async fn a_current_fence_writes_like_the_plain_methods() {
     let config = common::fresh_config().await;
     let lease = PgLease::connect_with(&config, 8, fast_timing())
