@@ -69,8 +69,9 @@ use crate::config::Schema;
 use crate::sql::leases::LeaseSql;
 use crate::{PgSetupError, PgStoreConfig};
 
-/// Connections of a lease's own pool: renewals and releases use one, and
-/// concurrent acquisitions of different shards the others.
+/// Connections of a lease's pool for acquisitions (concurrent ones of
+/// different shards) and releases. Renewals have a connection of their
+/// own, so that a burst of activations never delays a heartbeat.
 const LEASE_CONNECTIONS: u32 = 4;
 
 /// The timing of a lease: how long a lease lasts at the database, how
@@ -218,8 +219,8 @@ impl Default for LeaseTiming {
 /// An [`OwnershipLease`] on the `leases` table of a store schema, shared by
 /// every entity of one process; clones share the leases.
 ///
-/// [`connect`](Self::connect) opens a small pool of its own (with the
-/// config pool's connect options, its [`owner`](Self::owner) id as
+/// [`connect`](Self::connect) opens a small pool of its own and one connection
+/// for renewals (with the config pool's connect options, its [`owner`](Self::owner) id as
 /// `application_name`, short TCP keepalives and a statement timeout of
 /// `renew_every`), records or checks the shard count, and starts a
 /// heartbeat task that renews every held shard in one statement every
@@ -277,7 +278,11 @@ struct Shared {
 /// The lease's connections and statements; the heartbeat and release tasks
 /// own a reference each, so a release queued by the last guard still runs.
 struct Db {
+    /// Acquisitions, refusals and releases.
     pool: PgPool,
+    /// Renewals only: one connection, reconnected on the next heartbeat
+    /// when it breaks.
+    heartbeat: PgPool,
     sql: LeaseSql,
     owner: String,
     timing: LeaseTiming,
@@ -438,9 +443,15 @@ impl PgLease {
             source,
         };
         let owner = owner_id();
-        let pool = lease_pool(config, &owner, timing).await.map_err(database)?;
+        let pool = lease_pool(config, &owner, timing, LEASE_CONNECTIONS)
+            .await
+            .map_err(database)?;
+        let renewals = lease_pool(config, &owner, timing, 1)
+            .await
+            .map_err(database)?;
         let db = Arc::new(Db {
             pool,
+            heartbeat: renewals,
             sql: LeaseSql::new(&schema),
             owner,
             timing,
@@ -448,6 +459,7 @@ impl PgLease {
         let recorded = db.record_shards(shards).await.map_err(database)?;
         if recorded != shards {
             db.pool.close().await;
+            db.heartbeat.close().await;
             return Err(PgSetupError::ShardCountMismatch {
                 schema: schema.to_string(),
                 recorded,
@@ -643,7 +655,7 @@ impl Db {
                     .bind(self.timing.ttl_micros())
                     .bind(&shards)
                     .bind(&epochs)
-                    .fetch_all(&self.pool),
+                    .fetch_all(&self.heartbeat),
             )
             .await;
         let renewed: HashSet<i32> = match renewed {
@@ -736,6 +748,7 @@ async fn lease_pool(
     config: &PgStoreConfig,
     owner: &str,
     timing: LeaseTiming,
+    connections: u32,
 ) -> Result<PgPool, sqlx::Error> {
     let bound_ms = timing.renew_every.as_millis().max(1);
     let options = (*config.pool.connect_options())
@@ -751,7 +764,7 @@ async fn lease_pool(
             ("statement_timeout", bound_ms.to_string()),
         ]);
     PgPoolOptions::new()
-        .max_connections(LEASE_CONNECTIONS)
+        .max_connections(connections)
         .min_connections(0)
         .acquire_timeout(timing.renew_every)
         .connect_with(options)
