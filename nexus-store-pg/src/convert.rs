@@ -1,5 +1,6 @@
 //! Values between Rust and Postgres: row columns, versions, conflicts.
 
+use nexus_core::lease::Fence;
 use nexus_core::{ExpectedVersion, StoreError, StreamId};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -56,4 +57,39 @@ where
         .map_err(|e| StoreError::Backend {
             source: Box::new(e),
         })
+}
+
+/// A fence as the lease table's columns: `shard` (`integer`) and `epoch`
+/// (`bigint`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FenceKey {
+    pub(crate) shard: i32,
+    pub(crate) epoch: i64,
+}
+
+impl FenceKey {
+    /// The columns of `fence` for a write of `stream`. A fence that its
+    /// holder's own clock already ended is refused before any round trip
+    /// ([`StoreError::Fenced`]), so writes stop at the holder's deadline,
+    /// ahead of the database's expiry; a shard or epoch no lease of this
+    /// crate hands out is refused too.
+    pub(crate) fn of(stream: &StreamId, fence: &Fence) -> Result<Self, StoreError> {
+        if !fence.is_current() {
+            return Err(fenced(stream, fence));
+        }
+        let shard = i32::try_from(fence.shard()).map_err(|_| {
+            StoreError::InvalidRequest(format!("fence shard {} exceeds an integer", fence.shard()))
+        })?;
+        let epoch = to_i64(fence.epoch())?;
+        Ok(Self { shard, epoch })
+    }
+}
+
+/// The error of a write that `fence` no longer allowed.
+pub(crate) fn fenced(stream: &StreamId, fence: &Fence) -> StoreError {
+    StoreError::Fenced {
+        stream: stream.clone(),
+        shard: fence.shard(),
+        epoch: fence.epoch(),
+    }
 }

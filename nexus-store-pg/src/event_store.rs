@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use nexus_core::lease::Fence;
 use nexus_core::{
     AppendOutcome, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent,
     RecordedEvent, ReplayEvent, StoreError, StreamId,
@@ -15,7 +16,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::PgStoreConfig;
-use crate::convert::{conflict, corrupt, get, get_trusted, to_i64, to_u64};
+use crate::convert::{FenceKey, conflict, corrupt, fenced, get, get_trusted, to_i64, to_u64};
 use crate::errors::{self, Failure};
 use crate::sql::events::EventSql;
 use crate::wire::{Timestamp, TxId};
@@ -103,15 +104,20 @@ impl PgEventStore {
         errors::store_error(error, &self.pool)
     }
 
-    /// Runs the append statement once: `Some` when the batch was stored,
-    /// `None` when it was refused (stale version or unique violation).
+    /// Runs the append statement once, fenced when `fence` is given.
     async fn try_append(
         &self,
         stream: &StreamId,
         head: Option<i64>,
         batch: &Batch<'_>,
-    ) -> Result<Option<AppendOutcome>, StoreError> {
-        let rows = sqlx::query(&self.sql.append)
+        fence: Option<FenceKey>,
+    ) -> Result<Attempt, StoreError> {
+        let sql = if fence.is_some() {
+            &self.sql.append_fenced
+        } else {
+            &self.sql.append
+        };
+        let mut query = sqlx::query(sql)
             .bind(stream.as_str())
             .bind(head)
             .bind(&batch.ids)
@@ -120,16 +126,95 @@ impl PgEventStore {
             .bind(&batch.payloads)
             .bind(&batch.correlations)
             .bind(&batch.causations)
-            .bind(&batch.occurred)
-            .fetch_all(&self.pool)
-            .await;
+            .bind(&batch.occurred);
+        if let Some(key) = fence {
+            query = query.bind(key.shard).bind(key.epoch);
+        }
+        let rows = query.fetch_all(&self.pool).await;
         match rows {
-            Ok(rows) if rows.is_empty() => Ok(None),
-            Ok(rows) => outcome(&rows).map(Some),
+            Ok(rows) if fence.is_some() => fenced_attempt(&rows),
+            Ok(rows) if rows.is_empty() => Ok(Attempt::Refused),
+            Ok(rows) => outcome(&rows).map(Attempt::Stored),
+            // Under a fence too: the fence passed, or nothing would have
+            // been inserted to violate a constraint.
             Err(error) => match errors::classify(error, &self.pool) {
-                Failure::Unique => Ok(None),
+                Failure::Unique => Ok(Attempt::Refused),
                 Failure::Store(error) => Err(error),
             },
+        }
+    }
+
+    /// Appends `events`, under `fence` when given: the retry loop shared by
+    /// [`append`](EventStore::append) and
+    /// [`append_fenced`](EventStore::append_fenced).
+    async fn append_batch(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        fence: Option<&Fence>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let head = expected.pinned().map(to_i64).transpose()?;
+        let key = fence.map(|f| FenceKey::of(stream, f)).transpose()?;
+        if events.is_empty() {
+            let actual = match (key, fence) {
+                (Some(key), Some(fence)) => self.fenced_head(stream, key, fence).await?,
+                _ => self.stream_version(stream).await?,
+            };
+            return if expected.accepts(actual) {
+                Ok(AppendOutcome {
+                    version: actual,
+                    positions: Vec::new(),
+                })
+            } else {
+                Err(conflict(stream, expected, actual))
+            };
+        }
+        let batch = Batch::new(stream, &events)?;
+        for _ in 0..=ANY_RETRIES {
+            match self.try_append(stream, head, &batch, key).await? {
+                Attempt::Stored(out) => return Ok(out),
+                Attempt::Fenced => {
+                    let fence = fence.expect("only a fenced append is fenced");
+                    return Err(fenced(stream, fence));
+                }
+                Attempt::Refused => {}
+            }
+            if let Some(original) = self.replayed(stream, expected, &events, &batch.ids).await? {
+                return Ok(original);
+            }
+            let actual = self.stream_version(stream).await?;
+            // The head moved between the statement and this read (`Any` lost a
+            // race, or the stream reached the expected version meanwhile):
+            // the batch may still be appended as asked.
+            if !expected.accepts(actual) {
+                return Err(conflict(stream, expected, actual));
+            }
+            tokio::task::yield_now().await;
+        }
+        let actual = self.stream_version(stream).await?;
+        Err(conflict(stream, expected, actual))
+    }
+
+    /// The stream's version, or [`StoreError::Fenced`] when `fence` is
+    /// stale at the database.
+    async fn fenced_head(
+        &self,
+        stream: &StreamId,
+        key: FenceKey,
+        fence: &Fence,
+    ) -> Result<u64, StoreError> {
+        let (version, current): (i64, bool) = sqlx::query_as(&self.sql.fenced_head)
+            .bind(stream.as_str())
+            .bind(key.shard)
+            .bind(key.epoch)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
+        if current {
+            to_u64(version)
+        } else {
+            Err(fenced(stream, fence))
         }
     }
 
@@ -203,37 +288,26 @@ impl EventStore for PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        let head = expected.pinned().map(to_i64).transpose()?;
-        if events.is_empty() {
-            let actual = self.stream_version(stream).await?;
-            return if expected.accepts(actual) {
-                Ok(AppendOutcome {
-                    version: actual,
-                    positions: Vec::new(),
-                })
-            } else {
-                Err(conflict(stream, expected, actual))
-            };
-        }
-        let batch = Batch::new(stream, &events)?;
-        for _ in 0..=ANY_RETRIES {
-            if let Some(out) = self.try_append(stream, head, &batch).await? {
-                return Ok(out);
-            }
-            if let Some(original) = self.replayed(stream, expected, &events, &batch.ids).await? {
-                return Ok(original);
-            }
-            let actual = self.stream_version(stream).await?;
-            // The head moved between the statement and this read (`Any` lost a
-            // race, or the stream reached the expected version meanwhile):
-            // the batch may still be appended as asked.
-            if !expected.accepts(actual) {
-                return Err(conflict(stream, expected, actual));
-            }
-            tokio::task::yield_now().await;
-        }
-        let actual = self.stream_version(stream).await?;
-        Err(conflict(stream, expected, actual))
+        self.append_batch(stream, expected, events, None).await
+    }
+
+    /// Appends in the same statement that checks `fence` against the lease
+    /// table of the store's schema (see [`PgLease`](crate::PgLease)): a
+    /// stale epoch or an expired lease stores nothing and fails with
+    /// [`StoreError::Fenced`].
+    /// A fence that is no longer current by its holder's own clock is
+    /// refused the same way without a round trip. A retry of a batch already stored under a
+    /// current fence answers with the original outcome, as
+    /// [`append`](EventStore::append) does.
+    async fn append_fenced(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        fence: &Fence,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.append_batch(stream, expected, events, Some(fence))
+            .await
     }
 
     async fn read_stream(
@@ -306,6 +380,32 @@ impl EventStore for PgEventStore {
             .map_err(|e| self.failed(e))?;
         to_u64(version)
     }
+}
+
+/// What one run of the append statement did.
+enum Attempt {
+    /// The batch was stored.
+    Stored(AppendOutcome),
+    /// The version check or a unique constraint refused the batch.
+    Refused,
+    /// The fence refused the batch.
+    Fenced,
+}
+
+/// The outcome of one fenced append from its rows: one row with `ok` false
+/// when the fence refused, one with a NULL version when the version check
+/// did, else one row per stored event.
+fn fenced_attempt(rows: &[PgRow]) -> Result<Attempt, StoreError> {
+    let Some(first) = rows.first() else {
+        return Err(corrupt("a fenced append returned no row".to_owned()));
+    };
+    if !get::<bool>(first, 3)? {
+        return Ok(Attempt::Fenced);
+    }
+    if get::<Option<i64>>(first, 0)?.is_none() {
+        return Ok(Attempt::Refused);
+    }
+    outcome(rows).map(Attempt::Stored)
 }
 
 /// A batch as the column arrays the append statement binds.

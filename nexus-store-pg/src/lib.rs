@@ -9,8 +9,19 @@
 //!   check and the insert are one statement.
 //! - The global log is read below the transaction horizon, so a reader never
 //!   skips an event that commits late.
-//! - [`PgLease`] makes one process the writer of a shard of streams, on an
-//!   advisory lock that Postgres releases when that process dies.
+//! - [`PgLease`] makes one process the owner of a shard of streams, on a
+//!   lease table in the same schema: every acquisition gets a larger epoch,
+//!   a heartbeat renews all held shards in one statement, and the holder
+//!   stops acting by its own monotonic clock before the database could
+//!   hand the shard to another process ([`LeaseTiming`] names the
+//!   assumptions). Postgres is the only coordinator.
+//! - Fenced writes ([`append_fenced`](nexus_core::EventStore::append_fenced),
+//!   [`save_fenced`](nexus_core::store::SnapshotStore::save_fenced),
+//!   [`save_fenced`](nexus_core::store::StateStore::save_fenced)) check the
+//!   writer's epoch and the lease's expiry in the write's own statement, so
+//!   a process whose lease was taken over stores nothing
+//!   ([`StoreError::Fenced`](nexus_core::StoreError::Fenced)), and a
+//!   takeover waits for the old owner's in-flight writes.
 //! - Driver errors are mapped at one boundary: a unique violation becomes a
 //!   conflict with the actual version, a broken connection
 //!   [`StoreError::Unavailable`](nexus_core::StoreError::Unavailable)
@@ -31,6 +42,30 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! An owned entity's writes carry the fence of its lease:
+//!
+//! ```no_run
+//! use nexus_core::lease::OwnershipLease;
+//! use nexus_core::{EventStore, ExpectedVersion, NewEvent, StoreError, StreamId};
+//! use nexus_store_pg::{PgEventStore, PgLease, PgStoreConfig};
+//! # async fn run(config: PgStoreConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! let lease = PgLease::connect(&config, 64).await?;
+//! let events = PgEventStore::new(&config);
+//! let stream = StreamId::for_entity("wallet", "alice");
+//! let guard = lease.acquire(&stream).await?;
+//! let deposited = NewEvent::new("wallet.deposited", 1, br#"{"amount":5}"#.to_vec());
+//! match events
+//!     .append_fenced(&stream, ExpectedVersion::Any, vec![deposited], guard.fence())
+//!     .await
+//! {
+//!     Ok(_) => {}
+//!     Err(StoreError::Fenced { .. }) => { /* another process owns the shard now */ }
+//!     Err(other) => return Err(other.into()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod config;
 mod convert;
@@ -46,7 +81,7 @@ mod wire;
 
 pub use config::{PgStoreConfig, Schema};
 pub use event_store::PgEventStore;
-pub use lease::PgLease;
+pub use lease::{LeaseTiming, PgLease};
 pub use setup_error::PgSetupError;
 pub use snapshot_store::PgSnapshotStore;
 pub use state_store::PgStateStore;

@@ -1,4 +1,6 @@
-//! Errors of configuring and migrating the stores.
+//! Errors of configuring and migrating the stores and starting a lease.
+
+use std::time::Duration;
 
 /// Why the stores could not be configured or migrated.
 #[derive(Debug, thiserror::Error)]
@@ -30,5 +32,68 @@ pub enum PgSetupError {
         /// The migrator's error.
         #[source]
         source: sqlx::migrate::MigrateError,
+    },
+    /// The lease table of the schema was set up for another shard count
+    /// than this process uses; see [`PgLease`](crate::PgLease) on how to
+    /// change it safely.
+    ///
+    /// ```no_run
+    /// use nexus_store_pg::{PgLease, PgSetupError};
+    /// # async fn run(config: nexus_store_pg::PgStoreConfig) {
+    /// match PgLease::connect(&config, 16).await {
+    ///     Err(PgSetupError::ShardCountMismatch { recorded, configured, .. }) => {
+    ///         eprintln!("the schema uses {recorded} shards, not {configured}");
+    ///     }
+    ///     other => { let _ = other; }
+    /// }
+    /// # }
+    /// ```
+    #[error(
+        "the lease table of schema {schema} is set up for {recorded} shards, this process is \
+         configured with {configured}: every process of a schema must use the same count \
+         (to change it, stop every process, wait one lease ttl, then update \
+         {schema}.lease_config)"
+    )]
+    ShardCountMismatch {
+        /// The schema of the lease table.
+        schema: String,
+        /// The count recorded in the schema's `lease_config`.
+        recorded: u32,
+        /// The count this process was configured with.
+        configured: u32,
+    },
+    /// A lease shard count outside `1..=i32::MAX`.
+    ///
+    /// ```no_run
+    /// # async fn run(config: nexus_store_pg::PgStoreConfig) {
+    /// let refused = nexus_store_pg::PgLease::connect(&config, 0).await;
+    /// assert!(matches!(refused, Err(nexus_store_pg::PgSetupError::InvalidShards { shards: 0 })));
+    /// # }
+    /// ```
+    #[error("lease shards must be in 1..=2147483647, got {shards}")]
+    InvalidShards {
+        /// The count given.
+        shards: u32,
+    },
+    /// Lease timing that cannot keep the holder ahead of the database.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let ms = Duration::from_millis;
+    /// let error = nexus_store_pg::LeaseTiming::new(ms(1000), ms(400), ms(300)).unwrap_err();
+    /// assert!(error.to_string().contains("400ms"));
+    /// ```
+    #[error(
+        "lease timing ttl {ttl:?}, renew_every {renew_every:?}, max_clock_drift \
+         {max_clock_drift:?}: needs 2 × renew_every + max_clock_drift < ttl and a non-zero \
+         renew_every"
+    )]
+    InvalidTiming {
+        /// How long a lease lasts at the database.
+        ttl: Duration,
+        /// How often it is renewed.
+        renew_every: Duration,
+        /// The allowed clock drift over one ttl.
+        max_clock_drift: Duration,
     },
 }

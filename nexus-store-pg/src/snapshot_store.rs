@@ -4,12 +4,13 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use nexus_core::lease::Fence;
 use nexus_core::store::{Snapshot, SnapshotStore};
 use nexus_core::{StoreError, StreamId};
 use sqlx::PgPool;
 
 use crate::PgStoreConfig;
-use crate::convert::{get, to_i64, to_u64};
+use crate::convert::{FenceKey, fenced, get, to_i64, to_u64};
 use crate::errors::store_error;
 use crate::sql::snapshots::SnapshotSql;
 use crate::wire::Timestamp;
@@ -58,6 +59,38 @@ impl SnapshotStore for PgSnapshotStore {
             .await
             .map_err(|e| store_error(e, &self.pool))?;
         Ok(())
+    }
+
+    /// Saves and prunes in the same statement that checks `fence` against
+    /// the lease table of the store's schema: a stale epoch or an expired
+    /// lease writes and deletes nothing and fails with
+    /// [`StoreError::Fenced`].
+    /// A fence that is no longer current by its holder's own clock is
+    /// refused the same way without a round trip.
+    async fn save_fenced(
+        &self,
+        snapshot: Snapshot,
+        keep_last: Option<NonZeroUsize>,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
+        let key = FenceKey::of(&snapshot.stream_id, fence)?;
+        let keep = keep_last.map(|k| i64::try_from(k.get()).unwrap_or(i64::MAX));
+        let current: bool = sqlx::query_scalar(&self.sql.save_fenced)
+            .bind(snapshot.stream_id.as_str())
+            .bind(to_i64(snapshot.version)?)
+            .bind(&snapshot.payload)
+            .bind(Timestamp(snapshot.taken_at))
+            .bind(keep)
+            .bind(key.shard)
+            .bind(key.epoch)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        if current {
+            Ok(())
+        } else {
+            Err(fenced(&snapshot.stream_id, fence))
+        }
     }
 
     async fn load_latest(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {

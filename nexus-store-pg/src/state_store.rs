@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use nexus_core::lease::Fence;
 use nexus_core::store::{StateStore, StoredState};
 use nexus_core::{ExpectedVersion, StoreError, StreamId};
 use sqlx::PgPool;
 
 use crate::PgStoreConfig;
-use crate::convert::{conflict, get, to_i64, to_u64};
+use crate::convert::{FenceKey, conflict, fenced, get, to_i64, to_u64};
 use crate::errors::store_error;
 use crate::sql::states::StateSql;
 
@@ -38,15 +39,6 @@ impl PgStateStore {
             pool: config.pool.clone(),
             sql: Arc::new(StateSql::new(&config.schema)),
         }
-    }
-
-    async fn version(&self, id: &StreamId) -> Result<u64, StoreError> {
-        let version: i64 = sqlx::query_scalar(&self.sql.version)
-            .bind(id.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| store_error(e, &self.pool))?;
-        to_u64(version)
     }
 
     /// The conflict of a write that matched no row.
@@ -98,6 +90,56 @@ impl StateStore for PgStateStore {
             Some(version) => to_u64(version),
             None => Err(self.refused(id, expected).await),
         }
+    }
+
+    /// Writes in the same statement that checks `fence` against the lease
+    /// table of the store's schema: a stale epoch or an expired lease
+    /// writes nothing and fails with [`StoreError::Fenced`] (a version
+    /// conflict under a current fence is still a conflict).
+    /// A fence that is no longer current by its holder's own clock is
+    /// refused the same way without a round trip.
+    async fn save_fenced(
+        &self,
+        id: &StreamId,
+        expected: ExpectedVersion,
+        payload: Vec<u8>,
+        fence: &Fence,
+    ) -> Result<u64, StoreError> {
+        let key = FenceKey::of(id, fence)?;
+        let sql = match expected.pinned() {
+            None => &self.sql.upsert_fenced,
+            Some(0) => &self.sql.insert_fenced,
+            Some(_) => &self.sql.update_fenced,
+        };
+        let pinned = expected
+            .pinned()
+            .filter(|v| *v > 0)
+            .map(to_i64)
+            .transpose()?;
+        let (written, current): (Option<i64>, bool) = sqlx::query_as(sql)
+            .bind(id.as_str())
+            .bind(payload)
+            .bind(pinned)
+            .bind(key.shard)
+            .bind(key.epoch)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        match (written, current) {
+            (_, false) => Err(fenced(id, fence)),
+            (Some(version), true) => to_u64(version),
+            (None, true) => Err(self.refused(id, expected).await),
+        }
+    }
+
+    /// Reads only the version column.
+    async fn version(&self, id: &StreamId) -> Result<u64, StoreError> {
+        let version: i64 = sqlx::query_scalar(&self.sql.version)
+            .bind(id.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        to_u64(version)
     }
 
     async fn delete(&self, id: &StreamId, expected: ExpectedVersion) -> Result<(), StoreError> {

@@ -29,6 +29,55 @@ ORDER BY e.n
 RETURNING version, tx_id, seq
 ";
 
+/// [`APPEND`] under a fence: the batch is only inserted while shard `$10`'s
+/// lease is at epoch `$11` and not expired by the database's clock.
+///
+/// Stops a writer whose lease was taken over (a paused or partitioned old
+/// owner) from appending: the lease row is locked `FOR KEY SHARE`, so a
+/// takeover, which changes the epoch (a key column), either committed
+/// before and the row no longer matches (re-checked after the lock), or
+/// waits until this append committed, and the new owner's recovery reads
+/// it. One row always: `ok` false when the fence refused (nothing
+/// inserted), a NULL version when the fence passed but the version check
+/// did not; a unique violation (23505) means the fence passed too.
+const APPEND_FENCED: &str = r"
+WITH fence AS (
+    SELECT FROM {schema}.leases
+    WHERE shard = $10 AND epoch = $11 AND expires_at > clock_timestamp()
+    FOR KEY SHARE
+), head AS (
+    SELECT coalesce(max(version), 0) AS version
+    FROM {schema}.events WHERE stream_id = $1
+), appended AS (
+    INSERT INTO {schema}.events
+        (stream_id, version, event_id, event_type, schema_version, payload,
+         correlation_id, causation_id, occurred_at)
+    SELECT $1, head.version + e.n, e.event_id, e.event_type, e.schema_version, e.payload,
+           e.correlation_id, e.causation_id, e.occurred_at
+    FROM fence, head,
+         UNNEST($3::uuid[], $4::text[], $5::int8[], $6::bytea[], $7::uuid[], $8::uuid[],
+                $9::timestamptz[])
+             WITH ORDINALITY
+             AS e(event_id, event_type, schema_version, payload, correlation_id, causation_id,
+                  occurred_at, n)
+    WHERE $2::int8 IS NULL OR head.version = $2::int8
+    ORDER BY e.n
+    RETURNING version, tx_id, seq
+)
+SELECT appended.version, appended.tx_id, appended.seq, fenced.ok
+FROM (SELECT EXISTS (SELECT FROM fence) AS ok) AS fenced
+LEFT JOIN appended ON true
+";
+
+/// The stream's version and whether shard `$2`'s lease is at epoch `$3`
+/// and not expired: an empty fenced append writes nothing, but a stale
+/// writer still learns that it is fenced rather than a version.
+const FENCED_HEAD: &str = r"
+SELECT (SELECT coalesce(max(version), 0) FROM {schema}.events WHERE stream_id = $1),
+       EXISTS (SELECT FROM {schema}.leases
+               WHERE shard = $2 AND epoch = $3 AND expires_at > clock_timestamp())
+";
+
 /// The stream's current version (0 when it has no events).
 const STREAM_VERSION: &str = r"
 SELECT coalesce(max(version), 0) FROM {schema}.events WHERE stream_id = $1
@@ -78,6 +127,8 @@ LIMIT $3
 #[derive(Debug)]
 pub(crate) struct EventSql {
     pub(crate) append: String,
+    pub(crate) append_fenced: String,
+    pub(crate) fenced_head: String,
     pub(crate) stream_version: String,
     pub(crate) find_ids: String,
     pub(crate) read_stream: String,
@@ -90,6 +141,8 @@ impl EventSql {
         let with_columns = |t: &str| render(&t.replace("{columns}", COLUMNS), schema);
         Self {
             append: render(APPEND, schema),
+            append_fenced: render(APPEND_FENCED, schema),
+            fenced_head: render(FENCED_HEAD, schema),
             stream_version: render(STREAM_VERSION, schema),
             find_ids: render(FIND_IDS, schema),
             read_stream: with_columns(READ_STREAM),

@@ -5,6 +5,7 @@
 //! connection and reused.
 
 pub(crate) mod events;
+pub(crate) mod leases;
 pub(crate) mod snapshots;
 pub(crate) mod states;
 

@@ -25,6 +25,37 @@ ON CONFLICT (stream_id, version)
     DO UPDATE SET payload = excluded.payload, taken_at = excluded.taken_at
 ";
 
+/// [`SAVE`] under a fence: the snapshot is written and older ones pruned
+/// only while shard `$6`'s lease is at epoch `$7` and not expired.
+///
+/// Stops a writer whose lease was taken over from replacing or pruning the
+/// new owner's snapshots (the row lock makes a takeover wait for it, as in
+/// the fenced append). One row: `ok` false when the fence refused.
+const SAVE_FENCED: &str = r"
+WITH fence AS (
+    SELECT FROM {schema}.leases
+    WHERE shard = $6 AND epoch = $7 AND expires_at > clock_timestamp()
+    FOR KEY SHARE
+), keep AS (
+    SELECT version FROM (
+        SELECT version FROM {schema}.snapshots WHERE stream_id = $1
+        UNION SELECT $2::int8
+    ) AS candidates
+    ORDER BY version DESC
+    LIMIT $5::int8
+), pruned AS (
+    DELETE FROM {schema}.snapshots
+    WHERE stream_id = $1 AND version NOT IN (SELECT version FROM keep)
+      AND EXISTS (SELECT FROM fence)
+), saved AS (
+    INSERT INTO {schema}.snapshots (stream_id, version, payload, taken_at)
+    SELECT $1, $2, $3, $4 FROM fence WHERE $2 IN (SELECT version FROM keep)
+    ON CONFLICT (stream_id, version)
+        DO UPDATE SET payload = excluded.payload, taken_at = excluded.taken_at
+)
+SELECT EXISTS (SELECT FROM fence)
+";
+
 const LOAD_LATEST: &str = r"
 SELECT version, payload, taken_at FROM {schema}.snapshots
 WHERE stream_id = $1 ORDER BY version DESC LIMIT 1
@@ -38,6 +69,7 @@ SELECT version FROM {schema}.snapshots WHERE stream_id = $1 ORDER BY version
 #[derive(Debug)]
 pub(crate) struct SnapshotSql {
     pub(crate) save: String,
+    pub(crate) save_fenced: String,
     pub(crate) load_latest: String,
     pub(crate) versions: String,
 }
@@ -46,6 +78,7 @@ impl SnapshotSql {
     pub(crate) fn new(schema: &Schema) -> Self {
         Self {
             save: render(SAVE, schema),
+            save_fenced: render(SAVE_FENCED, schema),
             load_latest: render(LOAD_LATEST, schema),
             versions: render(VERSIONS, schema),
         }

@@ -79,3 +79,61 @@ async fn drop_stale_schemas() {
     })
     .await;
 }
+
+pub mod outage;
+
+/// Short lease timing for tests: a 1.5 s lease, renewed every 300 ms,
+/// allowing 200 ms of drift.
+pub fn fast_timing() -> nexus_store_pg::LeaseTiming {
+    nexus_store_pg::LeaseTiming::new(
+        Duration::from_millis(1500),
+        Duration::from_millis(300),
+        Duration::from_millis(200),
+    )
+    .expect("the test timing is valid")
+}
+
+/// A second "process" on the schema of `config`: its own pool.
+pub async fn other_process(config: &PgStoreConfig, name: &str) -> PgStoreConfig {
+    PgStoreConfig::new(pool(name, 4).await)
+        .schema(config.schema_name().as_str())
+        .expect("valid schema name")
+}
+
+/// Expires the lease of `shard` at the database, as if its holder had
+/// been paused past its lease (it renews nothing meanwhile).
+pub async fn expire(config: &PgStoreConfig, shard: u32) {
+    let expired = sqlx::query(&format!(
+        "UPDATE {}.leases SET expires_at = clock_timestamp() - interval '1 millisecond' \
+         WHERE shard = $1",
+        config.schema_name()
+    ))
+    .bind(i32::try_from(shard).unwrap())
+    .execute(config.pool())
+    .await
+    .expect("expire a lease");
+    assert_eq!(expired.rows_affected(), 1, "shard {shard} was leased");
+}
+
+/// Tries `lease` until it grants `stream`, for at most `within`.
+pub async fn acquire_eventually(
+    lease: &nexus_store_pg::PgLease,
+    stream: &nexus_core::StreamId,
+    within: Duration,
+) -> nexus_core::lease::LeaseGuard {
+    use nexus_core::lease::{LeaseError, OwnershipLease};
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match lease.acquire(stream).await {
+            Ok(guard) => return guard,
+            Err(LeaseError::Held { .. } | LeaseError::Backend { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(other) => {
+                panic!("the lease of {stream} was not granted within {within:?}: {other}")
+            }
+        }
+    }
+}
