@@ -1,6 +1,6 @@
 //! The Postgres event store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,7 +126,8 @@ impl PgEventStore {
             .bind(&batch.payloads)
             .bind(&batch.correlations)
             .bind(&batch.causations)
-            .bind(&batch.occurred);
+            .bind(&batch.occurred)
+            .bind(&batch.headers);
         if let Some(key) = fence {
             query = query.bind(key.shard).bind(key.epoch);
         }
@@ -354,11 +355,11 @@ impl EventStore for PgEventStore {
                 .map_err(|e| self.failed(e))?;
             let mut page = Vec::with_capacity(rows.len());
             for row in &rows {
-                let safe: bool = get(row, 11)?;
+                let safe: bool = get(row, 12)?;
                 if !safe {
                     break;
                 }
-                page.push(recorded(row, StreamId::new(get::<String>(row, 10)?))?);
+                page.push(recorded(row, StreamId::new(get::<String>(row, 11)?))?);
             }
             // Rows are in (tx_id, seq) order, so the safe ones are a prefix.
             // Committed rows behind the horizon: an older transaction is
@@ -417,6 +418,8 @@ struct Batch<'a> {
     correlations: Vec<Option<Uuid>>,
     causations: Vec<Option<Uuid>>,
     occurred: Vec<Timestamp>,
+    /// NULL for an event without headers.
+    headers: Vec<Option<sqlx::types::Json<&'a BTreeMap<String, String>>>>,
 }
 
 impl<'a> Batch<'a> {
@@ -440,6 +443,13 @@ impl<'a> Batch<'a> {
             occurred: events
                 .iter()
                 .map(|e| Timestamp(e.metadata.timestamp))
+                .collect(),
+            headers: events
+                .iter()
+                .map(|e| {
+                    let headers = &e.metadata.headers;
+                    (!headers.is_empty()).then_some(sqlx::types::Json(headers))
+                })
                 .collect(),
         })
     }
@@ -476,6 +486,9 @@ fn recorded(row: &PgRow, stream_id: StreamId) -> Result<RecordedEvent, StoreErro
             timestamp: occurred.0,
             correlation_id: get_trusted(row, 7)?,
             causation_id: get_trusted(row, 8)?,
+            headers: get_trusted::<Option<sqlx::types::Json<BTreeMap<String, String>>>>(row, 10)?
+                .map(|headers| headers.0)
+                .unwrap_or_default(),
         },
     })
 }

@@ -15,22 +15,22 @@ WITH head AS (
 )
 INSERT INTO {schema}.events
     (stream_id, version, event_id, event_type, schema_version, payload,
-     correlation_id, causation_id, occurred_at)
+     correlation_id, causation_id, occurred_at, headers)
 SELECT $1, head.version + e.n, e.event_id, e.event_type, e.schema_version, e.payload,
-       e.correlation_id, e.causation_id, e.occurred_at
+       e.correlation_id, e.causation_id, e.occurred_at, e.headers
 FROM head,
      UNNEST($3::uuid[], $4::text[], $5::int8[], $6::bytea[], $7::uuid[], $8::uuid[],
-            $9::timestamptz[])
+            $9::timestamptz[], $10::jsonb[])
          WITH ORDINALITY
          AS e(event_id, event_type, schema_version, payload, correlation_id, causation_id,
-              occurred_at, n)
+              occurred_at, headers, n)
 WHERE $2::int8 IS NULL OR head.version = $2::int8
 ORDER BY e.n
 RETURNING version, tx_id, seq
 ";
 
-/// [`APPEND`] under a fence: the batch is only inserted while shard `$10`'s
-/// lease is at epoch `$11` and not expired by the database's clock.
+/// [`APPEND`] under a fence: the batch is only inserted while shard `$11`'s
+/// lease is at epoch `$12` and not expired by the database's clock.
 ///
 /// Stops a writer whose lease was taken over (a paused or partitioned old
 /// owner) from appending: the lease row is locked `FOR KEY SHARE`, so a
@@ -43,7 +43,7 @@ RETURNING version, tx_id, seq
 const APPEND_FENCED: &str = r"
 WITH fence AS (
     SELECT FROM {schema}.leases
-    WHERE shard = $10 AND epoch = $11 AND expires_at > clock_timestamp()
+    WHERE shard = $11 AND epoch = $12 AND expires_at > clock_timestamp()
     FOR KEY SHARE
 ), head AS (
     SELECT coalesce(max(version), 0) AS version
@@ -51,15 +51,15 @@ WITH fence AS (
 ), appended AS (
     INSERT INTO {schema}.events
         (stream_id, version, event_id, event_type, schema_version, payload,
-         correlation_id, causation_id, occurred_at)
+         correlation_id, causation_id, occurred_at, headers)
     SELECT $1, head.version + e.n, e.event_id, e.event_type, e.schema_version, e.payload,
-           e.correlation_id, e.causation_id, e.occurred_at
+           e.correlation_id, e.causation_id, e.occurred_at, e.headers
     FROM fence, head,
          UNNEST($3::uuid[], $4::text[], $5::int8[], $6::bytea[], $7::uuid[], $8::uuid[],
-                $9::timestamptz[])
+                $9::timestamptz[], $10::jsonb[])
              WITH ORDINALITY
              AS e(event_id, event_type, schema_version, payload, correlation_id, causation_id,
-                  occurred_at, n)
+                  occurred_at, headers, n)
     WHERE $2::int8 IS NULL OR head.version = $2::int8
     ORDER BY e.n
     RETURNING version, tx_id, seq
@@ -93,7 +93,7 @@ FROM {schema}.events WHERE event_id = ANY($1::uuid[])
 /// The columns of a recorded event but its stream id, which a stream read
 /// knows already (one string fewer to decode per row).
 const COLUMNS: &str = "tx_id, seq, version, event_id, event_type, schema_version, payload, \
-                       correlation_id, causation_id, occurred_at";
+                       correlation_id, causation_id, occurred_at, headers";
 
 /// One stream from a version on, served by the primary key.
 const READ_STREAM: &str = r"
