@@ -38,6 +38,7 @@ pub async fn run(budget: Budget) {
     tell_throughput(budget).await;
     many_entities(budget).await;
     hot_entity(budget).await;
+    super::churn::run().await;
 }
 
 /// Sequential asks to one entity: the latency of one persisted command.

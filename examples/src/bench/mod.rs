@@ -5,6 +5,7 @@
 //! Postgres workloads sit beside it in their own module and share the
 //! [`Tally`] aggregate, the [`closed_loop`] driver and [`emit`].
 
+pub mod churn;
 pub mod memory;
 pub mod postgres;
 

@@ -15,6 +15,10 @@ use crate::{
     ActorSystem, Aggregate, EventStore, ReplayPolicy, RetryPolicy, Snapshots, Supervision, WhenFull,
 };
 
+/// How long an entity waits for a message before it passivates, unless
+/// configured otherwise.
+const DEFAULT_RECEIVE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Everything an entity of one type runs with.
 pub(crate) struct Settings<A: Aggregate> {
     pub(crate) persistence: Persistence<A>,
@@ -22,6 +26,7 @@ pub(crate) struct Settings<A: Aggregate> {
     pub(crate) mailbox_capacity: usize,
     pub(crate) when_full: WhenFull,
     pub(crate) receive_timeout: Option<Duration>,
+    pub(crate) max_active: Option<usize>,
     pub(crate) ask_timeout: Duration,
     pub(crate) outcome_deadline: Duration,
     pub(crate) retry: RetryPolicy,
@@ -100,7 +105,8 @@ pub enum ConfigError {
 /// Options for an entity type; [`build`](Self::build) starts serving it.
 ///
 /// Defaults: the system's mailbox capacity and ask timeout,
-/// [`WhenFull::Wait`], no passivation, [`RetryPolicy::default`], no group
+/// [`WhenFull::Wait`], passivation after two idle minutes, no limit of
+/// active entities, [`RetryPolicy::default`], no group
 /// commit (batches of 1), [`Supervision::default`],
 /// [`ReplayPolicy::CreateIfMissing`], and no owner: without a
 /// [`lease`](Self::lease) or [`sole_writer`](Self::sole_writer), other
@@ -136,6 +142,7 @@ pub struct EntitiesBuilder<A: Aggregate> {
     mailbox_capacity: usize,
     when_full: WhenFull,
     receive_timeout: Option<Duration>,
+    max_active: Option<usize>,
     ask_timeout: Duration,
     outcome_deadline: Option<Duration>,
     retry: RetryPolicy,
@@ -154,7 +161,8 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             replay: ReplayPolicy::default(),
             mailbox_capacity: defaults.mailbox_capacity,
             when_full: WhenFull::default(),
-            receive_timeout: None,
+            receive_timeout: Some(DEFAULT_RECEIVE_TIMEOUT),
+            max_active: None,
             ask_timeout: defaults.ask_timeout,
             outcome_deadline: None,
             retry: RetryPolicy::default(),
@@ -220,8 +228,21 @@ impl<A: Aggregate> EntitiesBuilder<A> {
 
     /// Passivate an entity that received nothing for `idle`: it stops and
     /// frees its state; the next command recovers it from the store.
+    /// Default: two minutes, as in Nexus PHP's wallet tutorial.
     pub fn receive_timeout(mut self, idle: Duration) -> Self {
         self.receive_timeout = Some(idle);
+        self
+    }
+
+    /// At most `limit` entities are live at once (at least 1). When a
+    /// message arrives for an entity that is not live and the limit is
+    /// reached, the least recently active idle entities passivate to make
+    /// room, and the send waits for it (or, with [`WhenFull::Fail`], fails
+    /// with a full mailbox when none is idle). Nothing accepted is lost:
+    /// a passivating entity hands what is queued to its next incarnation.
+    /// Default: no limit beyond idle passivation.
+    pub fn max_active_entities(mut self, limit: usize) -> Self {
+        self.max_active = Some(limit);
         self
     }
 
@@ -303,6 +324,9 @@ impl<A: Aggregate> EntitiesBuilder<A> {
         if self.group_commit == 0 {
             return Err(zero("group_commit"));
         }
+        if self.max_active == Some(0) {
+            return Err(zero("max_active_entities"));
+        }
         let mut choices = self.persistence.into_iter();
         let mut persistence = match (choices.next(), choices.next()) {
             (None, _) => return Err(ConfigError::NoPersistence { aggregate }),
@@ -322,6 +346,7 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             mailbox_capacity: self.mailbox_capacity,
             when_full: self.when_full,
             receive_timeout: self.receive_timeout,
+            max_active: self.max_active,
             ask_timeout: self.ask_timeout,
             outcome_deadline: self.outcome_deadline.unwrap_or(self.ask_timeout / 2),
             retry: self.retry,

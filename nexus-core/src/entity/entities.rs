@@ -78,20 +78,20 @@ impl<A: Aggregate> Entities<A> {
         EntitiesBuilder::new(system)
     }
 
-    /// The ref of entity `id`; its actor is spawned now if it is not live.
-    /// Its stream is `"{A::NAME}-{id}"`.
+    /// The ref of entity `id`. Its stream is `"{A::NAME}-{id}"`.
     ///
-    /// Spawning needs a tokio runtime: call it from within one, or build the
-    /// system with [`runtime`](crate::ActorSystemBuilder::runtime).
+    /// Nothing is spawned until a message is sent: a ref costs no actor, so
+    /// ids from untrusted input cannot fill memory. The first send spawns
+    /// the actor (within the limit of
+    /// [`max_active_entities`](EntitiesBuilder::max_active_entities)), which
+    /// needs a tokio runtime: send from within one, or build the system with
+    /// [`runtime`](crate::ActorSystemBuilder::runtime).
     pub fn of(&self, id: impl AsRef<str>) -> EntityRef<A> {
         let id = id.as_ref();
         let key = Arc::new(EntityKey {
             id: id.to_owned(),
             stream: StreamId::for_entity(A::NAME, id),
         });
-        // Spawning early lets recovery overlap with the caller's next step;
-        // a refused spawn (shutdown) shows on the first send.
-        let _ = self.registry.resolve(&key);
         EntityRef {
             registry: Arc::clone(&self.registry),
             key,

@@ -197,9 +197,13 @@ impl<A: Aggregate> EntityRef<A> {
     /// Enqueues into the live cell, following the id to its next cell when
     /// the one found closes under the send (passivation, stop).
     async fn send(&self, mut envelope: Envelope<A>) -> Result<(), NotAccepted<Envelope<A>>> {
+        let wait = self.registry.settings.when_full == crate::WhenFull::Wait;
         loop {
-            let Some(cell) = self.registry.resolve(&self.key) else {
-                return Err(NotAccepted::ShuttingDown(envelope));
+            let cell = match self.registry.resolve(&self.key, wait).await {
+                Some(Ok(cell)) => cell,
+                // The limit of active entities is reached and none is idle.
+                Some(Err(())) => return Err(NotAccepted::Full(envelope)),
+                None => return Err(NotAccepted::ShuttingDown(envelope)),
             };
             match cell
                 .mailbox

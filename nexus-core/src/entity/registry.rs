@@ -1,9 +1,19 @@
-//! The registry of live entities: one actor per id.
+//! The registry of live entities: one actor per id, and at most
+//! `max_active` of them.
+//!
+//! An entity exists only once a message was sent to it. When the limit is
+//! reached, the least recently active idle entities are asked to passivate
+//! (approximately: a batch of the oldest idle ones, found in one scan), and
+//! a new entity waits for their room; nothing queued is lost, since a
+//! passivating entity hands its mailbox to the next incarnation.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use tokio::sync::Notify;
 
 use super::builder::Settings;
 use super::message::Envelope;
@@ -26,6 +36,22 @@ pub(crate) struct EntityKey {
 pub(crate) struct Cell<A: Aggregate> {
     pub(crate) key: Arc<EntityKey>,
     pub(crate) mailbox: Mailbox<Envelope<A>>,
+    /// Whether the actor waits for its mailbox (set by the actor).
+    idle: AtomicBool,
+    /// Milliseconds after the registry's origin of the last batch taken.
+    last_active: AtomicU64,
+    /// Wakes an idle actor that should passivate to make room.
+    pub(crate) evict: Notify,
+}
+
+impl<A: Aggregate> Cell<A> {
+    /// The actor starts a batch (`false`) or waits for one (`true`).
+    pub(crate) fn set_idle(&self, idle: bool, registry: &Registry<A>) {
+        if !idle {
+            self.last_active.store(registry.ticks(), Ordering::Relaxed);
+        }
+        self.idle.store(idle, Ordering::SeqCst);
+    }
 }
 
 type Shard<A> = Mutex<HashMap<String, Arc<Cell<A>>>>;
@@ -44,6 +70,16 @@ pub(crate) struct Registry<A: Aggregate> {
     pub(crate) settings: Settings<A>,
     pub(crate) system: Arc<SystemShared>,
     spawned: AtomicU64,
+    // Invariant (bounded memory): `count` is the number of cells in the
+    // shards; a cell is inserted only after `admit` counted it, and the
+    // count drops, with `freed` notified, when a cell is removed.
+    count: AtomicUsize,
+    freed: Notify,
+    /// Senders waiting for room: an entity that goes idle meanwhile
+    /// passivates at once, so that a waiter never depends on a scan that
+    /// happened while every entity was busy.
+    waiting: AtomicUsize,
+    origin: Instant,
 }
 
 impl<A: Aggregate> Registry<A> {
@@ -59,6 +95,10 @@ impl<A: Aggregate> Registry<A> {
             settings,
             system: Arc::clone(system),
             spawned: AtomicU64::new(0),
+            count: AtomicUsize::new(0),
+            freed: Notify::new(),
+            waiting: AtomicUsize::new(0),
+            origin: Instant::now(),
         });
         let weak: Weak<dyn Closeable> = Arc::downgrade(&registry) as Weak<Self>;
         if !system.claim(A::NAME, weak.clone()) {
@@ -78,21 +118,33 @@ impl<A: Aggregate> Registry<A> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The live cell of `key`, spawning its actor if there is none. `None`
-    /// when the system is shutting down.
-    pub(crate) fn resolve(self: &Arc<Self>, key: &Arc<EntityKey>) -> Option<Arc<Cell<A>>> {
+    fn ticks(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The live cell of `key`, spawning its actor if there is none and the
+    /// limit of active entities allows. `Err(Closed)` when the system is
+    /// shutting down, `Err(Full)` when the limit is reached and no idle
+    /// entity can make room.
+    fn try_resolve(self: &Arc<Self>, key: &Arc<EntityKey>) -> Result<Arc<Cell<A>>, Unresolved> {
         let cell = {
             let mut shard = self.shard(&key.id);
             // Read under the shard lock that `close` takes after setting it.
             if self.closed.load(Ordering::Acquire) {
-                return None;
+                return Err(Unresolved::Closed);
             }
             if let Some(cell) = shard.get(&key.id) {
-                return Some(Arc::clone(cell));
+                return Ok(Arc::clone(cell));
+            }
+            if !self.admit() {
+                return Err(Unresolved::Full);
             }
             let cell = Arc::new(Cell {
                 key: Arc::clone(key),
                 mailbox: Mailbox::new(self.settings.mailbox_capacity),
+                idle: AtomicBool::new(false),
+                last_active: AtomicU64::new(self.ticks()),
+                evict: Notify::new(),
             });
             // Registered before the actor exists, let alone recovers.
             shard.insert(key.id.clone(), Arc::clone(&cell));
@@ -101,7 +153,87 @@ impl<A: Aggregate> Registry<A> {
         self.spawned.fetch_add(1, Ordering::Relaxed);
         self.system
             .spawn(runner::run(Arc::clone(self), Arc::clone(&cell)));
-        Some(cell)
+        Ok(cell)
+    }
+
+    /// The live cell of `key`, spawning its actor if there is none. At the
+    /// limit of active entities, asks idle ones to passivate and waits for
+    /// room, unless `wait` is false. `None` when the system is shutting
+    /// down; `Some(Err(()))` when full and not waiting.
+    pub(crate) async fn resolve(
+        self: &Arc<Self>,
+        key: &Arc<EntityKey>,
+        wait: bool,
+    ) -> Option<Result<Arc<Cell<A>>, ()>> {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            // Registered before trying, so a slot freed in between wakes us.
+            freed.as_mut().enable();
+            match self.try_resolve(key) {
+                Ok(cell) => return Some(Ok(cell)),
+                Err(Unresolved::Closed) => return None,
+                Err(Unresolved::Full) => {
+                    // Counted before the scan: an entity that goes idle after
+                    // the scan sees the count and passivates by itself
+                    // (sequentially consistent on both sides, so one of the
+                    // two always sees the other).
+                    self.waiting.fetch_add(1, Ordering::SeqCst);
+                    let _waiting = Waiting(&self.waiting);
+                    let evicted = self.evict_idle();
+                    if !wait && evicted == 0 {
+                        return Some(Err(()));
+                    }
+                    freed.await;
+                }
+            }
+        }
+    }
+
+    /// Whether a sender waits for room among the active entities.
+    pub(crate) fn wants_room(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
+    }
+
+    /// Counts a new cell if the limit allows.
+    fn admit(&self) -> bool {
+        let Some(limit) = self.settings.max_active else {
+            self.count.fetch_add(1, Ordering::AcqRel);
+            return true;
+        };
+        self.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
+                (count < limit).then_some(count + 1)
+            })
+            .is_ok()
+    }
+
+    /// Asks the least recently active idle entities to passivate: about a
+    /// sixteenth of the limit per scan, so that a stream of new ids costs
+    /// one scan per many admissions. Returns how many were asked.
+    fn evict_idle(&self) -> usize {
+        let batch = self
+            .settings
+            .max_active
+            .map_or(1, |limit| (limit / 16).max(1));
+        let mut idle: Vec<(u64, Arc<Cell<A>>)> = Vec::new();
+        for shard in &*self.shards {
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            idle.extend(
+                shard
+                    .values()
+                    .filter(|cell| cell.idle.load(Ordering::SeqCst))
+                    .map(|cell| (cell.last_active.load(Ordering::Relaxed), Arc::clone(cell))),
+            );
+        }
+        if idle.len() > batch {
+            idle.select_nth_unstable_by_key(batch, |(at, _)| *at);
+            idle.truncate(batch);
+        }
+        for (_, cell) in &idle {
+            cell.evict.notify_one();
+        }
+        idle.len()
     }
 
     /// Closes and removes `cell` if its mailbox is empty. Returns whether it
@@ -111,7 +243,7 @@ impl<A: Aggregate> Registry<A> {
         if !cell.mailbox.close_if_empty() {
             return false;
         }
-        remove(&mut shard, cell);
+        self.remove(&mut shard, cell);
         true
     }
 
@@ -119,8 +251,19 @@ impl<A: Aggregate> Registry<A> {
     pub(crate) fn retire(&self, cell: &Arc<Cell<A>>) -> Vec<Envelope<A>> {
         let mut shard = self.shard(&cell.key.id);
         let left = cell.mailbox.close_and_drain();
-        remove(&mut shard, cell);
+        self.remove(&mut shard, cell);
         left
+    }
+
+    fn remove(&self, shard: &mut HashMap<String, Arc<Cell<A>>>, cell: &Arc<Cell<A>>) {
+        if shard
+            .get(&cell.key.id)
+            .is_some_and(|live| Arc::ptr_eq(live, cell))
+        {
+            shard.remove(&cell.key.id);
+            self.count.fetch_sub(1, Ordering::AcqRel);
+            self.freed.notify_waiters();
+        }
     }
 
     /// How many entities are live.
@@ -147,13 +290,20 @@ impl<A: Aggregate> Registry<A> {
     }
 }
 
-fn remove<A: Aggregate>(shard: &mut HashMap<String, Arc<Cell<A>>>, cell: &Arc<Cell<A>>) {
-    if shard
-        .get(&cell.key.id)
-        .is_some_and(|live| Arc::ptr_eq(live, cell))
-    {
-        shard.remove(&cell.key.id);
+/// Counts a sender waiting for room until it stops waiting, however its
+/// future ends (also when the caller gives up).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Why no cell was resolved.
+enum Unresolved {
+    Closed,
+    Full,
 }
 
 impl<A: Aggregate> Closeable for Registry<A> {

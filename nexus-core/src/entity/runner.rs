@@ -195,6 +195,12 @@ impl<A: Aggregate> Runner<A> {
                     None => std::future::pending().await,
                 }
             };
+            self.cell.set_idle(true, &self.registry);
+            if self.registry.wants_room() {
+                // Another entity waits for room: make it now if nothing is
+                // queued (a message that is queued wins, see `biased`).
+                self.cell.evict.notify_one();
+            }
             let received = tokio::select! {
                 biased;
                 received = wait => match received {
@@ -202,7 +208,10 @@ impl<A: Aggregate> Runner<A> {
                     None => return Next::Idle,
                 },
                 () = lost => return Next::LeaseLost,
+                // The registry needs room for another entity.
+                () = self.cell.evict.notified() => return Next::Idle,
             };
+            self.cell.set_idle(false, &self.registry);
             match received {
                 None => return Next::Closed,
                 Some(Envelope::Stop) => return Next::Batch(batch, true),
