@@ -145,6 +145,43 @@ async fn stop_comes_after_the_queued_messages() {
     assert_eq!(stopped.load(Ordering::SeqCst), 1);
 }
 
+/// A tell sent after `stop()` while the actor is still busy with earlier
+/// messages is refused with the message given back, never accepted and
+/// dropped; what was queued before the stop is still handled.
+#[tokio::test(start_paused = true)]
+async fn a_send_after_stop_is_refused_not_dropped() {
+    let system = ActorSystem::new();
+    let actor = system.spawn(Recorder::default());
+    let slow = tokio::spawn({
+        let actor = actor.clone();
+        async move {
+            actor
+                .ask(|reply| Msg::Slow(Duration::from_millis(50), reply))
+                .await
+        }
+    });
+    tokio::task::yield_now().await;
+    assert!(actor.tell(Msg::Push(1)).await.is_ok());
+    let log = tokio::spawn({
+        let actor = actor.clone();
+        async move { actor.ask(Msg::Log).await }
+    });
+    tokio::task::yield_now().await;
+    actor.stop().await.unwrap();
+    // The actor is still handling the slow message: the mailbox is not
+    // drained yet, and this send is refused rather than queued behind a
+    // stop that would drop it.
+    let refused = actor.tell(Msg::Push(2)).await.unwrap_err();
+    assert!(matches!(refused, SendError::Stopped(Msg::Push(2))));
+    assert!(matches!(
+        actor.ask(Msg::Log).await.unwrap_err(),
+        nexus_core::AskError::Stopped
+    ));
+    slow.await.unwrap().unwrap();
+    assert_eq!(log.await.unwrap().unwrap(), vec![1]);
+    actor.stop().await.unwrap();
+}
+
 /// A panic ends the actor; asks queued behind it are answered with an
 /// error at once instead of waiting for their timeout.
 #[tokio::test(start_paused = true)]

@@ -10,15 +10,9 @@ use super::mailbox::{Mailbox, Refused, WhenFull};
 use super::system::{Closeable, Phase, SystemShared};
 use crate::SendError;
 
-/// What waits in a plain actor's mailbox.
-pub(crate) enum Letter<M> {
-    Message(M),
-    Stop,
-}
-
 /// The mailbox and options of one plain actor.
 pub(crate) struct ActorCell<M> {
-    pub(crate) mailbox: Mailbox<Letter<M>>,
+    pub(crate) mailbox: Mailbox<M>,
     pub(crate) when_full: WhenFull,
     pub(crate) ask_timeout: Duration,
 }
@@ -103,14 +97,7 @@ pub enum AskError {
 impl<M: Send + 'static> ActorRef<M> {
     /// Sends `message` without waiting for it to be handled.
     pub async fn tell(&self, message: M) -> Result<(), SendError<M>> {
-        self.send(Letter::Message(message))
-            .await
-            .map_err(|refused| {
-                refused.map(|letter| match letter {
-                    Letter::Message(message) => message,
-                    Letter::Stop => unreachable!("tell sends a message"),
-                })
-            })
+        self.send(message).await
     }
 
     /// Sends the message `make` builds around a reply handle, and waits
@@ -120,7 +107,7 @@ impl<M: Send + 'static> ActorRef<M> {
         let timeout = self.cell.ask_timeout;
         let exchange = async {
             let (reply_to, reply) = oneshot::channel();
-            match self.send(Letter::Message(make(ReplyTo(reply_to)))).await {
+            match self.send(make(ReplyTo(reply_to))).await {
                 Ok(()) => {}
                 Err(SendError::MailboxFull(_)) => return Err(AskError::MailboxFull),
                 Err(SendError::ShuttingDown(_)) => return Err(AskError::ShuttingDown),
@@ -133,11 +120,19 @@ impl<M: Send + 'static> ActorRef<M> {
             .unwrap_or(Err(AskError::Timeout(timeout)))
     }
 
-    /// Stops the actor after the messages queued before this one.
+    /// Stops the actor after the messages queued before this call: from
+    /// now on every send is refused with
+    /// [`SendError::Stopped`](crate::SendError::Stopped) (its message given
+    /// back), never accepted and dropped. This is the rule entities follow
+    /// too, except that a send to a stopped entity starts its next
+    /// incarnation, which a plain actor does not have. Stopping twice is
+    /// fine; stopping during a shutdown says so.
     pub async fn stop(&self) -> Result<(), SendError<()>> {
-        self.send(Letter::Stop)
-            .await
-            .map_err(|refused| refused.map(drop))
+        if self.shutting_down() {
+            return Err(SendError::ShuttingDown(()));
+        }
+        self.cell.mailbox.close();
+        Ok(())
     }
 
     /// Whether the actor no longer accepts messages.
@@ -145,7 +140,7 @@ impl<M: Send + 'static> ActorRef<M> {
         self.cell.mailbox.is_closed()
     }
 
-    async fn send(&self, letter: Letter<M>) -> Result<(), SendError<Letter<M>>> {
+    async fn send(&self, letter: M) -> Result<(), SendError<M>> {
         match self.cell.mailbox.send(letter, self.cell.when_full).await {
             Ok(()) => Ok(()),
             Err(Refused::Full(letter)) => Err(SendError::MailboxFull(letter)),

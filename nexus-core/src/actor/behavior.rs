@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::actor_ref::{ActorCell, ActorRef, Letter};
+use super::actor_ref::{ActorCell, ActorRef};
 use super::mailbox::{Mailbox, WhenFull};
 use super::system::{ActorSystem, Closeable};
 
@@ -139,13 +139,11 @@ async fn run<A: Actor>(
     // However the task ends, nothing stays queued for an actor that is gone.
     let _drain = DrainOnExit(Arc::clone(&cell));
     let handled = async {
-        while let Some(letter) = cell.mailbox.recv().await {
-            match letter {
-                Letter::Message(message) => actor.handle(message).await,
-                Letter::Stop => break,
-            }
+        // `stop` closed the mailbox: what was queued before is still
+        // received, then `recv` ends.
+        while let Some(message) = cell.mailbox.recv().await {
+            actor.handle(message).await;
         }
-        cell.mailbox.close();
         actor.stopped().await;
     };
     tokio::select! {
@@ -159,8 +157,12 @@ struct DrainOnExit<M>(Arc<ActorCell<M>>);
 
 impl<M> Drop for DrainOnExit<M> {
     fn drop(&mut self) {
-        // Dropping the letters drops their reply handles: each waiting
-        // `ask` gets an error at once.
-        drop(self.0.mailbox.close_and_drain());
+        // Dropping the messages drops their reply handles: each waiting
+        // `ask` gets an error at once. A told message has no one to tell,
+        // so the count is logged as dead letters rather than lost in silence.
+        let left = self.0.mailbox.close_and_drain().len();
+        if left > 0 {
+            tracing::warn!(dead_letters = left, "an actor ended with messages it never handled");
+        }
     }
 }
