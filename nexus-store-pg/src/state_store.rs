@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use nexus_core::lease::Fence;
-use nexus_core::store::{StateStore, StoredState};
+use nexus_core::store::{StateStore, StoredState, VersionedState};
 use nexus_core::{ExpectedVersion, StoreError, StreamId};
 use sqlx::PgPool;
 
@@ -133,6 +133,24 @@ impl StateStore for PgStateStore {
     }
 
     /// Reads only the version column.
+    async fn load_versioned(&self, id: &StreamId) -> Result<VersionedState, StoreError> {
+        let row = sqlx::query(&self.sql.load_versioned)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        match row {
+            None => Ok(VersionedState {
+                version: 0,
+                payload: None,
+            }),
+            Some(row) => Ok(VersionedState {
+                version: to_u64(get(&row, 0)?)?,
+                payload: get(&row, 1)?,
+            }),
+        }
+    }
+
     async fn version(&self, id: &StreamId) -> Result<u64, StoreError> {
         let version: i64 = sqlx::query_scalar(&self.sql.version)
             .bind(id.as_str())

@@ -47,7 +47,7 @@ pub async fn ranking(backend: &Backend) -> Result<Vec<Ranked>, ApiError> {
                 "SELECT substr(id, {start}) AS owner,
                         (convert_from(payload, 'UTF8')::jsonb ->> 'netCents')::bigint AS net_cents
                  FROM {schema}.states
-                 WHERE id LIKE '{PREFIX}%'
+                 WHERE id LIKE '{PREFIX}%' AND NOT deleted
                  ORDER BY net_cents DESC, owner",
                 start = PREFIX.len() + 1,
                 schema = config.schema_name().as_str(),

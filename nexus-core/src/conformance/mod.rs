@@ -74,6 +74,7 @@ macro_rules! state_store_conformance {
         $crate::__conformance_tests!($make, state:
             insert_update_and_conflict,
             delete_checks_version,
+            deletes_keep_versions_increasing,
             concurrent_writers_one_winner_per_version,
         );
     };

@@ -88,6 +88,66 @@ pub async fn delete_checks_version<S: StateStore>(store: Arc<S>) {
     assert_eq!(store.load(&row).await.unwrap(), None);
 }
 
+/// A delete leaves a tombstone one version up: a writer that read the row
+/// before it was deleted cannot overwrite the row re-created after, and
+/// re-creating expects the tombstone's version (no ABA).
+pub async fn deletes_keep_versions_increasing<S: StateStore>(store: Arc<S>) {
+    let row = id("tombstone");
+    assert_eq!(
+        store
+            .save(&row, ExpectedVersion::NoStream, b"one".to_vec())
+            .await
+            .unwrap(),
+        1
+    );
+    store.delete(&row, ExpectedVersion::Exact(1)).await.unwrap();
+    assert_eq!(store.load(&row).await.unwrap(), None);
+    assert_eq!(store.version(&row).await.unwrap(), 2);
+    let deleted = store.load_versioned(&row).await.unwrap();
+    assert_eq!((deleted.version, deleted.payload), (2, None));
+    // Deleting again changes nothing.
+    store.delete(&row, ExpectedVersion::Exact(2)).await.unwrap();
+    assert_eq!(store.version(&row).await.unwrap(), 2);
+    // Neither "never written" nor the stale writer's version is accepted.
+    assert_conflict(
+        store
+            .save(&row, ExpectedVersion::NoStream, b"x".to_vec())
+            .await,
+        ExpectedVersion::NoStream,
+        2,
+    );
+    assert_eq!(
+        store
+            .save(&row, ExpectedVersion::Exact(2), b"again".to_vec())
+            .await
+            .unwrap(),
+        3
+    );
+    assert_conflict(
+        store
+            .save(&row, ExpectedVersion::Exact(1), b"stale".to_vec())
+            .await,
+        ExpectedVersion::Exact(1),
+        3,
+    );
+    assert_eq!(
+        store.load(&row).await.unwrap(),
+        Some(StoredState {
+            version: 3,
+            payload: b"again".to_vec()
+        })
+    );
+    // `Any` writes over a tombstone one version up too.
+    store.delete(&row, ExpectedVersion::Any).await.unwrap();
+    assert_eq!(
+        store
+            .save(&row, ExpectedVersion::Any, b"any".to_vec())
+            .await
+            .unwrap(),
+        5
+    );
+}
+
 /// Writers race on one row with randomised timing: each version is won
 /// exactly once and the row ends with the last winner's payload.
 pub async fn concurrent_writers_one_winner_per_version<S: StateStore>(store: Arc<S>) {

@@ -48,6 +48,8 @@ pub(crate) enum Persistence<A: Aggregate> {
 pub(crate) struct Loaded<A> {
     pub(crate) state: A,
     pub(crate) version: u64,
+    /// Whether the stream has events, or the row is live (not deleted).
+    pub(crate) exists: bool,
 }
 
 /// A committed command found in the stream: the state before it and its
@@ -118,32 +120,33 @@ impl<A: Aggregate> Persistence<A> {
                 Ok(Loaded {
                     state: recovered.state,
                     version: recovered.version,
+                    exists: recovered.version > 0,
                 })
             }
             Self::DurableState { store, codec } => {
-                let row = store
-                    .load(stream)
-                    .await
-                    .map_err(|source| RecoveryError::Store {
+                // With its version even when deleted, so that the next write
+                // expects the tombstone's version.
+                let row = store.load_versioned(stream).await.map_err(|source| {
+                    RecoveryError::Store {
                         stream: stream.clone(),
                         source,
-                    })?;
-                match row {
-                    None => Ok(Loaded {
-                        state: A::default(),
-                        version: 0,
-                    }),
-                    Some(row) => Ok(Loaded {
-                        state: codec
-                            .decode_payload(&row.payload, "state")
-                            .map_err(|source| RecoveryError::Codec {
-                                stream: stream.clone(),
-                                version: row.version,
-                                source,
-                            })?,
-                        version: row.version,
-                    }),
-                }
+                    }
+                })?;
+                let state = match &row.payload {
+                    None => A::default(),
+                    Some(payload) => codec.decode_payload(payload, "state").map_err(|source| {
+                        RecoveryError::Codec {
+                            stream: stream.clone(),
+                            version: row.version,
+                            source,
+                        }
+                    })?,
+                };
+                Ok(Loaded {
+                    state,
+                    version: row.version,
+                    exists: row.payload.is_some(),
+                })
             }
         }
     }

@@ -262,7 +262,7 @@ impl<A: Aggregate> Runner<A> {
                 Err(flow) => return Attempt::Done(flow),
             },
         };
-        if self.registry.settings.replay == ReplayPolicy::RequireExisting && live.version == 0 {
+        if self.registry.settings.replay == ReplayPolicy::RequireExisting && !live.exists {
             // Not kept: the next command looks again, in case it was
             // created meanwhile. So this state is always fresh.
             let stream = &self.cell.key.stream;
@@ -301,6 +301,7 @@ impl<A: Aggregate> Runner<A> {
         };
         let loaded_version = live.version;
         live.version = committed.version;
+        live.exists = true;
         self.answer_written(batch, &live, loaded_version, &decision.counts, &committed);
         self.snapshot(live, decision.snapshot_due).await;
         Attempt::Done(flow_after)

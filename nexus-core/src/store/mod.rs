@@ -9,7 +9,7 @@ mod snapshot;
 mod state;
 
 pub use snapshot::{Snapshot, SnapshotStore};
-pub use state::{StateStore, StoredState};
+pub use state::{StateStore, StoredState, VersionedState};
 
 use async_trait::async_trait;
 

@@ -14,13 +14,37 @@ pub struct StoredState {
     pub payload: Vec<u8>,
 }
 
-/// Stores one versioned state per persistence id (the seed's `EntityBehavior`
-/// row).
+/// A durable-state row as [`StateStore::load_versioned`] reads it.
+///
+/// ```
+/// use nexus_core::store::VersionedState;
+/// let deleted = VersionedState { version: 3, payload: None };
+/// assert!(deleted.payload.is_none());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionedState {
+    /// The row's version: 0 when never written, the tombstone's when
+    /// deleted.
+    pub version: u64,
+    /// The encoded state, `None` when there is no live row.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Stores one versioned state per persistence id (Nexus PHP's
+/// `EntityBehavior` row).
 ///
 /// A write names the version it read: [`ExpectedVersion::NoStream`] inserts a
-/// row that must not exist, [`ExpectedVersion::Exact`] updates a row that must
-/// be at that version. Anything else is [`StoreError::Conflict`] and changes
-/// nothing.
+/// row that was never written, [`ExpectedVersion::Exact`] updates a row that
+/// must be at that version. Anything else is [`StoreError::Conflict`] and
+/// changes nothing.
+///
+/// Versions only grow, across deletes too: [`delete`](Self::delete) leaves a
+/// tombstone one version up, which [`load`](Self::load) reads as no row and
+/// [`load_versioned`](Self::load_versioned) and [`version`](Self::version)
+/// report. So a writer that read the row before it was deleted and
+/// re-created can never overwrite the new row (the ABA of a version that
+/// restarted at 1); re-creating a deleted row expects the tombstone's
+/// version.
 ///
 /// ```
 /// use nexus_core::{ExpectedVersion, StreamId};
@@ -65,12 +89,32 @@ pub trait StateStore: Send + Sync + 'static {
         })
     }
 
-    /// The current version of the row of `id` (0 when there is none). The
-    /// default loads the row; a store overrides it to read only the version.
+    /// The current version of the row of `id`: 0 when it was never
+    /// written, the tombstone's when it was deleted. The default uses
+    /// [`load_versioned`](Self::load_versioned); a store overrides it to read
+    /// only the version.
     async fn version(&self, id: &StreamId) -> Result<u64, StoreError> {
-        Ok(self.load(id).await?.map_or(0, |row| row.version))
+        Ok(self.load_versioned(id).await?.version)
     }
 
-    /// Deletes the row of `id` if it is at `expected`.
+    /// The row of `id` with its version in one read, also when there is no
+    /// live row: what a writer must expect next. The default, for stores
+    /// without tombstones, reads [`load`](Self::load).
+    async fn load_versioned(&self, id: &StreamId) -> Result<VersionedState, StoreError> {
+        Ok(match self.load(id).await? {
+            Some(row) => VersionedState {
+                version: row.version,
+                payload: Some(row.payload),
+            },
+            None => VersionedState {
+                version: 0,
+                payload: None,
+            },
+        })
+    }
+
+    /// Deletes the row of `id` if it is at `expected`, leaving a tombstone
+    /// one version up. Deleting a row that is already deleted (at its
+    /// tombstone's version) or was never written changes nothing.
     async fn delete(&self, id: &StreamId, expected: ExpectedVersion) -> Result<(), StoreError>;
 }

@@ -3,7 +3,8 @@
 use super::render;
 use crate::config::Schema;
 
-/// Inserts a row that must not exist; zero rows when it does.
+/// Inserts a row that was never written; zero rows when it exists, also as
+/// a tombstone (its version is then what a writer must expect).
 const INSERT: &str = r"
 INSERT INTO {schema}.states (id, version, payload) VALUES ($1, 1, $2)
 ON CONFLICT (id) DO NOTHING
@@ -12,7 +13,8 @@ RETURNING version
 
 /// Updates a row that must be at `$3`; zero rows otherwise.
 const UPDATE: &str = r"
-UPDATE {schema}.states SET version = version + 1, payload = $2, updated_at = now()
+UPDATE {schema}.states
+SET version = version + 1, payload = $2, deleted = false, updated_at = now()
 WHERE id = $1 AND version = $3
 RETURNING version
 ";
@@ -21,7 +23,8 @@ RETURNING version
 const UPSERT: &str = r"
 INSERT INTO {schema}.states (id, version, payload) VALUES ($1, 1, $2)
 ON CONFLICT (id) DO UPDATE
-    SET version = {schema}.states.version + 1, payload = excluded.payload, updated_at = now()
+    SET version = {schema}.states.version + 1, payload = excluded.payload, deleted = false,
+        updated_at = now()
 RETURNING version
 ";
 
@@ -54,7 +57,8 @@ WITH fence AS (
     WHERE shard = $4 AND epoch = $5 AND expires_at > clock_timestamp()
     FOR KEY SHARE
 ), written AS (
-    UPDATE {schema}.states SET version = version + 1, payload = $2, updated_at = now()
+    UPDATE {schema}.states
+    SET version = version + 1, payload = $2, deleted = false, updated_at = now()
     WHERE id = $1 AND version = $3 AND EXISTS (SELECT FROM fence)
     RETURNING version
 )
@@ -72,24 +76,35 @@ WITH fence AS (
     SELECT $1, 1, $2 FROM fence WHERE $3::int8 IS NULL
     ON CONFLICT (id) DO UPDATE
         SET version = {schema}.states.version + 1, payload = excluded.payload,
-            updated_at = now()
+            deleted = false, updated_at = now()
     RETURNING version
 )
 SELECT (SELECT version FROM written), EXISTS (SELECT FROM fence)
 ";
 
+/// The live row: a tombstone reads as none.
 const LOAD: &str = r"
-SELECT version, payload FROM {schema}.states WHERE id = $1
+SELECT version, payload FROM {schema}.states WHERE id = $1 AND NOT deleted
+";
+
+/// The row with its version also when deleted (payload NULL then).
+const LOAD_VERSIONED: &str = r"
+SELECT version, CASE WHEN deleted THEN NULL ELSE payload END
+FROM {schema}.states WHERE id = $1
 ";
 
 const VERSION: &str = r"
 SELECT coalesce((SELECT version FROM {schema}.states WHERE id = $1), 0)
 ";
 
-/// Deletes the row if it is at `$2` (any version when NULL); zero rows
-/// otherwise.
+/// Turns the row into a tombstone one version up if it is at `$2` (any
+/// version when NULL); zero rows otherwise. An existing tombstone keeps its
+/// version: deleting twice changes nothing.
 const DELETE: &str = r"
-DELETE FROM {schema}.states WHERE id = $1 AND ($2::int8 IS NULL OR version = $2::int8)
+UPDATE {schema}.states
+SET version = version + CASE WHEN deleted THEN 0 ELSE 1 END, deleted = true,
+    payload = '\x', updated_at = now()
+WHERE id = $1 AND ($2::int8 IS NULL OR version = $2::int8)
 ";
 
 /// The rendered statements of one store.
@@ -102,6 +117,7 @@ pub(crate) struct StateSql {
     pub(crate) update_fenced: String,
     pub(crate) upsert_fenced: String,
     pub(crate) load: String,
+    pub(crate) load_versioned: String,
     pub(crate) version: String,
     pub(crate) delete: String,
 }
@@ -116,6 +132,7 @@ impl StateSql {
             update_fenced: render(UPDATE_FENCED, schema),
             upsert_fenced: render(UPSERT_FENCED, schema),
             load: render(LOAD, schema),
+            load_versioned: render(LOAD_VERSIONED, schema),
             version: render(VERSION, schema),
             delete: render(DELETE, schema),
         }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::{check_fence, lock};
 use crate::lease::Fence;
-use crate::store::{StateStore, StoredState};
+use crate::store::{StateStore, StoredState, VersionedState};
 use crate::{ExpectedVersion, StoreError, StreamId};
 
 /// A [`StateStore`] in memory.
@@ -18,7 +18,9 @@ use crate::{ExpectedVersion, StoreError, StreamId};
 /// ```
 #[derive(Debug, Default)]
 pub struct InMemoryStateStore {
-    rows: Mutex<HashMap<StreamId, StoredState>>,
+    // Invariant: a deleted row stays as a tombstone (`payload: None`) whose
+    // version is one above the deleted row's, so versions only grow.
+    rows: Mutex<HashMap<StreamId, VersionedState>>,
 }
 
 impl InMemoryStateStore {
@@ -42,7 +44,16 @@ impl InMemoryStateStore {
     pub fn rows(&self) -> Vec<(StreamId, StoredState)> {
         let mut rows: Vec<_> = lock(&self.rows)
             .iter()
-            .map(|(id, row)| (id.clone(), row.clone()))
+            .filter_map(|(id, row)| {
+                let payload = row.payload.clone()?;
+                Some((
+                    id.clone(),
+                    StoredState {
+                        version: row.version,
+                        payload,
+                    },
+                ))
+            })
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows
@@ -52,7 +63,19 @@ impl InMemoryStateStore {
 #[async_trait]
 impl StateStore for InMemoryStateStore {
     async fn load(&self, id: &StreamId) -> Result<Option<StoredState>, StoreError> {
-        Ok(lock(&self.rows).get(id).cloned())
+        Ok(lock(&self.rows).get(id).and_then(|row| {
+            Some(StoredState {
+                version: row.version,
+                payload: row.payload.clone()?,
+            })
+        }))
+    }
+
+    async fn load_versioned(&self, id: &StreamId) -> Result<VersionedState, StoreError> {
+        Ok(lock(&self.rows).get(id).cloned().unwrap_or(VersionedState {
+            version: 0,
+            payload: None,
+        }))
     }
 
     async fn save(
@@ -86,14 +109,18 @@ impl StateStore for InMemoryStateStore {
                 actual,
             });
         }
-        rows.remove(id);
+        if let Some(row) = rows.get_mut(id)
+            && row.payload.take().is_some()
+        {
+            row.version += 1;
+        }
         Ok(())
     }
 }
 
 /// Writes `payload` if the row is at `expected`; the caller holds the lock.
 fn save(
-    rows: &mut HashMap<StreamId, StoredState>,
+    rows: &mut HashMap<StreamId, VersionedState>,
     id: &StreamId,
     expected: ExpectedVersion,
     payload: Vec<u8>,
@@ -107,6 +134,12 @@ fn save(
         });
     }
     let version = actual + 1;
-    rows.insert(id.clone(), StoredState { version, payload });
+    rows.insert(
+        id.clone(),
+        VersionedState {
+            version,
+            payload: Some(payload),
+        },
+    );
     Ok(version)
 }
