@@ -30,9 +30,9 @@ use nexus_examples::domain::wallet::{Wallet, WalletEvent};
 use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use nexus_tests::history::{History, Outcome, Violation};
 use nexus_tests::stock_item::{Restock, StockEvent, StockItem};
+use nexus_tests::wallet_process::{Answer, Op, Request, WalletApp, timed};
 use reqwest::{Client, StatusCode};
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use serde_json::Value;
 
 const PROCESSES: usize = 3;
 const OWNERS: usize = 5;
@@ -165,120 +165,6 @@ impl<T: Ord + Copy + std::fmt::Debug> Checked<T> {
 // ---------------------------------------------------------------------------
 // (a) the wallet app, three processes, one schema
 
-/// One wallet-app process on the shared schema.
-struct App {
-    _child: tokio::process::Child,
-    base: String,
-}
-
-async fn spawn_app(url: &str, schema: &str) -> App {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wallet_app"))
-        .args(["--listen", "127.0.0.1:0", "--schema", schema])
-        .args(["--database-url", url, "--pool-size", "8"])
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start wallet_app");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("wallet_app exited before listening");
-    })
-    .await
-    .expect("wallet_app listens within 30 s");
-    // Keep draining the log so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    App {
-        _child: child,
-        base: format!("http://{addr}"),
-    }
-}
-
-/// What one request was and how it ended.
-#[derive(Clone, Debug)]
-enum Answer {
-    /// A 200 deposit (`+amount`) or withdrawal (`-amount`) at `version`.
-    Wrote { delta: i64, version: u64 },
-    /// A 200 balance read.
-    Read { balance: i64, version: u64 },
-    /// A 409 withdrawal refused on `balance`.
-    Refused { balance: i64 },
-    /// A write that may or may not have committed (503, lost connection).
-    AmbiguousWrite,
-    /// A read that told nothing (503, lost connection).
-    Unanswered,
-}
-
-/// One request, its times as offsets from the start of the run.
-struct Request {
-    owner: String,
-    sent: Duration,
-    answered: Duration,
-    answer: Answer,
-}
-
-async fn send(http: &Client, base: &str, owner: &str) -> Answer {
-    let token = format!("Bearer {owner}-token");
-    let (request, delta) = match fastrand::u8(0..10) {
-        0..=3 => {
-            let amount = fastrand::i64(1..=100);
-            (
-                http.post(format!("{base}/wallet/deposit"))
-                    .json(&json!({ "amountCents": amount })),
-                Some(amount),
-            )
-        }
-        4..=6 => {
-            let amount = fastrand::i64(1..=200);
-            (
-                http.post(format!("{base}/wallet/withdraw"))
-                    .json(&json!({ "amountCents": amount })),
-                Some(-amount),
-            )
-        }
-        _ => (http.get(format!("{base}/wallet/balance")), None),
-    };
-    let unknown = if delta.is_some() {
-        Answer::AmbiguousWrite
-    } else {
-        Answer::Unanswered
-    };
-    let Ok(response) = request.header("authorization", token).send().await else {
-        return unknown;
-    };
-    let status = response.status();
-    let Ok(body) = response.json::<Value>().await else {
-        return unknown;
-    };
-    let cents = |field: &str| body[field].as_i64().unwrap_or_else(|| panic!("{body}"));
-    let version = || body["version"].as_u64().unwrap_or_else(|| panic!("{body}"));
-    match (status, delta) {
-        (StatusCode::OK, Some(delta)) => Answer::Wrote {
-            delta,
-            version: version(),
-        },
-        (StatusCode::OK, None) => Answer::Read {
-            balance: cents("balanceCents"),
-            version: version(),
-        },
-        (StatusCode::CONFLICT, Some(delta)) if delta < 0 => {
-            assert_eq!(body["error"], "insufficient_funds", "{body}");
-            Answer::Refused {
-                balance: cents("balanceCents"),
-            }
-        }
-        (StatusCode::SERVICE_UNAVAILABLE, _) => unknown,
-        _ => panic!("unexpected answer {status}: {body}"),
-    }
-}
-
 /// Reads every owner's balance through every process: each now holds a live
 /// actor at version 0, which it keeps (passivation is two minutes away).
 async fn warm(http: &Client, bases: &[String], owners: &[String]) {
@@ -308,15 +194,9 @@ async fn run_clients(http: &Client, bases: &[String], owners: &[String]) -> Vec<
             let mut requests = Vec::new();
             for _ in 0..OPS_PER_CLIENT {
                 let owner = &owners[fastrand::usize(..owners.len())];
-                let base = &bases[fastrand::usize(..bases.len())];
-                let sent = started.elapsed();
-                let answer = send(&http, base, owner).await;
-                requests.push(Request {
-                    owner: owner.clone(),
-                    sent,
-                    answered: started.elapsed(),
-                    answer,
-                });
+                let via = fastrand::usize(..bases.len());
+                let request = timed(&http, &bases[via], via, owner, Op::random(), started).await;
+                requests.push(request);
             }
             requests
         }));
@@ -397,7 +277,7 @@ fn wallet_history(
                     Outcome::Ambiguous
                 }
             }
-            Answer::AmbiguousWrite | Answer::Unanswered => Outcome::Ambiguous,
+            Answer::AmbiguousWrite { .. } | Answer::Unanswered { .. } => Outcome::Ambiguous,
         };
         checked
             .history
@@ -424,7 +304,7 @@ fn check_wallet_totals(requests: &[Request], balances: &BTreeMap<String, Vec<i64
             })
             .collect();
         let unknown = mine()
-            .filter(|r| matches!(r.answer, Answer::AmbiguousWrite))
+            .filter(|r| matches!(r.answer, Answer::AmbiguousWrite { .. }))
             .count();
         let events = after.len() - 1;
         assert!(
@@ -460,9 +340,9 @@ async fn wallet_run(processes: usize, what: &str) {
     let (config, schema) = fresh_schema().await;
     let mut apps = Vec::new();
     for _ in 0..processes {
-        apps.push(spawn_app(&url, &schema).await);
+        apps.push(WalletApp::spawn(env!("CARGO_BIN_EXE_wallet_app"), &url, &schema, &[]).await);
     }
-    let bases: Vec<String> = apps.iter().map(|app| app.base.clone()).collect();
+    let bases: Vec<String> = apps.iter().map(|app| app.base().to_owned()).collect();
     let owners: Vec<String> = (0..OWNERS).map(|o| format!("owner{o}")).collect();
     let http = Client::builder()
         .timeout(Duration::from_secs(10))

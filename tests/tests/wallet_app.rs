@@ -47,6 +47,9 @@ impl Server {
             database_url,
             schema: schema.to_owned(),
             pool_size: 8,
+            lease_shards: None,
+            lease_ttl_ms: 10_000,
+            lease_database_url: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -1,13 +1,18 @@
-//! Where the wallets live: the in-memory stores or Postgres.
+//! Where the wallets live: the in-memory stores or Postgres, optionally
+//! owned through a fenced lease (`--lease-shards`).
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nexus_core::codec::{EventCodec, Json};
+use nexus_core::lease::OwnershipLease;
 use nexus_core::store::StateStore;
 use nexus_core::store::memory::{InMemoryEventStore, InMemoryStateStore};
 use nexus_core::{ActorSystem, Aggregate, Entities, EntitiesBuilder, EventStore, WhenFull};
-use nexus_store_pg::{PgEventStore, PgSetupError, PgStateStore, PgStoreConfig};
+use nexus_store_pg::{
+    LeaseTiming, PgEventStore, PgLease, PgSetupError, PgStateStore, PgStoreConfig,
+};
 use sqlx::postgres::PgPoolOptions;
 
 use super::config::Config;
@@ -24,7 +29,29 @@ pub enum Backend {
         states: Arc<InMemoryStateStore>,
     },
     /// Everything in Postgres.
-    Postgres(PgStoreConfig),
+    Postgres(PgBackend),
+}
+
+/// The Postgres stores and, with `--lease-shards`, the lease that owns their
+/// entities; derefs to the stores' [`PgStoreConfig`].
+pub struct PgBackend {
+    store: PgStoreConfig,
+    lease: Option<PgLease>,
+}
+
+impl PgBackend {
+    /// The lease the entities are owned through, if ownership is leased.
+    pub fn lease(&self) -> Option<&PgLease> {
+        self.lease.as_ref()
+    }
+}
+
+impl Deref for PgBackend {
+    type Target = PgStoreConfig;
+
+    fn deref(&self) -> &PgStoreConfig {
+        &self.store
+    }
 }
 
 /// Why the app could not start.
@@ -52,13 +79,19 @@ pub enum StartError {
     /// Serving failed.
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    /// `--lease-shards` without a database: a lease lives in Postgres.
+    #[error("--lease-shards needs a database: pass --database-url URL (or set DATABASE_URL)")]
+    LeaseWithoutDatabase,
 }
 
 impl Backend {
     /// Connects and migrates Postgres when a URL is configured, else the
-    /// in-memory stores.
+    /// in-memory stores; with `--lease-shards`, connects the lease too.
     pub async fn open(config: &Config) -> Result<Self, StartError> {
         let Some(url) = &config.database_url else {
+            if config.lease_shards.is_some() {
+                return Err(StartError::LeaseWithoutDatabase);
+            }
             return Ok(Self::Memory {
                 events: Arc::new(InMemoryEventStore::new()),
                 states: Arc::new(InMemoryStateStore::new()),
@@ -72,7 +105,30 @@ impl Backend {
             .await?;
         let store = PgStoreConfig::new(pool).schema(&config.schema)?;
         store.migrate().await?;
-        Ok(Self::Postgres(store))
+        let lease = match config.lease_shards {
+            Some(shards) => Some(connect_lease(config, url, &store, shards).await?),
+            None => None,
+        };
+        let backend = Self::Postgres(PgBackend { store, lease });
+        if let Some(lease) = backend.lease_of() {
+            tracing::info!(
+                shards = lease.shards(),
+                ttl_ms = lease.timing().ttl().as_millis(),
+                owner = lease.owner(),
+                "ownership {}",
+                backend.ownership()
+            );
+        } else {
+            tracing::info!("ownership {}", backend.ownership());
+        }
+        Ok(backend)
+    }
+
+    fn lease_of(&self) -> Option<&PgLease> {
+        match self {
+            Self::Postgres(config) => config.lease(),
+            Self::Memory { .. } => None,
+        }
     }
 
     /// A name for logs.
@@ -85,12 +141,29 @@ impl Backend {
         }
     }
 
+    /// How entities are owned across processes, for logs.
+    pub fn ownership(&self) -> String {
+        match (self, self.lease_of()) {
+            (_, Some(lease)) => format!(
+                "leased: {} shards, ttl {:?}, renewed every {:?}, clock drift {:?} allowed",
+                lease.shards(),
+                lease.timing().ttl(),
+                lease.timing().renew_every(),
+                lease.timing().max_clock_drift(),
+            ),
+            (Self::Postgres(_), None) => "arbitrated by the database: replies that did not \
+                                          write confirm the stream head first"
+                .to_owned(),
+            (Self::Memory { .. }, None) => "one process (in-memory stores)".to_owned(),
+        }
+    }
+
     fn stores(&self) -> (Arc<dyn EventStore>, Arc<dyn StateStore>) {
         match self {
             Self::Memory { events, states } => (events.clone(), states.clone()),
             Self::Postgres(config) => (
-                Arc::new(PgEventStore::new(config)),
-                Arc::new(PgStateStore::new(config)),
+                Arc::new(PgEventStore::new(&config.store)),
+                Arc::new(PgStateStore::new(&config.store)),
             ),
         }
     }
@@ -101,13 +174,47 @@ impl Backend {
         system: &ActorSystem,
     ) -> Result<(Entities<Wallet>, Entities<Ledger>), StartError> {
         let (events, states) = self.stores();
-        let wallets = serving(Entities::<Wallet>::builder(system))
+        let lease = self
+            .lease_of()
+            .map(|lease| Arc::new(lease.clone()) as Arc<dyn OwnershipLease>);
+        let wallets = owned(serving(Entities::<Wallet>::builder(system)), lease.clone())
             .event_sourced(events, EventCodec::new(Json))
             .build()?;
-        let ledgers = serving(Entities::<Ledger>::builder(system))
+        let ledgers = owned(serving(Entities::<Ledger>::builder(system)), lease)
             .durable_state(states, Json)
             .build()?;
         Ok((wallets, ledgers))
+    }
+}
+
+/// The lease of `--lease-shards`: renewed every ttl/5, allowing ttl/10 of
+/// clock drift, on connections to `--lease-database-url` (the database URL
+/// by default) and the store's schema.
+async fn connect_lease(
+    config: &Config,
+    url: &str,
+    store: &PgStoreConfig,
+    shards: u32,
+) -> Result<PgLease, StartError> {
+    let ttl = Duration::from_millis(config.lease_ttl_ms);
+    let timing = LeaseTiming::new(ttl, ttl / 5, ttl / 10)?;
+    // The lease opens connections of its own from this pool's options; the
+    // pool itself stays empty.
+    let lease_url = config.lease_database_url.as_deref().unwrap_or(url);
+    let route = PgStoreConfig::new(PgPoolOptions::new().connect_lazy(lease_url)?)
+        .schema(store.schema_name().as_str())?;
+    Ok(PgLease::connect_with(&route, shards, timing).await?)
+}
+
+/// With a lease, the entities are owned through it; without one, the
+/// default database arbitration applies.
+fn owned<A: Aggregate>(
+    builder: EntitiesBuilder<A>,
+    lease: Option<Arc<dyn OwnershipLease>>,
+) -> EntitiesBuilder<A> {
+    match lease {
+        Some(lease) => builder.lease(lease),
+        None => builder,
     }
 }
 

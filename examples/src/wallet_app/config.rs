@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-/// `wallet-app [--listen ADDR] [--database-url URL] [--schema NAME]`.
+/// `wallet-app [--listen ADDR] [--database-url URL] [--schema NAME] [--lease-shards N]`.
 #[derive(Clone, Debug, clap::Parser)]
 #[command(name = "wallet-app", about = "The Nexus wallet HTTP app")]
 pub struct Config {
@@ -19,4 +19,23 @@ pub struct Config {
     /// How many Postgres connections the app may open.
     #[arg(long, default_value_t = 16)]
     pub pool_size: u32,
+    /// Own the wallets and ledgers through a fenced Postgres lease over this
+    /// many shards (`nexus_store_pg::PgLease`): each shard is served by the
+    /// one process holding its lease, others answer 503. Without it, several
+    /// processes on one schema are arbitrated by the database (every reply
+    /// that did not write confirms the stream head first). Needs a database
+    /// URL; every process of a schema must use the same count.
+    #[arg(long, value_name = "N")]
+    pub lease_shards: Option<u32>,
+    /// How long a lease lasts at the database, in milliseconds; the holder
+    /// renews it every ttl/5 and allows ttl/10 of clock drift, stopping by
+    /// its own clock at ttl - ttl/10 after each renewal was sent.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub lease_ttl_ms: u64,
+    /// The Postgres database the lease's own connections go to (default: the
+    /// database URL). It must be the same database as the stores'; a
+    /// deployment may route it differently (another pooler or network path),
+    /// and tests route it through a proxy to cut the lease alone.
+    #[arg(long, value_name = "URL")]
+    pub lease_database_url: Option<String>,
 }
