@@ -99,6 +99,78 @@ pub trait Handles<C>: Aggregate {
 
     /// Decides what `command` does in the current state.
     fn handle_command(&self, command: &C) -> Result<Effect<Self, Self::Reply>, Self::Error>;
+
+    /// Decides what `command` does in the current state, knowing where the
+    /// state is (its stream version) and the command's ids. The runtime
+    /// calls this one; the default ignores the context and calls
+    /// [`handle_command`](Self::handle_command). A `#[handle]` method that
+    /// takes a third parameter `context: &CommandContext` gets it here.
+    fn handle_in(
+        &self,
+        command: &C,
+        context: &CommandContext,
+    ) -> Result<Effect<Self, Self::Reply>, Self::Error> {
+        let _ = context;
+        self.handle_command(command)
+    }
+}
+
+/// Where a command is decided: the version of the state it sees (the
+/// number of events folded into it, or the durable-state row's version) and
+/// the ids the caller attached. A handler can refuse a command meant for
+/// another version (an HTTP `If-Match`), and a reply can report the version
+/// it leaves the entity at.
+///
+/// ```
+/// use nexus_core::CommandContext;
+/// let context = CommandContext::at(3);
+/// assert_eq!(context.version(), 3);
+/// assert_eq!(context.command_id(), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandContext {
+    version: u64,
+    command_id: Option<uuid::Uuid>,
+    correlation_id: Option<uuid::Uuid>,
+}
+
+impl CommandContext {
+    /// A context at `version`, without ids (what a direct call or a test
+    /// passes).
+    pub fn at(version: u64) -> Self {
+        Self {
+            version,
+            ..Self::default()
+        }
+    }
+
+    /// The same context with the caller's ids.
+    #[must_use]
+    pub fn with_ids(
+        mut self,
+        command_id: Option<uuid::Uuid>,
+        correlation_id: Option<uuid::Uuid>,
+    ) -> Self {
+        self.command_id = command_id;
+        self.correlation_id = correlation_id;
+        self
+    }
+
+    /// The version of the state the command is decided on: the command's
+    /// own events, if any, get the versions after it.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The caller's command id, if any.
+    pub fn command_id(&self) -> Option<uuid::Uuid> {
+        self.command_id
+    }
+
+    /// The caller's correlation id, if any.
+    pub fn correlation_id(&self) -> Option<uuid::Uuid> {
+        self.correlation_id
+    }
 }
 
 /// Applies `events` to `state` in order.

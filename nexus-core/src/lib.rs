@@ -65,7 +65,7 @@ pub use actor::{
     Actor, ActorOptions, ActorRef, ActorSystem, ActorSystemBuilder, AskError, ReplyTo,
     ShutdownReport, WhenFull,
 };
-pub use aggregate::{Aggregate, Handles, fold};
+pub use aggregate::{Aggregate, CommandContext, Handles, fold};
 pub use command::CommandOf;
 pub use effect::Effect;
 pub use entity::{

@@ -162,7 +162,10 @@ impl<M> Drop for DrainOnExit<M> {
         // so the count is logged as dead letters rather than lost in silence.
         let left = self.0.mailbox.close_and_drain().len();
         if left > 0 {
-            tracing::warn!(dead_letters = left, "an actor ended with messages it never handled");
+            tracing::warn!(
+                dead_letters = left,
+                "an actor ended with messages it never handled"
+            );
         }
     }
 }

@@ -77,6 +77,11 @@ impl CommandOptions {
         self.command_id
     }
 
+    /// The correlation id, if any.
+    pub fn correlation(&self) -> Option<Uuid> {
+        self.correlation_id
+    }
+
     /// The metadata of the command's `index`-th event (from 0).
     pub(crate) fn event_metadata(&self, index: usize) -> EventMetadata {
         EventMetadata {

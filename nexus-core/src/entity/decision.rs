@@ -64,7 +64,7 @@ pub(crate) fn decide_batch<A: Aggregate>(
     let mut version = live.version;
     for (index, message) in batch.iter_mut().enumerate() {
         let decided = catch_unwind(AssertUnwindSafe(|| {
-            let Decided::Accepted { events, stop } = message.decide(&live.state) else {
+            let Decided::Accepted { events, stop } = message.decide(&live.state, version) else {
                 return Ok(None);
             };
             let start = decision.encoded.len();

@@ -120,7 +120,7 @@ impl<A: Aggregate> EntityRef<A> {
             let (reply_to, reply) = oneshot::channel();
             let request = Request::<A, C, A::Reply>::new(
                 command,
-                <A as Handles<C>>::handle_command,
+                <A as Handles<C>>::handle_in,
                 options,
                 Some(reply_to),
             );
@@ -161,7 +161,7 @@ impl<A: Aggregate> EntityRef<A> {
     {
         let request = Request::<A, C, A::Reply>::new(
             command,
-            <A as Handles<C>>::handle_command,
+            <A as Handles<C>>::handle_in,
             CommandOptions::new(),
             None,
         );

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use tokio::sync::oneshot;
 
 use super::command_options::{CommandOptions, Outcome};
-use crate::{Aggregate, Effect, EntityError, LogPosition, StreamId};
+use crate::{Aggregate, CommandContext, Effect, EntityError, LogPosition, StreamId};
 
 /// What waits in an entity's mailbox.
 pub(crate) enum Envelope<A: Aggregate> {
@@ -34,8 +34,9 @@ pub(crate) enum Decided<E> {
 /// one of `complete` (after the commit) or `fail`. Consuming `self` in both
 /// makes answering twice impossible.
 pub(crate) trait Message<A: Aggregate>: Send {
-    /// Decides against `state`; forgets any earlier decision.
-    fn decide(&mut self, state: &A) -> Decided<A::Event>;
+    /// Decides against `state`, which is at `version`; forgets any earlier
+    /// decision.
+    fn decide(&mut self, state: &A, version: u64) -> Decided<A::Event>;
     /// The caller's command id and metadata.
     fn options(&self) -> &CommandOptions;
     /// Computes the reply from the state after this command's events.
@@ -60,7 +61,7 @@ pub(crate) struct Written {
     pub(crate) position: Option<LogPosition>,
 }
 
-type Decide<A, C, R> = fn(&A, &C) -> Result<Effect<A, R>, <A as Aggregate>::Error>;
+type Decide<A, C, R> = fn(&A, &C, &CommandContext) -> Result<Effect<A, R>, <A as Aggregate>::Error>;
 type SideEffect<A> = Box<dyn FnOnce(&A) + Send>;
 type ReplyFn<A, R> = Box<dyn FnOnce(&A) -> R + Send>;
 pub(crate) type ReplyTo<A, R> =
@@ -109,9 +110,11 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
 }
 
 impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<A, C, R> {
-    fn decide(&mut self, state: &A) -> Decided<A::Event> {
+    fn decide(&mut self, state: &A, version: u64) -> Decided<A::Event> {
         self.pending = Pending::Undecided;
-        match (self.decide)(state, &self.command) {
+        let context =
+            CommandContext::at(version).with_ids(self.options.id(), self.options.correlation());
+        match (self.decide)(state, &self.command, &context) {
             Ok(effect) => {
                 let parts = effect.into_parts();
                 self.pending = Pending::Accepted {

@@ -126,12 +126,14 @@ impl<A: Aggregate> Persistence<A> {
             Self::DurableState { store, codec } => {
                 // With its version even when deleted, so that the next write
                 // expects the tombstone's version.
-                let row = store.load_versioned(stream).await.map_err(|source| {
-                    RecoveryError::Store {
-                        stream: stream.clone(),
-                        source,
-                    }
-                })?;
+                let row =
+                    store
+                        .load_versioned(stream)
+                        .await
+                        .map_err(|source| RecoveryError::Store {
+                            stream: stream.clone(),
+                            source,
+                        })?;
                 let state = match &row.payload {
                     None => A::default(),
                     Some(payload) => codec.decode_payload(payload, "state").map_err(|source| {

@@ -607,7 +607,7 @@ impl<A: Aggregate> Runner<A> {
                 position: None,
             };
             let replayed = catch_unwind(AssertUnwindSafe(|| {
-                let _ = message.decide(&state);
+                let _ = message.decide(&state, recorded.version_before);
                 for (event, version, position) in &recorded.events {
                     state.apply(event);
                     at = Written {

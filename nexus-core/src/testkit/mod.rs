@@ -24,7 +24,7 @@ mod side_by_side;
 
 use std::fmt::Debug;
 
-use crate::{Aggregate, Handles, fold};
+use crate::{Aggregate, CommandContext, Handles, fold};
 use side_by_side::side_by_side;
 
 /// Starts a test from the state these events produce.
@@ -32,6 +32,7 @@ pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Given<
     let history: Vec<A::Event> = events.into_iter().collect();
     Given {
         state: fold(A::default(), &history),
+        version: history.len() as u64,
     }
 }
 
@@ -39,6 +40,7 @@ pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Given<
 pub fn given_no_events<A: Aggregate>() -> Given<A> {
     Given {
         state: A::default(),
+        version: 0,
     }
 }
 
@@ -46,6 +48,8 @@ pub fn given_no_events<A: Aggregate>() -> Given<A> {
 #[derive(Debug)]
 pub struct Given<A> {
     state: A,
+    /// How many events the state folds: the version handlers see.
+    version: u64,
 }
 
 impl<A: Aggregate> Given<A> {
@@ -56,13 +60,16 @@ impl<A: Aggregate> Given<A> {
         Outcome::new(self.state, decided)
     }
 
-    /// Decides `command` through its typed handler, keeping the reply.
+    /// Decides `command` through its typed handler, keeping the reply. The
+    /// handler's [`CommandContext`] is at the number of given events.
     #[allow(clippy::needless_pass_by_value)] // Taking the command by value reads like sending it.
     pub fn ask<C>(self, command: C) -> Outcome<A, A::Reply>
     where
         A: Handles<C>,
     {
-        let decided = self.state.handle_command(&command);
+        let decided = self
+            .state
+            .handle_in(&command, &CommandContext::at(self.version));
         Outcome::new(self.state, decided)
     }
 

@@ -103,14 +103,38 @@ fn handles(aggregate: &Aggregate, command: &Command) -> TokenStream {
         text(state),
         method
     );
-    let call = if handler.stub {
+    let (call, call_in) = if handler.stub {
         // Only reached when an error was reported for this handler.
-        quote!(::core::unreachable!())
-    } else {
+        (quote!(::core::unreachable!()), None)
+    } else if handler.takes_context {
         // Spanned at the handler's return type: a mismatch (another error
         // type) points there rather than at the attribute.
-        quote_spanned!(handler.output_span=> Self::#method(self, command))
+        (
+            quote_spanned!(handler.output_span=>
+                Self::#method(self, command, &::nexus_core::CommandContext::at(0))),
+            Some(quote_spanned!(handler.output_span=> Self::#method(self, command, context))),
+        )
+    } else {
+        (
+            quote_spanned!(handler.output_span=> Self::#method(self, command)),
+            None,
+        )
     };
+    let handle_in = call_in.map(|call_in| {
+        quote! {
+            #[inline]
+            fn handle_in(
+                &self,
+                command: &#ty,
+                context: &::nexus_core::CommandContext,
+            ) -> ::core::result::Result<
+                ::nexus_core::Effect<Self, Self::Reply>,
+                <Self as ::nexus_core::Aggregate>::Error,
+            > {
+                #call_in
+            }
+        }
+    });
     quote! {
         #[doc = #doc]
         #[automatically_derived]
@@ -127,6 +151,7 @@ fn handles(aggregate: &Aggregate, command: &Command) -> TokenStream {
             > {
                 #call
             }
+            #handle_in
         }
     }
 }

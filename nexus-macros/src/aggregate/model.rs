@@ -42,6 +42,8 @@ pub(crate) struct Handler {
     pub(crate) method: Ident,
     pub(crate) reply: Type,
     pub(crate) output_span: Span,
+    /// The method takes `context: &CommandContext` after the command.
+    pub(crate) takes_context: bool,
     /// The signature is wrong in another way (an error was reported): the
     /// `Handles` impl is a stub, so uses of the command do not fail again.
     pub(crate) stub: bool,
@@ -207,14 +209,19 @@ fn sig_handler(method: &Ident, sig: &HandlerSig) -> Option<Handler> {
         method: method.clone(),
         reply: sig.reply.clone()?,
         output_span: sig.output_span,
+        takes_context: sig.takes_context,
         stub: !sig.valid,
     })
 }
 
-/// The declared commands, keyed by their last path segment (the variant name).
+/// The declared commands, keyed by their whole path as written. A handler
+/// may name a command by its last segment alone when no other command
+/// shares it.
 struct Commands {
     list: Vec<Command>,
     by_key: HashMap<String, usize>,
+    /// Last segment → the commands ending in it.
+    by_last: HashMap<String, Vec<usize>>,
     /// The method that claimed each command, for duplicate reports.
     claimed: Vec<Option<Ident>>,
 }
@@ -223,6 +230,7 @@ fn declared_commands(args: &Args, errors: &mut Errors) -> Commands {
     let mut commands = Commands {
         list: Vec::new(),
         by_key: HashMap::new(),
+        by_last: HashMap::new(),
         claimed: Vec::new(),
     };
     if let Some(key) = args
@@ -236,41 +244,93 @@ fn declared_commands(args: &Args, errors: &mut Errors) -> Commands {
         );
     }
     for ty in &args.commands {
-        let Some((key, variant)) = command_key(ty) else {
+        let Some(key) = command_key(ty) else {
             errors.spanned(
                 ty,
                 "a command is a named type, e.g. `Deposit` or `commands::Deposit`",
             );
             continue;
         };
-        if commands.by_key.contains_key(&key) {
-            errors.spanned(ty, format!("`{key}` is declared twice in `commands(...)`"));
+        if commands.by_key.contains_key(&key.path) {
+            errors.spanned(
+                ty,
+                format!("`{}` is declared twice in `commands(...)`", key.path),
+            );
             continue;
         }
-        commands.by_key.insert(key, commands.list.len());
+        let index = commands.list.len();
+        commands.by_key.insert(key.path, index);
+        commands.by_last.entry(key.last).or_default().push(index);
         commands.list.push(Command {
             ty: ty.clone(),
-            variant,
+            variant: key.variant,
             handler: None,
         });
         commands.claimed.push(None);
     }
+    commands.name_shared_variants();
     commands
 }
 
 impl Commands {
+    /// Commands whose last segments are equal (`inbound::Ship`,
+    /// `outbound::Ship`) are two types: each variant is named after the
+    /// whole path (`InboundShip`, `OutboundShip`) so that both fit the enum.
+    fn name_shared_variants(&mut self) {
+        for indexes in self.by_last.values().filter(|indexes| indexes.len() > 1) {
+            for &index in indexes {
+                let command = &mut self.list[index];
+                if let Some(name) = path_variant(&command.ty) {
+                    command.variant = name;
+                }
+            }
+        }
+    }
+
+    /// The command a handler's parameter type names: by its whole path, or
+    /// by a last segment no other command shares.
+    fn find(
+        &self,
+        key: &CommandKey,
+        ty: &Type,
+        method: &Ident,
+        errors: &mut Errors,
+    ) -> Option<usize> {
+        if let Some(&index) = self.by_key.get(&key.path) {
+            return Some(index);
+        }
+        match self.by_last.get(&key.last).map(Vec::as_slice) {
+            Some([index]) => Some(*index),
+            Some(several) => {
+                let paths: Vec<String> = several
+                    .iter()
+                    .map(|&i| format!("`{}`", text(&self.list[i].ty)))
+                    .collect();
+                errors.spanned(
+                    ty,
+                    format!("`{}` could be any of {}, which are all commands: write its path as in `commands(...)`", key.path, paths.join(" and ")),
+                );
+                None
+            }
+            None => {
+                errors.spanned(
+                    ty,
+                    format!("`{}` is not declared in `commands(...)`: add it there to make it a command of this aggregate, or remove `#[handle]` from `{method}`", key.path),
+                );
+                None
+            }
+        }
+    }
+
     fn attach(&mut self, method: &Ident, ty: &Type, handler: Option<Handler>, errors: &mut Errors) {
-        let Some((key, _)) = command_key(ty) else {
+        let Some(key) = command_key(ty) else {
             errors.spanned(ty, "a command is a named type, e.g. `&Deposit`");
             return;
         };
-        let Some(&index) = self.by_key.get(&key) else {
-            errors.spanned(
-                ty,
-                format!("`{key}` is not declared in `commands(...)`: add it there to make it a command of this aggregate, or remove `#[handle]` from `{method}`"),
-            );
+        let Some(index) = self.find(&key, ty, method, errors) else {
             return;
         };
+        let key = text(&self.list[index].ty);
         if let Some(first) = &self.claimed[index] {
             errors.spanned(
                 ty,
@@ -299,15 +359,55 @@ impl Commands {
 }
 
 /// `("Deposit", Deposit)` for `Deposit` or `commands::Deposit`.
-fn command_key(ty: &Type) -> Option<(String, Ident)> {
+/// How a command type is matched: its whole path and its last segment (both
+/// with generic arguments, without spaces), and the variant it gets unless
+/// another command shares the last segment.
+struct CommandKey {
+    path: String,
+    last: String,
+    variant: Ident,
+}
+
+fn command_key(ty: &Type) -> Option<CommandKey> {
     let Type::Path(path) = ty else { return None };
     if path.qself.is_some() {
         return None;
     }
     let last = path.path.segments.last()?;
     let arguments = &last.arguments;
-    let key = format!("{}{}", last.ident, arguments.to_token_stream()).replace(' ', "");
-    Some((key, last.ident.clone()))
+    Some(CommandKey {
+        path: text(ty),
+        last: format!("{}{}", last.ident, arguments.to_token_stream()).replace(' ', ""),
+        variant: last.ident.clone(),
+    })
+}
+
+/// `a::b::Ship` → `ABShip`: the segments in upper camel case, joined.
+fn path_variant(ty: &Type) -> Option<Ident> {
+    let Type::Path(path) = ty else { return None };
+    let name: String = path
+        .path
+        .segments
+        .iter()
+        .map(|segment| {
+            let ident = segment.ident.to_string();
+            ident
+                .split('_')
+                .map(|part| {
+                    let mut chars = part.chars();
+                    chars.next().map_or_else(String::new, |first| {
+                        first.to_uppercase().chain(chars).collect::<String>()
+                    })
+                })
+                .collect::<String>()
+        })
+        .collect();
+    Some(Ident::new(&name, syn::spanned::Spanned::span(path)))
+}
+
+/// The tokens of `ty` without spaces, as a user reads them in a message.
+fn text(ty: &Type) -> String {
+    ty.to_token_stream().to_string().replace(' ', "")
 }
 
 fn marker(attr: &Attribute) -> Option<Marker> {

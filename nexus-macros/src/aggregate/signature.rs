@@ -17,6 +17,8 @@ pub(crate) struct HandlerSig {
     pub(crate) error: Option<Type>,
     /// Where rustc should point when the return type does not match.
     pub(crate) output_span: Span,
+    /// Whether the handler takes a third parameter `&CommandContext`.
+    pub(crate) takes_context: bool,
     /// Whether every check passed.
     pub(crate) valid: bool,
 }
@@ -89,8 +91,16 @@ pub(crate) fn handler(sig: &Signature, error: Option<&Type>, errors: &mut Errors
             None
         }
     };
-    for extra in sig.inputs.iter().skip(2) {
-        fail(extra, "a handler takes `&self` and the command only: read everything else from the state or put it in the command".into());
+    let takes_context = match sig.inputs.iter().nth(2) {
+        None => false,
+        Some(FnArg::Typed(arg)) if is_context(&arg.ty) => true,
+        Some(other) => {
+            fail(other, "a handler's third parameter, if any, is the context of the command: `context: &nexus_core::CommandContext` (its stream version and ids); read everything else from the state or put it in the command".into());
+            false
+        }
+    };
+    for extra in sig.inputs.iter().skip(3) {
+        fail(extra, "a handler takes `&self`, the command and optionally `context: &CommandContext`: read everything else from the state or put it in the command".into());
     }
 
     let error_text = error.map_or_else(|| "Error".to_owned(), |e| e.to_token_stream().to_string());
@@ -120,8 +130,21 @@ pub(crate) fn handler(sig: &Signature, error: Option<&Type>, errors: &mut Errors
         reply,
         error,
         output_span,
+        takes_context,
         valid: ok,
     }
+}
+
+/// Whether `ty` is `&CommandContext` (by any path ending in that name).
+fn is_context(ty: &Type) -> bool {
+    let Type::Reference(reference) = ty else {
+        return false;
+    };
+    matches!(
+        &*reference.elem,
+        Type::Path(path) if reference.mutability.is_none()
+            && path.path.segments.last().is_some_and(|s| s.ident == "CommandContext")
+    )
 }
 
 /// What an `#[apply]` signature says.
