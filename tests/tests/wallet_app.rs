@@ -50,6 +50,7 @@ impl Server {
             lease_shards: None,
             lease_ttl_ms: 10_000,
             lease_database_url: None,
+            max_active_entities: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -16,6 +16,7 @@ use nexus_store_pg::{
 use sqlx::postgres::PgPoolOptions;
 
 use super::config::Config;
+use super::idempotency::KeyTable;
 use super::ledger::Ledger;
 use crate::domain::wallet::Wallet;
 
@@ -172,18 +173,34 @@ impl Backend {
     pub fn entities(
         &self,
         system: &ActorSystem,
+        max_active: Option<usize>,
     ) -> Result<(Entities<Wallet>, Entities<Ledger>), StartError> {
         let (events, states) = self.stores();
         let lease = self
             .lease_of()
             .map(|lease| Arc::new(lease.clone()) as Arc<dyn OwnershipLease>);
-        let wallets = owned(serving(Entities::<Wallet>::builder(system)), lease.clone())
+        let serve = |builder| limited(serving(builder), max_active);
+        let wallets = owned(serve(Entities::<Wallet>::builder(system)), lease.clone())
             .event_sourced(events, EventCodec::new(Json))
             .build()?;
-        let ledgers = owned(serving(Entities::<Ledger>::builder(system)), lease)
-            .durable_state(states, Json)
-            .build()?;
+        let ledgers = owned(
+            limited(serving(Entities::<Ledger>::builder(system)), max_active),
+            lease,
+        )
+        .durable_state(states, Json)
+        .build()?;
         Ok((wallets, ledgers))
+    }
+
+    /// Where `Idempotency-Key`s are kept: beside the stores.
+    pub async fn key_table(&self) -> Result<KeyTable, StartError> {
+        Ok(match self {
+            Self::Memory { .. } => KeyTable::memory(),
+            Self::Postgres(config) => {
+                let schema = format!("\"{}\"", config.schema_name().as_str());
+                KeyTable::postgres(config.pool().clone(), schema).await?
+            }
+        })
     }
 }
 
@@ -222,6 +239,17 @@ fn owned<A: Aggregate>(
 /// instead of holding the request, an ask gives up before a client would,
 /// idle owners passivate after two minutes as in the seed's tutorial, and
 /// queued commands of one owner commit together.
+/// The limit of `--max-active-entities`, if given.
+fn limited<A: Aggregate>(
+    builder: EntitiesBuilder<A>,
+    max_active: Option<usize>,
+) -> EntitiesBuilder<A> {
+    match max_active {
+        Some(limit) => builder.max_active_entities(limit),
+        None => builder,
+    }
+}
+
 fn serving<A: Aggregate>(builder: EntitiesBuilder<A>) -> EntitiesBuilder<A> {
     builder
         .mailbox_capacity(1024)

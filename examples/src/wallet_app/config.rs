@@ -38,4 +38,10 @@ pub struct Config {
     /// and tests route it through a proxy to cut the lease alone.
     #[arg(long, value_name = "URL")]
     pub lease_database_url: Option<String>,
+    /// At most this many wallets and this many ledgers are live in memory;
+    /// past it the least recently used idle ones passivate (and recover from
+    /// the store when asked again). Without it, idle ones passivate after
+    /// two minutes.
+    #[arg(long, value_name = "N")]
+    pub max_active_entities: Option<usize>,
 }

@@ -1,6 +1,6 @@
 //! The wallet HTTP app: `cargo run --release -p nexus-examples --bin wallet-app`.
 //!
-//! The same money two ways, as in the seed's wallet tutorial: `/wallet/*` is
+//! The same money two ways, as in Nexus PHP's wallet tutorial: `/wallet/*` is
 //! an event-sourced [`Wallet`](crate::domain::wallet::Wallet) entity per
 //! owner, `/wallet/ledger*` a durable-state [`ledger::Ledger`] entity per
 //! owner, and `/admin/wallets` ranks the ledgers with plain SQL. Without a
@@ -9,7 +9,9 @@
 //! Every answer is JSON. Bad input is 400/415/422 and writes nothing; a full
 //! mailbox, an exhausted pool, an unreachable database or a shutdown in
 //! progress is 503 with `Retry-After: 1`. A 200 is sent only after the write
-//! committed, so `kill -9` loses no acknowledged write.
+//! committed, so `kill -9` loses no acknowledged write. A wallet write sent
+//! with an `Idempotency-Key` header is applied once however often it is
+//! retried, and answered the same ([`idempotency`]).
 
 mod admin;
 mod auth;
@@ -17,6 +19,7 @@ mod backend;
 mod body;
 mod config;
 mod error;
+pub mod idempotency;
 pub mod ledger;
 mod routes;
 mod server;

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use nexus_core::{Entities, EntityError, Handles};
+use nexus_core::{CommandOptions, Entities, EntityError, Handles};
 use serde_json::{Value, json};
 
 use super::admin::{Ranked, ranking};
@@ -13,6 +15,7 @@ use super::auth::Owner;
 use super::backend::Backend;
 use super::body::{AmountBody, JsonBody, LedgerKindBody, LedgerRecordBody};
 use super::error::ApiError;
+use super::idempotency::{Claim, IdempotencyKey, KeyTable, is_definitive};
 use super::ledger::{Ledger, LedgerError, LedgerKind, Record, Statement};
 use crate::domain::wallet::{Balance, Deposit, Wallet, WalletError, WalletView, Withdraw};
 
@@ -24,6 +27,8 @@ pub struct AppState {
     pub ledgers: Entities<Ledger>,
     /// The stores, for the admin query.
     pub backend: Backend,
+    /// The `Idempotency-Key`s seen and what they were answered.
+    pub keys: KeyTable,
 }
 
 /// The app's routes.
@@ -45,8 +50,10 @@ async fn index() -> axum::Json<Value> {
         "name": "nexus wallet-app",
         "auth": "Authorization: Bearer <owner>-token, owner [a-z0-9_-]{1,64}",
         "endpoints": [
-            {"method": "POST", "path": "/wallet/deposit", "body": {"amountCents": "positive integer"}},
-            {"method": "POST", "path": "/wallet/withdraw", "body": {"amountCents": "positive integer"}},
+            {"method": "POST", "path": "/wallet/deposit", "body": {"amountCents": "positive integer"},
+             "headers": {"Idempotency-Key": "optional: a retry with the same key writes once and gets the same answer"}},
+            {"method": "POST", "path": "/wallet/withdraw", "body": {"amountCents": "positive integer"},
+             "headers": {"Idempotency-Key": "optional, as for deposits"}},
             {"method": "GET", "path": "/wallet/balance"},
             {"method": "POST", "path": "/wallet/ledger/record",
              "body": {"kind": "deposit | withdraw", "amountCents": "positive integer", "description": "text"}},
@@ -85,14 +92,81 @@ where
     A::Error: std::fmt::Display,
     C: Send + 'static,
 {
+    ask_with(entities, owner, command, CommandOptions::new(), rejected).await
+}
+
+/// [`ask`] with a command id and metadata.
+async fn ask_with<A, C>(
+    entities: &Entities<A>,
+    owner: &Owner,
+    command: C,
+    options: CommandOptions,
+    rejected: impl FnOnce(A::Error) -> ApiError,
+) -> Result<<A as Handles<C>>::Reply, ApiError>
+where
+    A: Handles<C>,
+    A::Error: std::fmt::Display,
+    C: Send + 'static,
+{
     entities
         .of(&owner.0)
-        .ask(command)
+        .ask_with(command, options)
         .await
+        .map(|outcome| outcome.reply)
         .map_err(|error| match error {
             EntityError::Rejected(rejection) => rejected(rejection),
             other => ApiError::from_entity(&other),
         })
+}
+
+/// A wallet write, idempotent under `key`: the first definitive answer is
+/// given again for the same request, another request under the key is a
+/// 422, and the command runs under the key's command id, so that it is
+/// applied once however often it is retried (see `idempotency`).
+async fn write_wallet<C>(
+    state: &AppState,
+    owner: &Owner,
+    key: Option<IdempotencyKey>,
+    request: String,
+    command: C,
+) -> Response
+where
+    Wallet: Handles<C, Reply = WalletView>,
+    C: Send + 'static,
+{
+    let Some(key) = key else {
+        let written = ask(&state.wallets, owner, command, wallet_rejected).await;
+        return written.map(|view| wallet_json(owner, view)).into_response();
+    };
+    match state.keys.claim(&owner.0, &key, &request).await {
+        Err(error) => return error.into_response(),
+        Ok(Claim::Mismatch) => {
+            return ApiError::Unprocessable(format!(
+                "Idempotency-Key {:?} was used for another request",
+                key.0
+            ))
+            .into_response();
+        }
+        Ok(Claim::Answered { status, body }) => return (status, axum::Json(body)).into_response(),
+        Ok(Claim::Run) => {}
+    }
+    let options = CommandOptions::new().command_id(key.command_id(&owner.0));
+    let written = ask_with(&state.wallets, owner, command, options, wallet_rejected).await;
+    let response = written.map(|view| wallet_json(owner, view)).into_response();
+    if !is_definitive(response.status()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return ApiError::Internal("reading an answer back".to_owned()).into_response();
+    };
+    if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+        state
+            .keys
+            .answer(&owner.0, &key, &request, parts.status, &value)
+            .await;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn wallet_rejected(error: WalletError) -> ApiError {
@@ -121,25 +195,27 @@ fn ledger_rejected(error: LedgerError) -> ApiError {
 async fn deposit(
     State(state): State<Arc<AppState>>,
     owner: Owner,
+    key: Option<IdempotencyKey>,
     JsonBody(body): JsonBody<AmountBody>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Response {
+    let request = format!("deposit {}", body.amount_cents);
     let command = Deposit {
         amount: body.amount_cents,
     };
-    let view = ask(&state.wallets, &owner, command, wallet_rejected).await?;
-    Ok(wallet_json(&owner, view))
+    write_wallet(&state, &owner, key, request, command).await
 }
 
 async fn withdraw(
     State(state): State<Arc<AppState>>,
     owner: Owner,
+    key: Option<IdempotencyKey>,
     JsonBody(body): JsonBody<AmountBody>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Response {
+    let request = format!("withdraw {}", body.amount_cents);
     let command = Withdraw {
         amount: body.amount_cents,
     };
-    let view = ask(&state.wallets, &owner, command, wallet_rejected).await?;
-    Ok(wallet_json(&owner, view))
+    write_wallet(&state, &owner, key, request, command).await
 }
 
 async fn balance(

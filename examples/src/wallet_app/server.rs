@@ -32,11 +32,13 @@ pub async fn serve(
     let backend = Backend::open(&config).await?;
     tracing::info!(backend = %backend.describe(), "stores ready");
     let system = ActorSystem::new();
-    let (wallets, ledgers) = backend.entities(&system)?;
+    let (wallets, ledgers) = backend.entities(&system, config.max_active_entities)?;
+    let keys = backend.key_table().await?;
     let state = Arc::new(AppState {
         wallets,
         ledgers,
         backend,
+        keys,
     });
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "listening");
