@@ -79,8 +79,9 @@ mod sql;
 mod state_store;
 mod wire;
 
-pub use config::{PgStoreConfig, Schema};
+pub use config::{PayloadFormat, PgStoreConfig, Schema};
 pub use event_store::PgEventStore;
+pub use event_store::{CatchUpLag, HorizonBlocker};
 pub use lease::{LeaseTiming, PgLease};
 pub use setup_error::PgSetupError;
 pub use snapshot_store::PgSnapshotStore;
