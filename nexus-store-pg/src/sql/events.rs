@@ -187,12 +187,17 @@ LIMIT $4
 ";
 
 /// A page of one category's events after a position, served by
-/// `events_category_idx` (its expression is the category of the id).
+/// `events_category_idx` (its expression is the category of the id). The
+/// position bound is one row comparison led by the category, so it is an
+/// index condition of that index (a bound on the position alone would be
+/// one of `events_log_idx`, which the planner would then prefer).
 const READ_CATEGORY: &str = r"
 SELECT {columns}, e.stream_id, (e.epoch < horizon.epoch OR e.tx_id < horizon.xmin) AS safe
 FROM {schema}.events e, {horizon}
 WHERE split_part(e.stream_id, '-', 1) = $5
-  AND (e.epoch, e.tx_id, e.seq) > ($1::int4, $2::xid8, $3::int8) AND {not_archived}
+  AND (split_part(e.stream_id, '-', 1), e.epoch, e.tx_id, e.seq)
+      > ($5::text, $1::int4, $2::xid8, $3::int8)
+  AND {not_archived}
 ORDER BY split_part(e.stream_id, '-', 1), e.epoch, e.tx_id, e.seq
 LIMIT $4
 ";
