@@ -19,14 +19,32 @@ pub enum StoreError {
         /// The version the stream is actually at.
         actual: u64,
     },
-    /// An event id in the batch is already stored at a different place, so the
-    /// append is neither new nor an idempotent retry.
-    #[error("stream {stream}: event id {event_id} is already stored at another version")]
+    /// An event id in the batch is already stored at a different place (or
+    /// repeated within the batch), so the append is neither new nor an
+    /// idempotent retry. Nothing was written.
+    #[error("event id {event_id} is already stored in stream {stream} at another place")]
     DuplicateEventId {
-        /// The stream that was written.
+        /// The stream that holds the id (the written stream when the batch
+        /// itself repeats it).
         stream: StreamId,
-        /// The reused id.
+        /// The reused id, one that is stored (or repeated in the batch).
         event_id: uuid::Uuid,
+    },
+    /// The stream is archived (soft-deleted): it refuses appends, and reads
+    /// skip it. Nothing was written.
+    #[error("stream {stream} is archived")]
+    StreamArchived {
+        /// The archived stream.
+        stream: StreamId,
+    },
+    /// The store gave up on the request after its statement or lock timeout:
+    /// the statement was cancelled and rolled back, so nothing was written,
+    /// and trying again later may succeed.
+    #[error("store timed out: {source}")]
+    Timeout {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
     },
     /// The write carried a fence whose epoch is no longer current: another
     /// holder took the shard's lease, or the lease expired. Nothing was
@@ -95,7 +113,10 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::PoolExhausted { .. } | Self::Ambiguous { .. }
+            Self::Unavailable { .. }
+                | Self::PoolExhausted { .. }
+                | Self::Ambiguous { .. }
+                | Self::Timeout { .. }
         )
     }
 
@@ -108,6 +129,11 @@ impl StoreError {
     /// Whether the store refused the write because its fence is stale.
     pub fn is_fenced(&self) -> bool {
         matches!(self, Self::Fenced { .. })
+    }
+
+    /// Whether the stream is archived ([`StoreError::StreamArchived`]).
+    pub fn is_archived(&self) -> bool {
+        matches!(self, Self::StreamArchived { .. })
     }
 
     /// Whether this is an optimistic-concurrency conflict.

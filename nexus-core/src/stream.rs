@@ -38,6 +38,20 @@ impl StreamId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The stream's category: the aggregate type, everything before the
+    /// first `-` (the whole id when it has none).
+    ///
+    /// ```
+    /// use nexus_core::StreamId;
+    /// assert_eq!(StreamId::for_entity("wallet", "alice-2").category(), "wallet");
+    /// assert_eq!(StreamId::new("singleton").category(), "singleton");
+    /// ```
+    pub fn category(&self) -> &str {
+        self.0
+            .split_once('-')
+            .map_or(self.0.as_str(), |(category, _)| category)
+    }
 }
 
 impl fmt::Display for StreamId {
@@ -125,7 +139,15 @@ impl fmt::Display for ExpectedVersion {
     }
 }
 
-/// A place in the global log, ordered by `commit` first and `sequence` second.
+/// A place in the global log, ordered by `epoch`, then `commit`, then
+/// `sequence`.
+///
+/// The `epoch` numbers ranges of the log: a store starts a new epoch when
+/// its history forks (a database restored from a backup, or a standby
+/// promoted after an asynchronous failover), so every position of the new
+/// range sorts after every position handed out before, even when the new
+/// range's commit keys are smaller. Positions of one range have one epoch;
+/// the in-memory store and a store that never forks keep epoch 0.
 ///
 /// Positions are totally ordered and every reader of the log sees events in
 /// this order. `commit` groups the events of one commit: a store that assigns
@@ -143,6 +165,9 @@ impl fmt::Display for ExpectedVersion {
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 pub struct LogPosition {
+    /// The range of the log (see above); 0 until a store starts another.
+    #[serde(default)]
+    pub epoch: u32,
     /// The commit-ordered part of the position.
     pub commit: u64,
     /// The position within (and across) commits with the same `commit` key.
@@ -152,18 +177,37 @@ pub struct LogPosition {
 impl LogPosition {
     /// Before the first event: reading the log after `START` reads it all.
     pub const START: Self = Self {
+        epoch: 0,
         commit: 0,
         sequence: 0,
     };
 
-    /// A position from its two parts.
+    /// A position of epoch 0 from its two other parts.
     pub const fn new(commit: u64, sequence: u64) -> Self {
-        Self { commit, sequence }
+        Self::in_epoch(0, commit, sequence)
+    }
+
+    /// A position from all three parts.
+    ///
+    /// ```
+    /// use nexus_core::LogPosition;
+    /// // A restored log's first event sorts after the old log's last one.
+    /// assert!(LogPosition::new(9_000, 70) < LogPosition::in_epoch(1, 12, 1));
+    /// ```
+    pub const fn in_epoch(epoch: u32, commit: u64, sequence: u64) -> Self {
+        Self {
+            epoch,
+            commit,
+            sequence,
+        }
     }
 }
 
 impl fmt::Display for LogPosition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.epoch != 0 {
+            write!(f, "{}:", self.epoch)?;
+        }
         write!(f, "{}/{}", self.commit, self.sequence)
     }
 }

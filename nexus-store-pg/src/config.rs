@@ -76,6 +76,30 @@ impl fmt::Display for Schema {
     }
 }
 
+/// How the event store keeps payloads.
+///
+/// The store cannot tell a JSON payload from a binary one by looking: a
+/// bincode payload can happen to parse as JSON (a struct whose first field
+/// is the number 91 and whose rest reads `1,2]` is the text `[1,2]`), and
+/// `jsonb` would give it back normalised (`[1, 2]`), which bincode no
+/// longer decodes. So the application says which codec its events use;
+/// the default keeps every payload's bytes as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PayloadFormat {
+    /// Every payload is stored as `bytea`, byte for byte (for bincode or
+    /// any other binary codec). The default.
+    #[default]
+    Binary,
+    /// Payloads come from a JSON codec: each one that is valid JSON is
+    /// stored as `jsonb` in column `payload`, so SQL can query and index
+    /// it; one that is not (or that `jsonb` cannot hold, such as a string
+    /// with `\u0000`) is stored as `bytea` in `payload_bytes`. A JSON
+    /// payload reads back as the same JSON value, with `jsonb`'s spacing
+    /// and key order, which a JSON codec decodes alike.
+    Json,
+}
+
 /// The pool and options every store of one application shares.
 ///
 /// Several applications can share one database by giving each its own
@@ -98,6 +122,7 @@ pub struct PgStoreConfig {
     pub(crate) pool: PgPool,
     pub(crate) schema: Schema,
     pub(crate) catch_up_wait: Duration,
+    pub(crate) payloads: PayloadFormat,
 }
 
 impl PgStoreConfig {
@@ -107,6 +132,7 @@ impl PgStoreConfig {
             pool,
             schema: Schema::new("nexus").expect("the default schema name is valid"),
             catch_up_wait: Duration::from_millis(500),
+            payloads: PayloadFormat::Binary,
         }
     }
 
@@ -124,6 +150,23 @@ impl PgStoreConfig {
     #[must_use]
     pub fn catch_up_wait(mut self, wait: Duration) -> Self {
         self.catch_up_wait = wait;
+        self
+    }
+
+    /// How event payloads are stored (default [`PayloadFormat::Binary`]);
+    /// use [`PayloadFormat::Json`] with a JSON codec to query events in SQL.
+    ///
+    /// ```no_run
+    /// use nexus_store_pg::{PayloadFormat, PgStoreConfig};
+    /// # async fn run(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = PgStoreConfig::new(pool).schema("wallet_app")?.payloads(PayloadFormat::Json);
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn payloads(mut self, format: PayloadFormat) -> Self {
+        self.payloads = format;
         self
     }
 

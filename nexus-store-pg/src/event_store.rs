@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nexus_core::lease::Fence;
+use nexus_core::store::StreamHead;
 use nexus_core::{
     AppendOutcome, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent,
     RecordedEvent, ReplayEvent, StoreError, StreamId,
@@ -15,15 +16,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use crate::PgStoreConfig;
 use crate::convert::{FenceKey, conflict, corrupt, fenced, get, get_trusted, to_i64, to_u64};
-use crate::errors::{self, Failure};
+use crate::errors::{self, Failure, Stage};
 use crate::sql::events::EventSql;
-use crate::wire::{Timestamp, TxId};
-
-/// How often an append with [`ExpectedVersion::Any`] retries after losing a
-/// race for the next version before it reports the conflict.
-const ANY_RETRIES: usize = 64;
+use crate::wire::{JsonText, Timestamp, TxId, is_jsonb_safe};
+use crate::{PayloadFormat, PgStoreConfig};
 
 /// An [`EventStore`] on Postgres.
 ///
@@ -63,6 +60,7 @@ pub struct PgEventStore {
     pool: PgPool,
     sql: Arc<EventSql>,
     catch_up_wait: Duration,
+    payloads: PayloadFormat,
 }
 
 impl PgEventStore {
@@ -97,6 +95,7 @@ impl PgEventStore {
             pool: config.pool.clone(),
             sql: Arc::new(EventSql::new(&config.schema)),
             catch_up_wait: config.catch_up_wait,
+            payloads: config.payloads,
         }
     }
 
@@ -104,26 +103,74 @@ impl PgEventStore {
         errors::store_error(error, &self.pool)
     }
 
+    /// What holds the global log's horizon back, if anything: how many
+    /// committed events readers cannot be handed yet, and the oldest
+    /// running (or prepared) transaction of the server, in any database,
+    /// with its pid and age. A reader that lags with a large
+    /// [`held_back`](CatchUpLag::held_back) is waiting for that
+    /// transaction; `idle_in_transaction_session_timeout` ends forgotten
+    /// sessions, a forgotten `PREPARE TRANSACTION` needs `ROLLBACK
+    /// PREPARED`. Seeing other users' sessions needs `pg_read_all_stats`.
+    ///
+    /// ```no_run
+    /// # async fn run(store: nexus_store_pg::PgEventStore) -> Result<(), nexus_core::StoreError> {
+    /// let lag = store.catch_up_lag().await?;
+    /// if let Some(blocker) = lag.blocker.filter(|_| lag.held_back > 0) {
+    ///     eprintln!("{} events held back by pid {:?}, {:?} old", lag.held_back, blocker.pid, blocker.age);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn catch_up_lag(&self) -> Result<CatchUpLag, StoreError> {
+        let row = sqlx::query(&self.sql.horizon_lag)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
+        let held_back = to_u64(get(&row, 0)?)?;
+        let age: Option<f64> = get(&row, 5)?;
+        let blocker = match (get::<Option<String>>(&row, 3)?, age) {
+            (Some(state), Some(age)) => Some(HorizonBlocker {
+                pid: get(&row, 1)?,
+                database: get(&row, 2)?,
+                state,
+                prepared_gid: get(&row, 4)?,
+                age: Duration::from_secs_f64(age.max(0.0)),
+            }),
+            _ => None,
+        };
+        Ok(CatchUpLag { held_back, blocker })
+    }
+
+    /// The statement for `expected`, fenced or not.
+    fn append_sql(&self, expected: ExpectedVersion, fenced: bool) -> &str {
+        let sql = &self.sql;
+        match (expected.pinned(), fenced) {
+            (None, false) => &sql.append_any,
+            (Some(0), false) => &sql.append_new,
+            (Some(_), false) => &sql.append_exact,
+            (None, true) => &sql.append_any_fenced,
+            (Some(0), true) => &sql.append_new_fenced,
+            (Some(_), true) => &sql.append_exact_fenced,
+        }
+    }
+
     /// Runs the append statement once, fenced when `fence` is given.
     async fn try_append(
         &self,
         stream: &StreamId,
-        head: Option<i64>,
+        expected: ExpectedVersion,
         batch: &Batch<'_>,
         fence: Option<FenceKey>,
     ) -> Result<Attempt, StoreError> {
-        let sql = if fence.is_some() {
-            &self.sql.append_fenced
-        } else {
-            &self.sql.append
-        };
-        let mut query = sqlx::query(sql)
+        let head = expected.pinned().map(to_i64).transpose()?;
+        let mut query = sqlx::query(self.append_sql(expected, fence.is_some()))
             .bind(stream.as_str())
             .bind(head)
             .bind(&batch.ids)
             .bind(&batch.types)
             .bind(&batch.schema_versions)
-            .bind(&batch.payloads)
+            .bind(&batch.json)
+            .bind(&batch.bytes)
             .bind(&batch.correlations)
             .bind(&batch.causations)
             .bind(&batch.occurred)
@@ -131,21 +178,25 @@ impl PgEventStore {
         if let Some(key) = fence {
             query = query.bind(key.shard).bind(key.epoch);
         }
-        let rows = query.fetch_all(&self.pool).await;
+        // Acquired first: a failure to get a connection sent nothing, one
+        // after the statement went out may have committed.
+        let mut conn = self.pool.acquire().await.map_err(|e| self.failed(e))?;
+        let rows = query.fetch_all(&mut *conn).await;
         match rows {
             Ok(rows) if fence.is_some() => fenced_attempt(&rows),
             Ok(rows) if rows.is_empty() => Ok(Attempt::Refused),
             Ok(rows) => outcome(&rows).map(Attempt::Stored),
             // Under a fence too: the fence passed, or nothing would have
             // been inserted to violate a constraint.
-            Err(error) => match errors::classify(error, &self.pool) {
+            Err(error) => match errors::classify(error, &self.pool, Stage::WriteSent) {
                 Failure::Unique => Ok(Attempt::Refused),
+                Failure::Race => Ok(Attempt::Raced),
                 Failure::Store(error) => Err(error),
             },
         }
     }
 
-    /// Appends `events`, under `fence` when given: the retry loop shared by
+    /// Appends `events`, under `fence` when given: shared by
     /// [`append`](EventStore::append) and
     /// [`append_fenced`](EventStore::append_fenced).
     async fn append_batch(
@@ -155,7 +206,7 @@ impl PgEventStore {
         events: Vec<NewEvent>,
         fence: Option<&Fence>,
     ) -> Result<AppendOutcome, StoreError> {
-        let head = expected.pinned().map(to_i64).transpose()?;
+        expected.pinned().map(to_i64).transpose()?;
         let key = fence.map(|f| FenceKey::of(stream, f)).transpose()?;
         if events.is_empty() {
             let actual = match (key, fence) {
@@ -171,30 +222,51 @@ impl PgEventStore {
                 Err(conflict(stream, expected, actual))
             };
         }
-        let batch = Batch::new(stream, &events)?;
-        for _ in 0..=ANY_RETRIES {
-            match self.try_append(stream, head, &batch, key).await? {
+        let batch = Batch::new(stream, &events, self.payloads)?;
+        // Only a race the database rolled back (a serialization failure or
+        // a deadlock) runs the statement again, a few times: the head's row
+        // lock orders every other writer, so `Any` never loops.
+        for _ in 0..RACE_RETRIES {
+            match self.try_append(stream, expected, &batch, key).await? {
                 Attempt::Stored(out) => return Ok(out),
                 Attempt::Fenced => {
                     let fence = fence.expect("only a fenced append is fenced");
                     return Err(fenced(stream, fence));
                 }
-                Attempt::Refused => {}
+                Attempt::Refused => {
+                    return self.refused(stream, expected, &events, &batch.ids).await;
+                }
+                Attempt::Raced => {
+                    let actual = self.stream_version(stream).await?;
+                    if !expected.accepts(actual) {
+                        return self.refused(stream, expected, &events, &batch.ids).await;
+                    }
+                    tokio::task::yield_now().await;
+                }
             }
-            if let Some(original) = self.replayed(stream, expected, &events, &batch.ids).await? {
-                return Ok(original);
-            }
-            let actual = self.stream_version(stream).await?;
-            // The head moved between the statement and this read (`Any` lost a
-            // race, or the stream reached the expected version meanwhile):
-            // the batch may still be appended as asked.
-            if !expected.accepts(actual) {
-                return Err(conflict(stream, expected, actual));
-            }
-            tokio::task::yield_now().await;
         }
         let actual = self.stream_version(stream).await?;
         Err(conflict(stream, expected, actual))
+    }
+
+    /// Why a batch was not stored: an idempotent retry (its original
+    /// outcome), a reused id, an archived stream, or a version conflict.
+    async fn refused(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        ids: &[Uuid],
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Some(original) = self.replayed(stream, expected, events, ids).await? {
+            return Ok(original);
+        }
+        match self.stream_head(stream).await? {
+            Some(head) if head.archived => Err(StoreError::StreamArchived {
+                stream: stream.clone(),
+            }),
+            head => Err(conflict(stream, expected, head.map_or(0, |h| h.version))),
+        }
     }
 
     /// The stream's version, or [`StoreError::Fenced`] when `fence` is
@@ -222,7 +294,8 @@ impl PgEventStore {
     /// The original outcome if `events` are already stored in `stream` at
     /// consecutive versions that `expected` allows (a retry after a lost
     /// reply), `None` if none of their ids is stored, and
-    /// [`StoreError::DuplicateEventId`] if some are stored elsewhere.
+    /// [`StoreError::DuplicateEventId`] naming a stored id and the stream
+    /// that holds it if some are stored elsewhere.
     async fn replayed(
         &self,
         stream: &StreamId,
@@ -243,21 +316,26 @@ impl PgEventStore {
             let id: Uuid = get(row, 0)?;
             let at: String = get(row, 1)?;
             let version = to_u64(get(row, 2)?)?;
-            let position = position(get(row, 3)?, get(row, 4)?)?;
+            let position = position(get(row, 3)?, get(row, 4)?, get(row, 5)?)?;
             stored.insert(id, (at, version, position));
         }
-        let duplicate = |event_id| StoreError::DuplicateEventId {
-            stream: stream.clone(),
-            event_id,
+        // An id of the batch that is stored, and where.
+        let duplicate = |preferred: Uuid| {
+            let id = if stored.contains_key(&preferred) {
+                preferred
+            } else {
+                *ids.iter()
+                    .find(|id| stored.contains_key(id))
+                    .expect("some id is stored")
+            };
+            StoreError::DuplicateEventId {
+                stream: StreamId::new(stored[&id].0.clone()),
+                event_id: id,
+            }
         };
         let first = events[0].metadata.event_id;
         let Some((_, first_version, _)) = stored.get(&first) else {
-            let reused = events
-                .iter()
-                .map(|e| e.metadata.event_id)
-                .find(|id| stored.contains_key(id))
-                .unwrap_or(first);
-            return Err(duplicate(reused));
+            return Err(duplicate(first));
         };
         let base = first_version - 1;
         if expected.pinned().is_some_and(|v| v != base) {
@@ -279,6 +357,101 @@ impl PgEventStore {
             positions,
         }))
     }
+
+    /// A page of the log (`sql`: the log or the category read) below
+    /// the horizon, waiting up to the catch-up wait for older transactions.
+    async fn read_log(
+        &self,
+        sql: &str,
+        category: Option<&str>,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::InvalidRequest(
+                "read_all: limit must be at least 1".to_owned(),
+            ));
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let epoch = i32::try_from(after.epoch).unwrap_or(i32::MAX);
+        let sequence = i64::try_from(after.sequence).unwrap_or(i64::MAX);
+        let deadline = tokio::time::Instant::now() + self.catch_up_wait;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let mut query = sqlx::query(sql)
+                .bind(epoch)
+                .bind(TxId(after.commit))
+                .bind(sequence)
+                .bind(limit);
+            if let Some(category) = category {
+                query = query.bind(category);
+            }
+            let rows = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.failed(e))?;
+            let mut page = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let safe: bool = get(row, 13)?;
+                if !safe {
+                    break;
+                }
+                page.push(recorded(row, StreamId::new(get::<String>(row, 12)?))?);
+            }
+            // Rows are in position order, so the safe ones are a prefix.
+            // Committed rows behind the horizon: an older transaction is
+            // still running; wait for it rather than report an empty page.
+            let waiting = page.is_empty() && !rows.is_empty();
+            if !waiting {
+                return Ok(page);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // Never silent: name what holds the log back.
+                if let Ok(lag) = self.catch_up_lag().await {
+                    tracing::warn!(
+                        held_back = lag.held_back,
+                        blocker = ?lag.blocker,
+                        "the global log's horizon is held back by an older transaction"
+                    );
+                }
+                return Ok(page);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+/// How many times an append runs again after a serialization failure or a
+/// deadlock before it reports a conflict.
+const RACE_RETRIES: usize = 8;
+
+/// What holds the global log back ([`PgEventStore::catch_up_lag`]).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CatchUpLag {
+    /// Committed events of the current epoch at or above the horizon:
+    /// readers get them once the blocking transaction ends.
+    pub held_back: u64,
+    /// The oldest running or prepared transaction of the server, if any.
+    pub blocker: Option<HorizonBlocker>,
+}
+
+/// The transaction at the horizon.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct HorizonBlocker {
+    /// Its backend's pid; `None` for a prepared transaction.
+    pub pid: Option<i32>,
+    /// The database it runs in (maybe another one than the store's).
+    pub database: Option<String>,
+    /// The backend's state (`idle in transaction`, `active`, …), or
+    /// `prepared`.
+    pub state: String,
+    /// The global id of a prepared transaction.
+    pub prepared_gid: Option<String>,
+    /// How long the transaction has been open (or prepared).
+    pub age: Duration,
 }
 
 #[async_trait]
@@ -336,40 +509,53 @@ impl EventStore for PgEventStore {
         after: LogPosition,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_log(&self.sql.read_all, None, after, limit).await
+    }
+
+    /// Served by `events_category_idx`, with the horizon of
+    /// [`read_all`](EventStore::read_all).
+    async fn read_category(
+        &self,
+        category: &str,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         if limit == 0 {
             return Err(StoreError::InvalidRequest(
-                "read_all: limit must be at least 1".to_owned(),
+                "read_category: limit must be at least 1".to_owned(),
             ));
         }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let sequence = i64::try_from(after.sequence).unwrap_or(i64::MAX);
-        let deadline = tokio::time::Instant::now() + self.catch_up_wait;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let rows = sqlx::query(&self.sql.read_all)
-                .bind(TxId(after.commit))
-                .bind(sequence)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.failed(e))?;
-            let mut page = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let safe: bool = get(row, 12)?;
-                if !safe {
-                    break;
-                }
-                page.push(recorded(row, StreamId::new(get::<String>(row, 11)?))?);
-            }
-            // Rows are in (tx_id, seq) order, so the safe ones are a prefix.
-            // Committed rows behind the horizon: an older transaction is
-            // still running; wait for it rather than report an empty page.
-            let waiting = page.is_empty() && !rows.is_empty();
-            if !waiting || tokio::time::Instant::now() >= deadline {
-                return Ok(page);
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
+        self.read_log(&self.sql.read_category, Some(category), after, limit)
+            .await
+    }
+
+    async fn stream_head(&self, stream: &StreamId) -> Result<Option<StreamHead>, StoreError> {
+        let head: Option<(i64, bool)> = sqlx::query_as(&self.sql.stream_head)
+            .bind(stream.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
+        head.map(|(version, archived)| {
+            Ok(StreamHead {
+                version: to_u64(version)?,
+                archived,
+            })
+        })
+        .transpose()
+    }
+
+    async fn archive_stream(&self, stream: &StreamId) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.failed(e))?;
+        let archived: Option<i64> = sqlx::query_scalar(&self.sql.archive)
+            .bind(stream.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| errors::write_error(e, &self.pool))?;
+        match archived {
+            Some(_) => Ok(()),
+            None => Err(StoreError::InvalidRequest(format!(
+                "stream {stream} has no events to archive"
+            ))),
         }
     }
 
@@ -389,6 +575,8 @@ enum Attempt {
     Stored(AppendOutcome),
     /// The version check or a unique constraint refused the batch.
     Refused,
+    /// A serialization failure or a deadlock rolled the statement back.
+    Raced,
     /// The fence refused the batch.
     Fenced,
 }
@@ -400,10 +588,10 @@ fn fenced_attempt(rows: &[PgRow]) -> Result<Attempt, StoreError> {
     let Some(first) = rows.first() else {
         return Err(corrupt("a fenced append returned no row".to_owned()));
     };
-    if !get::<bool>(first, 3)? {
+    if !get::<bool>(first, 4)? {
         return Ok(Attempt::Fenced);
     }
-    if get::<Option<i64>>(first, 0)?.is_none() {
+    if get::<Option<i64>>(first, 1)?.is_none() {
         return Ok(Attempt::Refused);
     }
     outcome(rows).map(Attempt::Stored)
@@ -414,7 +602,10 @@ struct Batch<'a> {
     ids: Vec<Uuid>,
     types: Vec<&'a str>,
     schema_versions: Vec<i64>,
-    payloads: Vec<&'a [u8]>,
+    /// The payloads stored as `jsonb` (NULL where `bytes` holds one).
+    json: Vec<Option<JsonText<'a>>>,
+    /// The payloads stored as `bytea` (NULL where `json` holds one).
+    bytes: Vec<Option<&'a [u8]>>,
     correlations: Vec<Option<Uuid>>,
     causations: Vec<Option<Uuid>>,
     occurred: Vec<Timestamp>,
@@ -424,7 +615,11 @@ struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     /// The arrays of `events`; a batch that repeats an event id is refused.
-    fn new(stream: &StreamId, events: &'a [NewEvent]) -> Result<Self, StoreError> {
+    fn new(
+        stream: &StreamId,
+        events: &'a [NewEvent],
+        format: PayloadFormat,
+    ) -> Result<Self, StoreError> {
         let ids: Vec<Uuid> = events.iter().map(|e| e.metadata.event_id).collect();
         let mut seen = HashSet::with_capacity(ids.len());
         if let Some(&event_id) = ids.iter().find(|id| !seen.insert(**id)) {
@@ -433,11 +628,18 @@ impl<'a> Batch<'a> {
                 event_id,
             });
         }
-        Ok(Self {
+        let mut batch = Self {
             ids,
             types: events.iter().map(|e| e.event_type.as_str()).collect(),
             schema_versions: events.iter().map(|e| i64::from(e.schema_version)).collect(),
-            payloads: events.iter().map(|e| e.payload.as_slice()).collect(),
+            json: events
+                .iter()
+                .map(|e| {
+                    let json = format == PayloadFormat::Json && is_jsonb_safe(&e.payload);
+                    json.then_some(JsonText(&e.payload))
+                })
+                .collect(),
+            bytes: Vec::new(),
             correlations: events.iter().map(|e| e.metadata.correlation_id).collect(),
             causations: events.iter().map(|e| e.metadata.causation_id).collect(),
             occurred: events
@@ -451,7 +653,13 @@ impl<'a> Batch<'a> {
                     (!headers.is_empty()).then_some(sqlx::types::Json(headers))
                 })
                 .collect(),
-        })
+        };
+        batch.bytes = events
+            .iter()
+            .zip(&batch.json)
+            .map(|(e, json)| json.is_none().then_some(e.payload.as_slice()))
+            .collect();
+        Ok(batch)
     }
 }
 
@@ -460,7 +668,10 @@ impl<'a> Batch<'a> {
 fn outcome(rows: &[PgRow]) -> Result<AppendOutcome, StoreError> {
     let mut stored = rows
         .iter()
-        .map(|row| Ok((to_u64(get(row, 0)?)?, position(get(row, 1)?, get(row, 2)?)?)))
+        .map(|row| {
+            let position = position(get(row, 0)?, get(row, 2)?, get(row, 3)?)?;
+            Ok((to_u64(get(row, 1)?)?, position))
+        })
         .collect::<Result<Vec<_>, StoreError>>()?;
     stored.sort_unstable_by_key(|(version, _)| *version);
     Ok(AppendOutcome {
@@ -471,22 +682,26 @@ fn outcome(rows: &[PgRow]) -> Result<AppendOutcome, StoreError> {
 
 /// A row of the `{columns}` list of the read statements, of `stream_id`.
 fn recorded(row: &PgRow, stream_id: StreamId) -> Result<RecordedEvent, StoreError> {
-    let schema_version: i64 = get_trusted(row, 5)?;
-    let occurred: Timestamp = get_trusted(row, 9)?;
+    let schema_version: i64 = get_trusted(row, 6)?;
+    let occurred: Timestamp = get_trusted(row, 10)?;
     Ok(RecordedEvent {
-        position: position(get_trusted(row, 0)?, get_trusted(row, 1)?)?,
+        position: position(
+            get_trusted(row, 0)?,
+            get_trusted(row, 1)?,
+            get_trusted(row, 2)?,
+        )?,
         stream_id,
-        version: to_u64(get_trusted(row, 2)?)?,
-        event_type: get_trusted(row, 4)?,
+        version: to_u64(get_trusted(row, 3)?)?,
+        event_type: get_trusted(row, 5)?,
         schema_version: u32::try_from(schema_version)
             .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
-        payload: get_trusted(row, 6)?,
+        payload: get_trusted(row, 7)?,
         metadata: EventMetadata {
-            event_id: get_trusted(row, 3)?,
+            event_id: get_trusted(row, 4)?,
             timestamp: occurred.0,
-            correlation_id: get_trusted(row, 7)?,
-            causation_id: get_trusted(row, 8)?,
-            headers: get_trusted::<Option<sqlx::types::Json<BTreeMap<String, String>>>>(row, 10)?
+            correlation_id: get_trusted(row, 8)?,
+            causation_id: get_trusted(row, 9)?,
+            headers: get_trusted::<Option<sqlx::types::Json<BTreeMap<String, String>>>>(row, 11)?
                 .map(|headers| headers.0)
                 .unwrap_or_default(),
         },
@@ -504,6 +719,7 @@ fn replayed(row: &PgRow) -> Result<ReplayEvent, StoreError> {
     })
 }
 
-fn position(tx: TxId, seq: i64) -> Result<LogPosition, StoreError> {
-    Ok(LogPosition::new(tx.0, to_u64(seq)?))
+fn position(epoch: i32, tx: TxId, seq: i64) -> Result<LogPosition, StoreError> {
+    let epoch = u32::try_from(epoch).map_err(|_| corrupt(format!("negative log epoch {epoch}")))?;
+    Ok(LogPosition::in_epoch(epoch, tx.0, to_u64(seq)?))
 }

@@ -22,11 +22,70 @@
 //!   a process whose lease was taken over stores nothing
 //!   ([`StoreError::Fenced`](nexus_core::StoreError::Fenced)), and a
 //!   takeover waits for the old owner's in-flight writes.
-//! - Driver errors are mapped at one boundary: a unique violation becomes a
-//!   conflict with the actual version, a broken connection
-//!   [`StoreError::Unavailable`](nexus_core::StoreError::Unavailable)
-//!   (retryable), a pool without free connections
-//!   [`StoreError::PoolExhausted`](nexus_core::StoreError::PoolExhausted).
+//! - Driver errors are mapped at one boundary, by SQLSTATE: a unique
+//!   violation becomes a conflict with the actual version, a serialization
+//!   failure or a deadlock a race (re-read like a conflict), a statement or
+//!   lock timeout [`StoreError::Timeout`](nexus_core::StoreError::Timeout),
+//!   a read-only server or a broken connection
+//!   [`StoreError::Unavailable`](nexus_core::StoreError::Unavailable), a
+//!   connection lost after a write was sent
+//!   [`StoreError::Ambiguous`](nexus_core::StoreError::Ambiguous) (re-send
+//!   the same batch), a pool without free connections
+//!   [`StoreError::PoolExhausted`](nexus_core::StoreError::PoolExhausted),
+//!   anything else a backend error naming its SQLSTATE.
+//!
+//! ## The schema
+//!
+//! - `streams` holds one row per stream (id, aggregate type, version,
+//!   created/updated, archived). An append is one statement: a conditional
+//!   write of that head (`WHERE version = $expected`, unconditional for
+//!   `Any`) chained to the insert of the events, so concurrent `Any`
+//!   writers queue on the head's row lock instead of failing inserts, and
+//!   the current version is one index lookup.
+//! - `events` keeps every event; the global log is ordered by
+//!   `(epoch, tx_id, seq)` (`events_log_idx`), one category's events by
+//!   `events_category_idx` ([`EventStore::read_category`](nexus_core::EventStore::read_category)).
+//! - Archived streams ([`EventStore::archive_stream`](nexus_core::EventStore::archive_stream))
+//!   are skipped by every read and refuse appends
+//!   ([`StoreError::StreamArchived`](nexus_core::StoreError::StreamArchived)).
+//!
+//! ## Querying events in SQL
+//!
+//! With [`PayloadFormat::Json`] (for an application whose events use the
+//! JSON codec), payloads are stored as `jsonb` in column `payload`; other
+//! payloads keep their bytes in `payload_bytes`. SQL can then read and
+//! index them:
+//!
+//! ```sql
+//! SELECT stream_id, version, (payload->>'amountCents')::bigint AS amount_cents
+//! FROM wallet_app.events
+//! WHERE event_type = 'wallet.deposited' AND (payload->>'amountCents')::bigint > 10000;
+//!
+//! CREATE INDEX CONCURRENTLY events_deposit_amount_idx
+//!     ON wallet_app.events (((payload->>'amountCents')::bigint))
+//!     WHERE event_type = 'wallet.deposited';
+//! ```
+//!
+//! ## Operating it
+//!
+//! - **Rolling deploys**: `schema_compat.oldest_compatible` names the oldest
+//!   release that may use the schema; expand migrations leave it, contract
+//!   migrations raise it (see [`PgStoreConfig::migrate`]). Migrations run
+//!   with a `lock_timeout`.
+//! - **Replication**: run with synchronous replication
+//!   (`synchronous_commit = on` with a synchronous standby) if a standby may
+//!   be promoted. After an asynchronous failover the promoted server hands
+//!   out transaction ids that a reader may already have passed; restart the
+//!   processes so that [`PgStoreConfig::migrate`] sees the new timeline and
+//!   begins a new log epoch before anything is written (positions of the
+//!   new epoch sort after every old one). A log restored or copied from a
+//!   busier cluster is refused at start-up
+//!   ([`PgSetupError::LogAhead`]) until [`PgStoreConfig::begin_log_epoch`].
+//! - **Held-back horizon**: a long or forgotten transaction anywhere on the
+//!   server (another database, a `PREPARE TRANSACTION`) holds every
+//!   reader back. [`PgEventStore::catch_up_lag`] names it (pid, database,
+//!   age) and counts the events behind it, and a reader that waited past
+//!   its catch-up wait logs it. Set `idle_in_transaction_session_timeout`.
 //!
 //! ```no_run
 //! use nexus_core::{EventStore, ExpectedVersion, NewEvent, StreamId};
@@ -79,8 +138,9 @@ mod sql;
 mod state_store;
 mod wire;
 
-pub use config::{PgStoreConfig, Schema};
+pub use config::{PayloadFormat, PgStoreConfig, Schema};
 pub use event_store::PgEventStore;
+pub use event_store::{CatchUpLag, HorizonBlocker};
 pub use lease::{LeaseTiming, PgLease};
 pub use setup_error::PgSetupError;
 pub use snapshot_store::PgSnapshotStore;

@@ -33,6 +33,39 @@ pub enum PgSetupError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// A newer release migrated the schema past what this release can
+    /// use: its compatibility level (`schema_compat.oldest_compatible`) is
+    /// above this release's newest migration. Deploy the newer release.
+    #[error(
+        "schema {schema} needs a release with migration {oldest_compatible} or newer; this \
+         release's newest migration is {this_release}"
+    )]
+    IncompatibleSchema {
+        /// The schema.
+        schema: String,
+        /// The oldest release (by its newest migration) the schema allows.
+        oldest_compatible: i64,
+        /// This release's newest migration.
+        this_release: i64,
+    },
+    /// The log's newest transaction id is ahead of the server's next one:
+    /// the events were restored or copied from a busier cluster, new events
+    /// would sort before them and readers past them would skip them.
+    /// Begin a new log epoch ([`PgStoreConfig::begin_log_epoch`](crate::PgStoreConfig::begin_log_epoch))
+    /// once the copy is complete, then start again.
+    #[error(
+        "schema {schema}: the event log holds transaction id {log_newest}, ahead of the \
+         server's next one ({server_next}); it was restored or copied from another cluster. \
+         Begin a new log epoch (PgStoreConfig::begin_log_epoch) before writing"
+    )]
+    LogAhead {
+        /// The schema.
+        schema: String,
+        /// The newest transaction id in the log's current epoch.
+        log_newest: String,
+        /// The server's next transaction id.
+        server_next: String,
+    },
     /// The lease table of the schema was set up for another shard count
     /// than this process uses; see [`PgLease`](crate::PgLease) on how to
     /// change it safely.

@@ -11,12 +11,15 @@ use sqlx::PgPool;
 
 use crate::PgStoreConfig;
 use crate::convert::{FenceKey, fenced, get, to_i64, to_u64};
-use crate::errors::store_error;
+use crate::errors::{store_error, write_error};
 use crate::sql::snapshots::SnapshotSql;
 use crate::wire::Timestamp;
 
 /// A [`SnapshotStore`] on Postgres: one row per (stream, version); saving
-/// and pruning to `keep_last` is one statement.
+/// and pruning to `keep_last` is one statement, after a transaction lock on
+/// the stream's snapshots, so that two concurrent saves of one stream prune
+/// in turn (each statement sees the other's snapshot) and never keep more
+/// than `keep_last`.
 ///
 /// ```no_run
 /// use nexus_store_pg::{PgSnapshotStore, PgStoreConfig};
@@ -39,6 +42,25 @@ impl PgSnapshotStore {
             sql: Arc::new(SnapshotSql::new(&config.schema)),
         }
     }
+
+    /// A transaction holding the lock on `stream`'s snapshots. Nothing is
+    /// written yet, so its failures are not ambiguous.
+    async fn locked(
+        &self,
+        stream: &StreamId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        sqlx::query(&self.sql.lock)
+            .bind(stream.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| store_error(e, &self.pool))?;
+        Ok(tx)
+    }
 }
 
 #[async_trait]
@@ -49,15 +71,18 @@ impl SnapshotStore for PgSnapshotStore {
         keep_last: Option<NonZeroUsize>,
     ) -> Result<(), StoreError> {
         let keep = keep_last.map(|k| i64::try_from(k.get()).unwrap_or(i64::MAX));
-        sqlx::query(&self.sql.save)
+        let query = sqlx::query(&self.sql.save)
             .bind(snapshot.stream_id.as_str())
             .bind(to_i64(snapshot.version)?)
             .bind(&snapshot.payload)
             .bind(Timestamp(snapshot.taken_at))
-            .bind(keep)
-            .execute(&self.pool)
+            .bind(keep);
+        let mut tx = self.locked(&snapshot.stream_id).await?;
+        query
+            .execute(&mut *tx)
             .await
-            .map_err(|e| store_error(e, &self.pool))?;
+            .map_err(|e| write_error(e, &self.pool))?;
+        tx.commit().await.map_err(|e| write_error(e, &self.pool))?;
         Ok(())
     }
 
@@ -75,17 +100,20 @@ impl SnapshotStore for PgSnapshotStore {
     ) -> Result<(), StoreError> {
         let key = FenceKey::of(&snapshot.stream_id, fence)?;
         let keep = keep_last.map(|k| i64::try_from(k.get()).unwrap_or(i64::MAX));
-        let current: bool = sqlx::query_scalar(&self.sql.save_fenced)
+        let query = sqlx::query_scalar(&self.sql.save_fenced)
             .bind(snapshot.stream_id.as_str())
             .bind(to_i64(snapshot.version)?)
             .bind(&snapshot.payload)
             .bind(Timestamp(snapshot.taken_at))
             .bind(keep)
             .bind(key.shard)
-            .bind(key.epoch)
-            .fetch_one(&self.pool)
+            .bind(key.epoch);
+        let mut tx = self.locked(&snapshot.stream_id).await?;
+        let current: bool = query
+            .fetch_one(&mut *tx)
             .await
-            .map_err(|e| store_error(e, &self.pool))?;
+            .map_err(|e| write_error(e, &self.pool))?;
+        tx.commit().await.map_err(|e| write_error(e, &self.pool))?;
         if current {
             Ok(())
         } else {

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::PgStoreConfig;
 use crate::convert::{FenceKey, conflict, fenced, get, to_i64, to_u64};
-use crate::errors::store_error;
+use crate::errors::{self, Failure, Stage, store_error};
 use crate::sql::states::StateSql;
 
 /// A [`StateStore`] on Postgres: one row per persistence id with a version
@@ -38,6 +38,21 @@ impl PgStateStore {
         Self {
             pool: config.pool.clone(),
             sql: Arc::new(StateSql::new(&config.schema)),
+        }
+    }
+
+    /// The error of a write statement that failed after it was sent: a
+    /// race the database rolled back is a conflict, as a version mismatch
+    /// is.
+    async fn write_failed(
+        &self,
+        error: sqlx::Error,
+        id: &StreamId,
+        expected: ExpectedVersion,
+    ) -> StoreError {
+        match errors::classify(error, &self.pool, Stage::WriteSent) {
+            Failure::Race | Failure::Unique => self.refused(id, expected).await,
+            Failure::Store(error) => error,
         }
     }
 
@@ -82,13 +97,18 @@ impl StateStore for PgStateStore {
         if let Some(version) = expected.pinned().filter(|v| *v > 0) {
             query = query.bind(to_i64(version)?);
         }
-        let written: Option<i64> = query
-            .fetch_optional(&self.pool)
+        let mut conn = self
+            .pool
+            .acquire()
             .await
             .map_err(|e| store_error(e, &self.pool))?;
+        let written = query.fetch_optional(&mut *conn).await;
+        // Released before a refusal reads the version on another one.
+        drop(conn);
         match written {
-            Some(version) => to_u64(version),
-            None => Err(self.refused(id, expected).await),
+            Ok(Some(version)) => to_u64(version),
+            Ok(None) => Err(self.refused(id, expected).await),
+            Err(error) => Err(self.write_failed(error, id, expected).await),
         }
     }
 
@@ -116,15 +136,23 @@ impl StateStore for PgStateStore {
             .filter(|v| *v > 0)
             .map(to_i64)
             .transpose()?;
-        let (written, current): (Option<i64>, bool) = sqlx::query_as(sql)
+        let query = sqlx::query_as(sql)
             .bind(id.as_str())
             .bind(payload)
             .bind(pinned)
             .bind(key.shard)
-            .bind(key.epoch)
-            .fetch_one(&self.pool)
+            .bind(key.epoch);
+        let mut conn = self
+            .pool
+            .acquire()
             .await
             .map_err(|e| store_error(e, &self.pool))?;
+        let row = query.fetch_one(&mut *conn).await;
+        drop(conn);
+        let (written, current): (Option<i64>, bool) = match row {
+            Ok(row) => row,
+            Err(error) => return Err(self.write_failed(error, id, expected).await),
+        };
         match (written, current) {
             (_, false) => Err(fenced(id, fence)),
             (Some(version), true) => to_u64(version),

@@ -106,3 +106,50 @@ fn binary<'r>(value: &PgValueRef<'r>) -> Result<&'r [u8], BoxDynError> {
         PgValueFormat::Text => Err("expected a binary value".into()),
     }
 }
+
+const JSONB: Oid = Oid(3802);
+const JSONB_ARRAY: Oid = Oid(3807);
+
+/// Text known to be JSON, sent as `jsonb` without re-serialising it (the
+/// binary format is a version byte and the text).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct JsonText<'a>(pub(crate) &'a [u8]);
+
+impl Type<Postgres> for JsonText<'_> {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(JSONB)
+    }
+}
+
+impl PgHasArrayType for JsonText<'_> {
+    fn array_type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(JSONB_ARRAY)
+    }
+}
+
+impl Encode<'_, Postgres> for JsonText<'_> {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        buf.push(1);
+        buf.extend_from_slice(self.0);
+        Ok(IsNull::No)
+    }
+
+    fn size_hint(&self) -> usize {
+        1 + self.0.len()
+    }
+}
+
+/// Whether `payload` can be stored as `jsonb` and read back as the same
+/// JSON value: valid JSON, and none of the escapes `jsonb` refuses (`\u0000`)
+/// or may refuse (a lone surrogate), which a JSON codec never writes for
+/// ordinary text.
+pub(crate) fn is_jsonb_safe(payload: &[u8]) -> bool {
+    let refused = |w: &[u8]| {
+        let nul = w[2..6] == *b"0000";
+        let surrogate =
+            matches!(w[2], b'd' | b'D') && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F');
+        w[0] == b'\\' && w[1] == b'u' && (nul || surrogate)
+    };
+    !payload.windows(6).any(refused)
+        && serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
+}

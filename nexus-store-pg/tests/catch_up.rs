@@ -26,7 +26,7 @@ async fn insert_uncommitted(
     let id = Uuid::new_v4();
     sqlx::query(&format!(
         "INSERT INTO \"{}\".events
-             (stream_id, version, event_id, event_type, schema_version, payload, occurred_at)
+             (stream_id, version, event_id, event_type, schema_version, payload_bytes, occurred_at)
          VALUES ($1, $2, $3, 'test.late', 1, '\\x00', now())",
         config.schema_name()
     ))

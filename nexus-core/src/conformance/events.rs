@@ -482,3 +482,235 @@ pub async fn reading_while_writing_skips_nothing<S: EventStore>(store: Arc<S>) {
     assert_eq!(unique.len(), ids.len(), "no event was seen twice");
     assert_eq!(unique, written, "the reader saw every committed event");
 }
+
+/// The head of a stream is its version, one lookup away, and says whether
+/// the stream is archived; a stream without events has none.
+pub async fn stream_heads<S: EventStore>(store: Arc<S>) {
+    let s = stream("head");
+    assert_eq!(
+        store.stream_head(&s).await.unwrap(),
+        None,
+        "no events, no head"
+    );
+    store
+        .append(&s, ExpectedVersion::NoStream, events("h", 3))
+        .await
+        .unwrap();
+    store
+        .append(&s, ExpectedVersion::Any, events("h-any", 2))
+        .await
+        .unwrap();
+    let head = store.stream_head(&s).await.unwrap().expect("a head");
+    assert_eq!(
+        head,
+        crate::store::StreamHead {
+            version: 5,
+            archived: false
+        }
+    );
+    assert_eq!(store.stream_version(&s).await.unwrap(), 5);
+    let err = store
+        .append(&s, ExpectedVersion::Exact(4), vec![event("stale")])
+        .await
+        .expect_err("a stale version");
+    assert_conflict(&err, &s, ExpectedVersion::Exact(4), 5);
+    assert_eq!(
+        store.stream_head(&s).await.unwrap().map(|h| h.version),
+        Some(5),
+        "a refused append leaves the head"
+    );
+    // Many writers of `Any` on one stream: the head counts every event.
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = Arc::clone(&store);
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                store
+                    .append(&s, ExpectedVersion::Any, events(&format!("w{w}-{i}"), 2))
+                    .await
+                    .expect("an Any append never conflicts");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.stream_version(&s).await.unwrap(), 5 + 8 * 10 * 2);
+    let versions: Vec<u64> = store
+        .read_stream(&s, 1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(versions, (1..=165).collect::<Vec<_>>(), "gapless under Any");
+}
+
+/// An archived stream keeps its head but refuses appends with a typed error
+/// and is skipped by stream, log and category reads; other streams are not
+/// touched.
+pub async fn archiving<S: EventStore>(store: Arc<S>) {
+    let gone = stream("archived");
+    let kept = stream("kept");
+    let batch = events("gone", 2);
+    let first = store
+        .append(&gone, ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    store
+        .append(&kept, ExpectedVersion::NoStream, events("kept", 2))
+        .await
+        .unwrap();
+    let err = store
+        .archive_stream(&stream("archived-never-written"))
+        .await
+        .expect_err("nothing to archive");
+    assert!(matches!(err, StoreError::InvalidRequest(_)), "got {err:?}");
+
+    store.archive_stream(&gone).await.expect("archive");
+    store
+        .archive_stream(&gone)
+        .await
+        .expect("archiving twice is a no-op");
+    assert_eq!(
+        store.stream_head(&gone).await.unwrap(),
+        Some(crate::store::StreamHead {
+            version: 2,
+            archived: true
+        })
+    );
+    for expected in [
+        ExpectedVersion::Any,
+        ExpectedVersion::Exact(2),
+        ExpectedVersion::NoStream,
+    ] {
+        let err = store
+            .append(&gone, expected, vec![event("late")])
+            .await
+            .expect_err("an archived stream refuses appends");
+        match &err {
+            StoreError::StreamArchived { stream } => assert_eq!(stream, &gone),
+            other => panic!("expected StreamArchived for {expected}, got {other:?}"),
+        }
+        assert!(err.is_archived());
+    }
+    let again = store
+        .append(&gone, ExpectedVersion::NoStream, batch)
+        .await
+        .expect("a retry of a batch stored before archiving still has its outcome");
+    assert_eq!(again, first);
+    assert!(store.read_stream(&gone, 1).await.unwrap().is_empty());
+    assert!(
+        store
+            .read_stream_for_replay(&gone, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let log = read_whole_log(&*store).await;
+    assert_eq!(log.len(), 2, "the log skips the archived stream");
+    assert!(log.iter().all(|e| e.stream_id == kept));
+    let mut category = Vec::new();
+    let mut after = LogPosition::START;
+    loop {
+        let page = store.read_category("conformance", after, 10).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        category.extend(page);
+    }
+    assert_eq!(category.len(), 2, "a category read skips it too");
+    assert_eq!(store.read_stream(&kept, 1).await.unwrap().len(), 2);
+}
+
+/// A category read returns the events of every stream of one aggregate
+/// type, in log order, pages like the global log, and nothing of other
+/// categories (nor of a category that merely shares a prefix).
+pub async fn category_reads<S: EventStore>(store: Arc<S>) {
+    let mut wallets = Vec::new();
+    for round in 0..4 {
+        for (category, id) in [
+            ("wallet", "a"),
+            ("order", "a"),
+            ("wallet", "b"),
+            ("walletx", "a"),
+        ] {
+            let s = StreamId::for_entity(category, id);
+            let batch = events(&format!("{category}{id}{round}"), 1 + round % 2);
+            if category == "wallet" {
+                wallets.extend(batch.iter().map(|e| e.metadata.event_id));
+            }
+            store.append(&s, ExpectedVersion::Any, batch).await.unwrap();
+        }
+    }
+    // Paged to the end: a page may stop short at the log's horizon.
+    let mut all = Vec::new();
+    let mut after = LogPosition::START;
+    loop {
+        let page = store.read_category("wallet", after, 1000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        all.extend(page);
+    }
+    let ids: Vec<_> = all.iter().map(|e| e.metadata.event_id).collect();
+    assert_eq!(ids, wallets, "every wallet event, in log order");
+    assert!(all.iter().all(|e| e.stream_id.category() == "wallet"));
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+    let log = read_whole_log(&*store).await;
+    let from_log: Vec<_> = log
+        .iter()
+        .filter(|e| e.stream_id.category() == "wallet")
+        .cloned()
+        .collect();
+    assert_eq!(all, from_log, "the same records as the global log");
+    for limit in [1, 3] {
+        let mut paged = Vec::new();
+        let mut after = LogPosition::START;
+        loop {
+            let page = store.read_category("wallet", after, limit).await.unwrap();
+            assert!(page.len() <= limit);
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            paged.extend(page.into_iter().map(|e| e.metadata.event_id));
+        }
+        assert_eq!(paged, wallets, "paging with limit {limit}");
+    }
+    assert!(
+        store
+            .read_category("nothing", LogPosition::START, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = store
+        .read_category("wallet", LogPosition::START, 0)
+        .await
+        .expect_err("limit 0");
+    assert!(matches!(err, StoreError::InvalidRequest(_)), "got {err:?}");
+}
+
+/// A reused event id is reported as an id that is stored, with the stream
+/// that holds it, not the stream being written.
+pub async fn duplicate_names_the_holder<S: EventStore>(store: Arc<S>) {
+    let holder = stream("holder");
+    let writer = stream("writer");
+    let held = events("held", 2);
+    store
+        .append(&holder, ExpectedVersion::NoStream, held.clone())
+        .await
+        .unwrap();
+    let mut batch = events("new", 2);
+    batch[1].metadata.event_id = held[1].metadata.event_id;
+    let err = store
+        .append(&writer, ExpectedVersion::NoStream, batch)
+        .await
+        .expect_err("a reused id");
+    match err {
+        StoreError::DuplicateEventId { stream, event_id } => {
+            assert_eq!(event_id, held[1].metadata.event_id, "the stored id");
+            assert_eq!(stream, holder, "the stream holding it");
+        }
+        other => panic!("expected DuplicateEventId, got {other:?}"),
+    }
+    assert_eq!(store.stream_version(&writer).await.unwrap(), 0);
+}

@@ -50,6 +50,10 @@ macro_rules! event_store_conformance {
             round_trip,
             concurrent_appenders_one_winner_per_version,
             reading_while_writing_skips_nothing,
+            stream_heads,
+            archiving,
+            category_reads,
+            duplicate_names_the_holder,
         );
     };
 }

@@ -36,6 +36,12 @@ pub(crate) fn store_error(error: &StoreError) -> StoreError {
             shard: *shard,
             epoch: *epoch,
         },
+        StoreError::StreamArchived { stream } => StoreError::StreamArchived {
+            stream: stream.clone(),
+        },
+        StoreError::Timeout { source } => StoreError::Timeout {
+            source: message(source),
+        },
         StoreError::FencingUnsupported { store } => StoreError::FencingUnsupported { store },
         StoreError::InvalidRequest(what) => StoreError::InvalidRequest(what.clone()),
         StoreError::Unavailable { source } => StoreError::Unavailable {

@@ -12,6 +12,7 @@ pub use snapshot::{Snapshot, SnapshotStore};
 pub use state::{StateStore, StoredState, VersionedState};
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::lease::Fence;
 use crate::{
@@ -110,4 +111,80 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The current version of `stream` (0 when it has no events).
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError>;
+
+    /// The head of `stream`: its version and whether it is archived; `None`
+    /// for a stream that has no events. The default reads
+    /// [`stream_version`](Self::stream_version), for a store that cannot
+    /// archive.
+    async fn stream_head(&self, stream: &StreamId) -> Result<Option<StreamHead>, StoreError> {
+        let version = self.stream_version(stream).await?;
+        Ok((version > 0).then_some(StreamHead {
+            version,
+            archived: false,
+        }))
+    }
+
+    /// Archives (soft-deletes) `stream`: its events stay stored, but
+    /// [`read_stream`](Self::read_stream), [`read_all`](Self::read_all) and
+    /// [`read_category`](Self::read_category) skip them, and appends fail
+    /// with [`StoreError::StreamArchived`]. Archiving an archived stream is a
+    /// no-op; a stream without events cannot be archived
+    /// ([`StoreError::InvalidRequest`]).
+    ///
+    /// The default refuses with [`StoreError::InvalidRequest`]: a store that
+    /// cannot skip a stream must not pretend to.
+    async fn archive_stream(&self, stream: &StreamId) -> Result<(), StoreError> {
+        Err(StoreError::InvalidRequest(format!(
+            "{} cannot archive streams (asked for {stream})",
+            std::any::type_name::<Self>()
+        )))
+    }
+
+    /// Reads up to `limit` events positioned after `after` of every stream
+    /// of `category` ([`StreamId::category`]), in position order, with the
+    /// guarantees of [`read_all`](Self::read_all). `limit` must be at least
+    /// 1. The default pages through the whole log and filters; a store
+    /// overrides it with an index.
+    async fn read_category(
+        &self,
+        category: &str,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::InvalidRequest(
+                "read_category: limit must be at least 1".to_owned(),
+            ));
+        }
+        let mut out = Vec::new();
+        let mut after = after;
+        loop {
+            let page = self.read_all(after, limit.max(256)).await?;
+            let Some(last) = page.last() else {
+                return Ok(out);
+            };
+            let last_page = page.len() < limit.max(256);
+            after = last.position;
+            for event in page {
+                if event.stream_id.category() == category {
+                    out.push(event);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if last_page {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// What a store knows of one stream without reading its events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StreamHead {
+    /// The version of the stream's last event.
+    pub version: u64,
+    /// Whether the stream is archived ([`EventStore::archive_stream`]).
+    pub archived: bool,
 }

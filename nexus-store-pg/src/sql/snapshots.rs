@@ -56,6 +56,12 @@ WITH fence AS (
 SELECT EXISTS (SELECT FROM fence)
 ";
 
+/// Serialises the saves of one stream's snapshots until the transaction
+/// ends, so each save's retention sees the snapshots of the one before.
+const LOCK: &str = r"
+SELECT pg_advisory_xact_lock(hashtextextended('nexus-store-pg snapshots {schema} ' || $1, 0))
+";
+
 const LOAD_LATEST: &str = r"
 SELECT version, payload, taken_at FROM {schema}.snapshots
 WHERE stream_id = $1 ORDER BY version DESC LIMIT 1
@@ -70,6 +76,7 @@ SELECT version FROM {schema}.snapshots WHERE stream_id = $1 ORDER BY version
 pub(crate) struct SnapshotSql {
     pub(crate) save: String,
     pub(crate) save_fenced: String,
+    pub(crate) lock: String,
     pub(crate) load_latest: String,
     pub(crate) versions: String,
 }
@@ -79,6 +86,7 @@ impl SnapshotSql {
         Self {
             save: render(SAVE, schema),
             save_fenced: render(SAVE_FENCED, schema),
+            lock: render(LOCK, schema),
             load_latest: render(LOAD_LATEST, schema),
             versions: render(VERSIONS, schema),
         }

@@ -1,6 +1,6 @@
 //! The in-memory event store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{check_fence, lock};
 use crate::lease::Fence;
+use crate::store::StreamHead;
 use crate::{
     AppendOutcome, EventStore, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, StoreError,
     StreamId,
@@ -35,6 +36,7 @@ struct Inner {
     streams: HashMap<StreamId, Vec<usize>>,
     log: Vec<RecordedEvent>,
     ids: HashMap<Uuid, (StreamId, u64)>,
+    archived: HashSet<StreamId>,
 }
 
 impl InMemoryEventStore {
@@ -72,6 +74,11 @@ impl Inner {
         if let Some(original) = self.replayed(stream, expected, &events)? {
             return Ok(original);
         }
+        if self.archived.contains(stream) {
+            return Err(StoreError::StreamArchived {
+                stream: stream.clone(),
+            });
+        }
         let actual = self.version(stream);
         if !expected.accepts(actual) {
             return Err(StoreError::Conflict {
@@ -104,6 +111,23 @@ impl Inner {
         Ok(AppendOutcome { version, positions })
     }
 
+    /// Up to `limit` events after `after` that `keep` accepts, skipping
+    /// archived streams.
+    fn log_after(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        keep: impl Fn(&RecordedEvent) -> bool,
+    ) -> Vec<RecordedEvent> {
+        let start = self.log.partition_point(|e| e.position <= after);
+        self.log[start..]
+            .iter()
+            .filter(|e| keep(e) && !self.archived.contains(&e.stream_id))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     fn version(&self, stream: &StreamId) -> u64 {
         self.streams.get(stream).map_or(0, |s| s.len() as u64)
     }
@@ -120,16 +144,23 @@ impl Inner {
         let Some(first) = events.first() else {
             return Ok(None);
         };
-        let duplicate = |event_id| StoreError::DuplicateEventId {
-            stream: stream.clone(),
-            event_id,
+        // Names a stored id and the stream that holds it.
+        let duplicate = |event_id: Uuid| {
+            let holder = self.ids.get(&event_id).map_or(stream, |(held, _)| held);
+            StoreError::DuplicateEventId {
+                stream: holder.clone(),
+                event_id,
+            }
+        };
+        let first_stored = || {
+            events
+                .iter()
+                .map(|e| e.metadata.event_id)
+                .find(|id| self.ids.contains_key(id))
         };
         let Some((first_stream, first_version)) = self.ids.get(&first.metadata.event_id) else {
-            return match events
-                .iter()
-                .find(|e| self.ids.contains_key(&e.metadata.event_id))
-            {
-                Some(e) => Err(duplicate(e.metadata.event_id)),
+            return match first_stored() {
+                Some(id) => Err(duplicate(id)),
                 None => Ok(None),
             };
         };
@@ -148,7 +179,16 @@ impl Inner {
                 )
                 .map(|&i| &self.log[i])
                 .filter(|stored| stored.metadata.event_id == event.metadata.event_id)
-                .ok_or_else(|| duplicate(event.metadata.event_id))?;
+                .ok_or_else(|| {
+                    // This event is not where a retry would have put it:
+                    // name one of the batch's ids that is stored.
+                    let stored = if self.ids.contains_key(&event.metadata.event_id) {
+                        event.metadata.event_id
+                    } else {
+                        first.metadata.event_id
+                    };
+                    duplicate(stored)
+                })?;
             positions.push(stored.position);
         }
         Ok(Some(AppendOutcome {
@@ -190,6 +230,9 @@ impl EventStore for InMemoryEventStore {
         let Some(indexes) = inner.streams.get(stream) else {
             return Ok(Vec::new());
         };
+        if inner.archived.contains(stream) {
+            return Ok(Vec::new());
+        }
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(indexes
             .iter()
@@ -209,11 +252,45 @@ impl EventStore for InMemoryEventStore {
             ));
         }
         let inner = lock(&self.inner);
-        let start = inner.log.partition_point(|e| e.position <= after);
-        Ok(inner.log[start..].iter().take(limit).cloned().collect())
+        Ok(inner.log_after(after, limit, |_| true))
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         Ok(lock(&self.inner).version(stream))
+    }
+
+    async fn stream_head(&self, stream: &StreamId) -> Result<Option<StreamHead>, StoreError> {
+        let inner = lock(&self.inner);
+        let version = inner.version(stream);
+        Ok((version > 0).then(|| StreamHead {
+            version,
+            archived: inner.archived.contains(stream),
+        }))
+    }
+
+    async fn archive_stream(&self, stream: &StreamId) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        if inner.version(stream) == 0 {
+            return Err(StoreError::InvalidRequest(format!(
+                "stream {stream} has no events to archive"
+            )));
+        }
+        inner.archived.insert(stream.clone());
+        Ok(())
+    }
+
+    async fn read_category(
+        &self,
+        category: &str,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Err(StoreError::InvalidRequest(
+                "read_category: limit must be at least 1".to_owned(),
+            ));
+        }
+        let inner = lock(&self.inner);
+        Ok(inner.log_after(after, limit, |e| e.stream_id.category() == category))
     }
 }
