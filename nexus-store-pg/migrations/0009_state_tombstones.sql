@@ -5,3 +5,6 @@
 -- rewritten.
 SET LOCAL lock_timeout = '5s';
 ALTER TABLE states ADD COLUMN deleted boolean NOT NULL DEFAULT false;
+-- A release before this one reads a tombstone as a live row: it must not
+-- run against this schema (the expand/contract rule of `migrate`).
+UPDATE schema_compat SET oldest_compatible = 9;

@@ -35,7 +35,7 @@ async fn concurrent_first_migrations_all_succeed_and_reruns_are_no_ops() {
     .fetch_one(configs[0].pool())
     .await
     .unwrap();
-    assert_eq!(applied, 6, "each migration applied once");
+    assert_eq!(applied, 7, "each migration applied once");
     let store = PgEventStore::new(&configs[3]);
     let out = store
         .append(

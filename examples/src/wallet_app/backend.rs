@@ -10,7 +10,7 @@ use nexus_core::lease::OwnershipLease;
 use nexus_core::store::StateStore;
 use nexus_core::store::memory::{InMemoryEventStore, InMemoryStateStore};
 use nexus_core::{ActorSystem, Aggregate, Entities, EntitiesBuilder, EventStore, WhenFull};
-use nexus_store_pg::{
+use nexus_store_pg::{PayloadFormat, 
     LeaseTiming, PgEventStore, PgLease, PgSetupError, PgStateStore, PgStoreConfig,
 };
 use sqlx::postgres::PgPoolOptions;
@@ -104,7 +104,10 @@ impl Backend {
             .acquire_timeout(Duration::from_secs(2))
             .connect(url)
             .await?;
-        let store = PgStoreConfig::new(pool).schema(&config.schema)?;
+        // The wallets' events are JSON: stored as jsonb, they can be queried in SQL.
+        let store = PgStoreConfig::new(pool)
+            .schema(&config.schema)?
+            .payloads(PayloadFormat::Json);
         store.migrate().await?;
         let lease = match config.lease_shards {
             Some(shards) => Some(connect_lease(config, url, &store, shards).await?),
