@@ -54,6 +54,7 @@ mod event;
 #[cfg(feature = "macros")]
 pub mod guide;
 pub mod lease;
+pub mod projection;
 mod recovery;
 mod retry;
 mod snapshots;
