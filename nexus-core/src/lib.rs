@@ -42,6 +42,7 @@
 pub mod __private;
 mod actor;
 mod aggregate;
+pub mod cache;
 pub mod codec;
 mod command;
 #[cfg(feature = "conformance")]

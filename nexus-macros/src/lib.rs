@@ -143,6 +143,24 @@ pub fn derive_domain_event(input: TokenStream) -> TokenStream {
 /// WalletEvent::Withdrawn { amount: 2 }.visit(&mut delta);
 /// assert_eq!(delta.0, 3);
 /// ```
+///
+/// A visitor that forgot a variant does not compile (here `withdrawn`):
+///
+/// ```compile_fail,E0046
+/// use nexus_core::projection::EventVisitor;
+///
+/// #[derive(EventVisitor)]
+/// enum WalletEvent {
+///     Deposited { amount: i64 },
+///     Withdrawn { amount: i64 },
+/// }
+///
+/// struct Delta(i64);
+/// impl WalletEventVisitor for Delta {
+///     type Output = ();
+///     fn deposited(&mut self, amount: &i64) { self.0 += amount; }
+/// }
+/// ```
 #[proc_macro_derive(EventVisitor)]
 pub fn derive_event_visitor(input: TokenStream) -> TokenStream {
     projection::expand(input.into()).into()
