@@ -42,6 +42,7 @@
 pub mod __private;
 mod actor;
 mod aggregate;
+pub mod cache;
 pub mod codec;
 mod command;
 #[cfg(feature = "conformance")]
@@ -54,6 +55,7 @@ mod event;
 #[cfg(feature = "macros")]
 pub mod guide;
 pub mod lease;
+pub mod projection;
 mod recovery;
 mod retry;
 mod snapshots;

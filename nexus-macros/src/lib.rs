@@ -9,6 +9,7 @@ mod aggregate;
 mod case;
 mod domain_event;
 mod errors;
+mod projection;
 #[cfg(test)]
 mod tests;
 
@@ -111,4 +112,56 @@ pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(DomainEvent, attributes(event))]
 pub fn derive_domain_event(input: TokenStream) -> TokenStream {
     domain_event::expand(input.into()).into()
+}
+
+/// Derives exhaustive dispatch over an event enum for projections: a trait
+/// `{Enum}Visitor` with one required method per variant (snake case, fields
+/// by reference) and `{Enum}::visit`, a `match` without a wildcard. Adding a
+/// variant fails the build of every projection that forgot it; a projection
+/// that wants to ignore an event says so in that event's method.
+///
+/// ```
+/// use nexus_core::{DomainEvent, projection::EventVisitor};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Serialize, Deserialize, DomainEvent, EventVisitor)]
+/// #[event(prefix = "wallet")]
+/// enum WalletEvent {
+///     Deposited { amount: i64 },
+///     Withdrawn { amount: i64 },
+/// }
+///
+/// struct Delta(i64);
+/// impl WalletEventVisitor for Delta {
+///     type Output = ();
+///     fn deposited(&mut self, amount: &i64) { self.0 += amount; }
+///     fn withdrawn(&mut self, amount: &i64) { self.0 -= amount; }
+/// }
+///
+/// let mut delta = Delta(0);
+/// WalletEvent::Deposited { amount: 5 }.visit(&mut delta);
+/// WalletEvent::Withdrawn { amount: 2 }.visit(&mut delta);
+/// assert_eq!(delta.0, 3);
+/// ```
+///
+/// A visitor that forgot a variant does not compile (here `withdrawn`):
+///
+/// ```compile_fail,E0046
+/// use nexus_core::projection::EventVisitor;
+///
+/// #[derive(EventVisitor)]
+/// enum WalletEvent {
+///     Deposited { amount: i64 },
+///     Withdrawn { amount: i64 },
+/// }
+///
+/// struct Delta(i64);
+/// impl WalletEventVisitor for Delta {
+///     type Output = ();
+///     fn deposited(&mut self, amount: &i64) { self.0 += amount; }
+/// }
+/// ```
+#[proc_macro_derive(EventVisitor)]
+pub fn derive_event_visitor(input: TokenStream) -> TokenStream {
+    projection::expand(input.into()).into()
 }

@@ -132,6 +132,7 @@ mod errors;
 mod event_store;
 mod lease;
 mod migrate;
+pub mod projection;
 mod setup_error;
 mod snapshot_store;
 mod sql;
