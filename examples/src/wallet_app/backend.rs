@@ -10,8 +10,8 @@ use nexus_core::lease::OwnershipLease;
 use nexus_core::store::StateStore;
 use nexus_core::store::memory::{InMemoryEventStore, InMemoryStateStore};
 use nexus_core::{ActorSystem, Aggregate, Entities, EntitiesBuilder, EventStore, WhenFull};
-use nexus_store_pg::{PayloadFormat, 
-    LeaseTiming, PgEventStore, PgLease, PgSetupError, PgStateStore, PgStoreConfig,
+use nexus_store_pg::{
+    LeaseTiming, PayloadFormat, PgEventStore, PgLease, PgSetupError, PgStateStore, PgStoreConfig,
 };
 use sqlx::postgres::PgPoolOptions;
 

@@ -266,12 +266,11 @@ impl<A: Aggregate> Registry<A> {
         }
     }
 
-    /// How many entities are live.
+    /// How many entities are live: the admitted count, so that it never
+    /// reads above the limit (a sum over the shards, read one after another,
+    /// could count an entity leaving one shard and one entering another).
     pub(crate) fn live(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
+        self.count.load(Ordering::Acquire)
     }
 
     /// Whether `id` has a live entity.
