@@ -70,7 +70,23 @@
 //! | failure | test |
 //! | --- | --- |
 //! | two `Entities` of one aggregate on one system | `nexus-core/tests/runtime_ownership.rs` (`a_second_registry_of_one_aggregate_is_refused`) |
-//! | two systems share a store without a lease: stale reads and rejections | `runtime_ownership.rs` (`without_an_owner_replies_confirm_the_stream_head`), `tests/tests/no_ownership_pg.rs` (three processes) |
-//! | a revoked lease: no write, no answer from the old state | `runtime_ownership.rs` (`a_lost_lease_writes_nothing_and_answers_nothing_stale`) |
-//! | a stale fence at the database | `nexus-store-pg/tests/lease.rs` |
+//! | two systems share a store without a lease: stale reads and rejections | `runtime_ownership.rs` (`without_an_owner_replies_confirm_the_stream_head`, `concurrent_rejections_across_systems_are_never_stale`); three wallet-app processes and three stock processes: `tests/tests/no_ownership_pg.rs` |
+//! | a lease taken away: no write, no answer from the old state | `runtime_ownership.rs` (`a_lost_lease_writes_nothing_and_answers_nothing_stale`, `a_write_the_store_fences_off_is_not_owner_and_stops_the_entity`, `a_holder_past_its_deadline_answers_nothing_from_its_old_state`) |
+//! | a stale fence at the database, for events, snapshots and states; a takeover waits for an in-flight write | `nexus-store-pg/tests/fenced.rs` |
+//! | one owner per shard, epochs that only grow, renewal, a killed or unreachable lease connection, different shard counts, 2,000 concurrent activations | `nexus-store-pg/tests/lease.rs` |
+//! | the owner's lease connection cut mid-load; the owner `SIGSTOP`ped past its lease; Postgres restarted mid-load (real processes) | `tests/tests/fenced_ownership_pg.rs` |
 //! | a colliding aggregate name | `nexus-macros/tests/ui/name_with_dash.rs`, `runtime_ownership.rs` (`a_name_with_a_dash_is_refused`) |
+//!
+//! ## Timing
+//!
+//! `nexus_store_pg::LeaseTiming` names the three values: `ttl` (how long a
+//! lease lasts at the database after each renewal), `renew_every` and
+//! `max_clock_drift`, checked at start-up to satisfy
+//! `2 × renew_every + max_clock_drift < ttl`, so that one lost renewal never
+//! ends a healthy lease. A holder acts on its lease until
+//! `sent + ttl − max_clock_drift`, where `sent` is its monotonic clock read
+//! before the renewal (or acquisition) statement was sent; the database
+//! considers it expired at `now() + ttl` as of that statement, which is
+//! later. Loss of the lease's connection is a failed renewal, nothing more:
+//! the holder reconnects on the next heartbeat, and its deadline alone keeps
+//! it safe meanwhile.
