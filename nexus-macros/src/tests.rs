@@ -227,3 +227,40 @@ fn event_enum_with_generics_and_required_names() {
         },
     );
 }
+
+#[test]
+fn a_handler_taking_the_context_and_commands_sharing_a_last_segment() {
+    // `inbound::Ship` and `outbound::Ship` get variants named after their
+    // paths; `unload` takes the context, so its impl also overrides
+    // `handle_in`, which the runtime calls.
+    aggregate(
+        "a_handler_taking_the_context_and_commands_sharing_a_last_segment",
+        &quote!(
+            name = "dock",
+            event = DockEvent,
+            error = DockError,
+            commands(inbound::Ship, outbound::Ship)
+        ),
+        &quote! {
+            impl Dock {
+                #[handle]
+                fn unload(
+                    &self,
+                    command: &inbound::Ship,
+                    context: &CommandContext,
+                ) -> Result<Effect<Self, u64>, DockError> {
+                    let after = context.version() + 1;
+                    Ok(Effect::persist(DockEvent::Unloaded).then_reply(move |_: &Self| after))
+                }
+
+                #[handle]
+                fn load(&self, command: &outbound::Ship) -> Result<Effect<Self>, DockError> {
+                    Ok(Effect::persist(DockEvent::Loaded))
+                }
+
+                #[apply]
+                fn apply(&mut self, event: &DockEvent) {}
+            }
+        },
+    );
+}

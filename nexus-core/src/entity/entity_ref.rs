@@ -1,6 +1,8 @@
 //! `EntityRef<A>`: how callers reach one entity.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -78,19 +80,35 @@ impl<A: Aggregate> EntityRef<A> {
         &self.key.stream
     }
 
+    // `ask`, `ask_with` and `tell` return a boxed future, whose type names
+    // the reply but not the command. The future of an `async fn` generic over
+    // the command would capture it, and rustc then reports a wrong-aggregate
+    // command three times (at the argument, the call and the `.await`); here
+    // the `Handles` bound is the function's only, so it is reported once, at
+    // the argument. The cost is one allocation per send, beside the boxed
+    // request. The type is spelled out (clippy finds it complex) rather than
+    // a private alias, whose name a user could not look up when rustdoc or
+    // an error message shows it.
+
     /// Sends `command` and waits for its typed reply.
     ///
     /// The reply is sent only after the command's events committed. On
     /// [`EntityError::Timeout`] the command may still be carried out; on
     /// [`EntityError::OutcomeUnknown`] it may have been.
-    pub async fn ask<C>(&self, command: C) -> Result<A::Reply, EntityError<A::Error>>
+    #[allow(clippy::type_complexity)]
+    pub fn ask<C>(
+        &self,
+        command: C,
+    ) -> Pin<Box<dyn Future<Output = Result<A::Reply, EntityError<A::Error>>> + Send + '_>>
     where
         A: Handles<C>,
         C: Send + 'static,
     {
-        self.ask_with(command, CommandOptions::new())
-            .await
-            .map(|outcome| outcome.reply)
+        Box::pin(async move {
+            self.exchange(command, CommandOptions::new())
+                .await
+                .map(|outcome| outcome.reply)
+        })
     }
 
     /// Sends `command` with a command id and metadata, and waits for its
@@ -99,7 +117,21 @@ impl<A: Aggregate> EntityRef<A> {
     /// With a [`command_id`](CommandOptions::command_id), sending the same
     /// command again (after a timeout, a lost connection, a crash) applies
     /// it at most once and answers the original reply.
-    pub async fn ask_with<C>(
+    #[allow(clippy::type_complexity)]
+    pub fn ask_with<C>(
+        &self,
+        command: C,
+        options: CommandOptions,
+    ) -> Pin<Box<dyn Future<Output = Result<Outcome<A::Reply>, EntityError<A::Error>>> + Send + '_>>
+    where
+        A: Handles<C>,
+        C: Send + 'static,
+    {
+        Box::pin(self.exchange(command, options))
+    }
+
+    /// Sends `command` and waits for its outcome: `ask_with`'s work.
+    async fn exchange<C>(
         &self,
         command: C,
         options: CommandOptions,
@@ -154,7 +186,19 @@ impl<A: Aggregate> EntityRef<A> {
     /// first. Waits for room when the mailbox is full and the policy is
     /// [`WhenFull::Wait`](crate::WhenFull::Wait). A refused command comes
     /// back in the error.
-    pub async fn tell<C>(&self, command: C) -> Result<(), SendError<C>>
+    pub fn tell<C>(
+        &self,
+        command: C,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SendError<C>>> + Send + '_>>
+    where
+        A: Handles<C>,
+        C: Send + 'static,
+    {
+        Box::pin(self.enqueue(command))
+    }
+
+    /// Enqueues `command` without a reply: `tell`'s work.
+    async fn enqueue<C>(&self, command: C) -> Result<(), SendError<C>>
     where
         A: Handles<C>,
         C: Send + 'static,

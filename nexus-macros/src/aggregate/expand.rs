@@ -22,8 +22,10 @@ pub(crate) fn generate(aggregate: &Aggregate) -> TokenStream {
     }
 }
 
+/// The tokens as a user writes them in a doc comment: `seat::Reserve`, not
+/// `seat :: Reserve`.
 fn text(tokens: impl ToTokens) -> String {
-    tokens.to_token_stream().to_string()
+    tokens.to_token_stream().to_string().replace(" :: ", "::")
 }
 
 fn command_enum(aggregate: &Aggregate) -> TokenStream {

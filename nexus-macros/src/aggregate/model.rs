@@ -224,6 +224,9 @@ struct Commands {
     by_last: HashMap<String, Vec<usize>>,
     /// The method that claimed each command, for duplicate reports.
     claimed: Vec<Option<Ident>>,
+    /// Commands a handler may have meant by an ambiguous last segment: that
+    /// error is reported, so their missing handlers are not.
+    maybe_meant: Vec<bool>,
 }
 
 fn declared_commands(args: &Args, errors: &mut Errors) -> Commands {
@@ -232,6 +235,7 @@ fn declared_commands(args: &Args, errors: &mut Errors) -> Commands {
         by_key: HashMap::new(),
         by_last: HashMap::new(),
         claimed: Vec::new(),
+        maybe_meant: Vec::new(),
     };
     if let Some(key) = args
         .commands_key
@@ -267,6 +271,7 @@ fn declared_commands(args: &Args, errors: &mut Errors) -> Commands {
             handler: None,
         });
         commands.claimed.push(None);
+        commands.maybe_meant.push(false);
     }
     commands.name_shared_variants();
     commands
@@ -290,7 +295,7 @@ impl Commands {
     /// The command a handler's parameter type names: by its whole path, or
     /// by a last segment no other command shares.
     fn find(
-        &self,
+        &mut self,
         key: &CommandKey,
         ty: &Type,
         method: &Ident,
@@ -306,10 +311,20 @@ impl Commands {
                     .iter()
                     .map(|&i| format!("`{}`", text(&self.list[i].ty)))
                     .collect();
+                let (last, all) = paths.split_last().expect("two commands or more");
+                let both = if all.len() == 1 { "both" } else { "all" };
                 errors.spanned(
                     ty,
-                    format!("`{}` could be any of {}, which are all commands: write its path as in `commands(...)`", key.path, paths.join(" and ")),
+                    format!(
+                        "`{}` is ambiguous: {} and {last} are {both} commands of this aggregate; write the path as in `commands(...)`, e.g. `&{}`",
+                        key.path,
+                        all.join(", "),
+                        paths[0].trim_matches('`'),
+                    ),
                 );
+                for &index in several {
+                    self.maybe_meant[index] = true;
+                }
                 None
             }
             None => {
@@ -345,9 +360,11 @@ impl Commands {
     fn report_missing(&self, error: Option<&Type>, errors: &mut Errors) {
         let error_text =
             error.map_or_else(|| "Error".to_owned(), |e| e.to_token_stream().to_string());
-        for (command, claimed) in self.list.iter().zip(&self.claimed) {
-            if claimed.is_none() {
-                let ty = command.ty.to_token_stream().to_string();
+        for ((command, claimed), maybe_meant) in
+            self.list.iter().zip(&self.claimed).zip(&self.maybe_meant)
+        {
+            if claimed.is_none() && !maybe_meant {
+                let ty = text(&command.ty);
                 let method = snake_case(&command.variant.to_string());
                 errors.spanned(
                     &command.ty,
@@ -358,7 +375,6 @@ impl Commands {
     }
 }
 
-/// `("Deposit", Deposit)` for `Deposit` or `commands::Deposit`.
 /// How a command type is matched: its whole path and its last segment (both
 /// with generic arguments, without spaces), and the variant it gets unless
 /// another command shares the last segment.

@@ -91,17 +91,7 @@ pub(crate) fn handler(sig: &Signature, error: Option<&Type>, errors: &mut Errors
             None
         }
     };
-    let takes_context = match sig.inputs.iter().nth(2) {
-        None => false,
-        Some(FnArg::Typed(arg)) if is_context(&arg.ty) => true,
-        Some(other) => {
-            fail(other, "a handler's third parameter, if any, is the context of the command: `context: &nexus_core::CommandContext` (its stream version and ids); read everything else from the state or put it in the command".into());
-            false
-        }
-    };
-    for extra in sig.inputs.iter().skip(3) {
-        fail(extra, "a handler takes `&self`, the command and optionally `context: &CommandContext`: read everything else from the state or put it in the command".into());
-    }
+    let takes_context = context_parameter(sig, &mut fail);
 
     let error_text = error.map_or_else(|| "Error".to_owned(), |e| e.to_token_stream().to_string());
     let shape = format!(
@@ -132,6 +122,44 @@ pub(crate) fn handler(sig: &Signature, error: Option<&Type>, errors: &mut Errors
         output_span,
         takes_context,
         valid: ok,
+    }
+}
+
+/// Checks the parameters after the command: an optional
+/// `context: &CommandContext`, and nothing else. Whether there is a context.
+fn context_parameter(sig: &Signature, fail: &mut impl FnMut(&dyn ToTokens, String)) -> bool {
+    let takes_context = match sig.inputs.iter().nth(2) {
+        None => false,
+        Some(FnArg::Typed(arg)) if is_context(&arg.ty) => true,
+        Some(FnArg::Typed(arg)) if names_context(&arg.ty) => {
+            fail(
+                &arg.ty,
+                "take the context by shared reference: `context: &CommandContext`".into(),
+            );
+            false
+        }
+        Some(other) => {
+            fail(other, "a handler's third parameter, if any, is `context: &CommandContext` (`nexus_core::CommandContext`: the stream version and the command's ids); read everything else from the state or put it in the command".into());
+            false
+        }
+    };
+    for extra in sig.inputs.iter().skip(3) {
+        fail(extra, "a handler takes `&self`, the command and optionally `context: &CommandContext`: read everything else from the state or put it in the command".into());
+    }
+    takes_context
+}
+
+/// Whether `ty` is `CommandContext`, `&mut CommandContext` or another
+/// wrong way to take it: its innermost path ends in that name.
+fn names_context(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(reference) => names_context(&reference.elem),
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "CommandContext"),
+        _ => false,
     }
 }
 
