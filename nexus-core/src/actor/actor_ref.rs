@@ -127,6 +127,9 @@ impl<M: Send + 'static> ActorRef<M> {
     /// too, except that a send to a stopped entity starts its next
     /// incarnation, which a plain actor does not have. Stopping twice is
     /// fine; stopping during a shutdown says so.
+    // `async` though it no longer waits (stopping closes the mailbox at
+    // once): callers already `.await` it, as they do the entity's `stop`.
+    #[allow(clippy::unused_async)]
     pub async fn stop(&self) -> Result<(), SendError<()>> {
         if self.shutting_down() {
             return Err(SendError::ShuttingDown(()));
