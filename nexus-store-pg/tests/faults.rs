@@ -263,3 +263,130 @@ async fn entities_answer_unavailable_during_an_outage_and_recover_after_it() {
         "the command refused during the outage wrote nothing"
     );
 }
+
+/// Terminates the backend of `application` once it waits on a lock (its
+/// write statement in flight behind `blocker`'s open transaction).
+async fn kill_when_waiting(blocker: &mut PgConnection, application: &str) {
+    loop {
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(application)
+        .fetch_all(&mut *blocker)
+        .await
+        .unwrap();
+        if !killed.is_empty() {
+            assert_eq!(killed, vec![true]);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A connection of its own with an open transaction that ran `sql`.
+async fn blocking(sql: &str) -> PgConnection {
+    let mut blocker = PgConnection::connect_with(&common::connect_options("blocker"))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::raw_sql(sql).execute(&mut blocker).await.unwrap();
+    blocker
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_save_killed_mid_statement_is_ambiguous() {
+    use nexus_core::store::StateStore;
+    let config = common::fresh_config().await;
+    let schema = config.schema_name().to_string();
+    let store = nexus_store_pg::PgStateStore::new(&config);
+    let (new, existing) = (StreamId::new("new-row"), StreamId::new("existing-row"));
+    store
+        .save(&existing, ExpectedVersion::NoStream, b"1".to_vec())
+        .await
+        .unwrap();
+    // The new row's key is taken by an uncommitted insert, the existing
+    // row is locked by an uncommitted update: each save's statement waits.
+    for (id, expected, sql) in [
+        (
+            new.clone(),
+            ExpectedVersion::NoStream,
+            format!(
+                "INSERT INTO \"{schema}\".states (id, version, payload) VALUES ('new-row', 1, 'x')"
+            ),
+        ),
+        (
+            existing.clone(),
+            ExpectedVersion::Exact(1),
+            format!("UPDATE \"{schema}\".states SET payload = 'y' WHERE id = 'existing-row'"),
+        ),
+        (
+            existing.clone(),
+            ExpectedVersion::Any,
+            format!("UPDATE \"{schema}\".states SET payload = 'y' WHERE id = 'existing-row'"),
+        ),
+    ] {
+        let mut blocker = blocking(&sql).await;
+        let save = tokio::spawn({
+            let (store, id) = (store.clone(), id.clone());
+            async move { store.save(&id, expected, b"2".to_vec()).await }
+        });
+        kill_when_waiting(&mut blocker, &schema).await;
+        let err = save.await.unwrap().expect_err("the connection was killed");
+        assert!(
+            matches!(err, StoreError::Ambiguous { .. }),
+            "{id} {expected:?}: got {err:?}"
+        );
+        assert!(err.is_retryable());
+        sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    }
+    // Nothing was written, and the pool replaced the killed connections.
+    assert_eq!(store.version(&new).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .save(&existing, ExpectedVersion::Exact(1), b"3".to_vec())
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_save_killed_mid_statement_is_ambiguous() {
+    use nexus_core::store::{Snapshot, SnapshotStore};
+    let config = common::fresh_config().await;
+    let schema = config.schema_name().to_string();
+    let store = nexus_store_pg::PgSnapshotStore::new(&config);
+    let snapshot = Snapshot {
+        stream_id: StreamId::new("snapshotted"),
+        version: 10,
+        payload: b"state".to_vec(),
+        taken_at: std::time::SystemTime::now(),
+    };
+    // An uncommitted snapshot at the same version: the save's insert waits
+    // for it (after the save took its stream lock, so this is the write).
+    let mut blocker = blocking(&format!(
+        "INSERT INTO \"{schema}\".snapshots (stream_id, version, payload, taken_at)
+         VALUES ('snapshotted', 10, 'other', now())"
+    ))
+    .await;
+    let save = tokio::spawn({
+        let (store, snapshot) = (store.clone(), snapshot.clone());
+        async move { store.save(snapshot, std::num::NonZeroUsize::new(2)).await }
+    });
+    kill_when_waiting(&mut blocker, &schema).await;
+    let err = save.await.unwrap().expect_err("the connection was killed");
+    assert!(matches!(err, StoreError::Ambiguous { .. }), "got {err:?}");
+    assert!(err.is_retryable());
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+
+    assert_eq!(
+        store.versions(&snapshot.stream_id).await.unwrap(),
+        Vec::<u64>::new()
+    );
+    store
+        .save(snapshot.clone(), std::num::NonZeroUsize::new(2))
+        .await
+        .expect("the pool replaced the killed connection");
+    assert_eq!(store.versions(&snapshot.stream_id).await.unwrap(), [10]);
+}

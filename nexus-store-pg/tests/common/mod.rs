@@ -81,6 +81,7 @@ async fn drop_stale_schemas() {
 }
 
 pub mod outage;
+pub mod throwaway;
 
 /// Short lease timing for tests: a 1.5 s lease, renewed every 300 ms,
 /// allowing 200 ms of drift.
