@@ -249,7 +249,7 @@ async fn after_kill_9_retries_with_keys_apply_each_deposit_exactly_once() {
     // Every request again, answered or not: a retry must never double.
     for round in 0..5 {
         let mut left = Vec::new();
-        for &amount in amounts.iter() {
+        for &amount in &amounts {
             let answer = write(
                 &http,
                 &again.base,
@@ -259,7 +259,7 @@ async fn after_kill_9_retries_with_keys_apply_each_deposit_exactly_once() {
                 amount,
             )
             .await;
-            if !answer.is_some_and(|(status, _)| status == StatusCode::OK) {
+            if answer.is_none_or(|(status, _)| status != StatusCode::OK) {
                 left.push(amount);
             }
         }
