@@ -174,14 +174,7 @@ impl KeyTable {
                 })
                 .clone(),
             Self::Postgres { pool, schema } => {
-                let (stored, status, body): (String, Option<i16>, Option<Value>) =
-                    sqlx::query_as(&CLAIM.replace("{schema}", schema))
-                        .bind(owner)
-                        .bind(&key.0)
-                        .bind(request)
-                        .fetch_one(pool)
-                        .await
-                        .map_err(|e| unavailable(&e))?;
+                let (stored, status, body) = claim_row(pool, schema, owner, key, request).await?;
                 Entry {
                     request: stored,
                     answer: status
@@ -240,6 +233,36 @@ impl KeyTable {
             }
         }
     }
+}
+
+/// Claims `key` or reads its row. A concurrent claim of the same key makes
+/// the insert wait for it and then do nothing, while the statement's own
+/// snapshot, taken before that claim committed, cannot see its row: zero
+/// rows. A second statement, with a fresh snapshot, sees it.
+async fn claim_row(
+    pool: &PgPool,
+    schema: &str,
+    owner: &str,
+    key: &IdempotencyKey,
+    request: &str,
+) -> Result<(String, Option<i16>, Option<Value>), ApiError> {
+    let sql = CLAIM.replace("{schema}", schema);
+    for _ in 0..3 {
+        let row = sqlx::query_as(&sql)
+            .bind(owner)
+            .bind(&key.0)
+            .bind(request)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if let Some(row) = row {
+            return Ok(row);
+        }
+    }
+    Err(ApiError::Unavailable(format!(
+        "the idempotency key {:?} is being claimed concurrently",
+        key.0
+    )))
 }
 
 /// Whether an answer is definitive, and so given again for the same key:
