@@ -6,9 +6,7 @@
 //!   optimistic version column against one actor per seat.
 //! - [`bench`](mod@bench): the JSON-emitting benchmark (`--bin nexus-bench`).
 //! - [`domain`]: the wallet, seat and order aggregates, written with the macros.
-//! - [`counting_store`]: an event store wrapper that counts appends and version races.
 pub mod bakeoff;
 pub mod bench;
-pub mod counting_store;
 pub mod domain;
 pub mod wallet_app;

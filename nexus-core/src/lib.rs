@@ -61,6 +61,7 @@ mod retry;
 mod snapshots;
 pub mod store;
 mod stream;
+pub mod telemetry;
 pub mod testkit;
 
 pub use actor::{

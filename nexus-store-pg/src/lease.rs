@@ -373,6 +373,7 @@ struct Holding {
 impl Drop for Holding {
     fn drop(&mut self) {
         self.tenure.revoke();
+        nexus_core::telemetry::lease::shard_released();
         let shard = self.tenure.shard();
         self.shared.slots[shard as usize]
             .state()
@@ -570,6 +571,7 @@ impl OwnershipLease for PgLease {
             tenure: Arc::clone(&tenure),
         });
         slot.state().hold(Arc::clone(&tenure), &holding);
+        nexus_core::telemetry::lease::shard_acquired();
         Ok(LeaseGuard::new(tenure, holding))
     }
 }
@@ -681,6 +683,7 @@ impl Db {
                     epoch = tenure.epoch(),
                     "lease lost: the database no longer has it at this epoch"
                 );
+                nexus_core::telemetry::lease::shard_lost();
                 tenure.revoke();
             }
         }

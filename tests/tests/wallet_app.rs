@@ -51,6 +51,7 @@ impl Server {
             lease_ttl_ms: 10_000,
             lease_database_url: None,
             max_active_entities: None,
+            log_format: nexus_examples::wallet_app::telemetry::LogFormat::Text,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

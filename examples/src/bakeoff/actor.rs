@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nexus_core::codec::{EventCodec, Json};
+use nexus_core::telemetry::{InMemoryRecorder, names};
 use nexus_core::{ActorSystem, Aggregate, Entities, EntityError, EventStore, StreamId};
 
 use super::buyers::{Fired, buyer_name, fire};
 use super::error::BakeoffError;
-use crate::counting_store::CountingStore;
 use crate::domain::seat::{Reserve, Seat, SeatError, SeatEvent};
 
 /// The entity id of `seat` in run `run`: runs never share a stream.
@@ -33,13 +33,14 @@ pub async fn run_buyers(
     run: &str,
     choices: &[usize],
 ) -> Result<(Fired<Answer>, u64), BakeoffError> {
-    // Every conflict the store refuses is one retry of the runtime.
-    let counter = Arc::new(CountingStore::new(store));
+    // Every conflict the store refuses is one retry of the runtime, which
+    // counts it in `nexus_conflicts_total`, read from a local recorder.
+    let recorder = InMemoryRecorder::new();
     let system = ActorSystem::new();
-    let seats = Entities::<Seat>::builder(&system)
-        .event_sourced(counter.clone(), EventCodec::new(Json))
-        .group_commit(64)
-        .build()?;
+    let builder = Entities::<Seat>::builder(&system)
+        .event_sourced(store, EventCodec::new(Json))
+        .group_commit(64);
+    let seats = metrics::with_local_recorder(&recorder, || builder.build())?;
     let fired = fire(choices, |buyer, seat| {
         let entity = seats.of(seat_id(run, seat));
         async move {
@@ -60,7 +61,8 @@ pub async fn run_buyers(
             Err(other) => return Err(BakeoffError::Reservation(other.to_string())),
         }
     }
-    Ok((fired, counter.conflicts()))
+    let conflicts = recorder.counter(names::CONFLICTS, &[("aggregate", Seat::NAME)]);
+    Ok((fired, conflicts))
 }
 
 /// Reads every seat's stream back from the store: how many seats ended with

@@ -38,6 +38,7 @@ pub async fn run(budget: Budget) {
     tell_throughput(budget).await;
     many_entities(budget).await;
     hot_entity(budget).await;
+    hot_entity_metrics(budget).await;
     super::churn::run().await;
 }
 
@@ -151,4 +152,55 @@ async fn hot_entity(budget: Budget) {
         }),
     );
     system.shutdown(Duration::from_secs(10)).await;
+}
+
+/// `mem_hot_entity` without a metrics recorder and with the Prometheus
+/// recorder the wallet app serves, in alternating rounds of one run: the
+/// cost of the runtime's metrics where they are recorded. The overhead is
+/// the relative drop of the best round's throughput with the recorder.
+async fn hot_entity_metrics(budget: Budget) {
+    const ROUNDS: u32 = 3;
+    let round = budget.per_workload / ROUNDS;
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        without.push(hot_round(None, round).await);
+        with.push(hot_round(Some(&prometheus), round).await);
+    }
+    let best = |runs: &[f64]| runs.iter().copied().fold(0.0, f64::max);
+    let (plain, recorded) = (best(&without), best(&with));
+    let exposition = prometheus.handle().render();
+    assert!(
+        exposition.contains("nexus_commands_total"),
+        "the recorder saw the commands"
+    );
+    emit(
+        "mem_hot_entity_metrics",
+        json!({
+            "cmds_per_s_without_recorder": plain,
+            "cmds_per_s_with_recorder": recorded,
+            "overhead_pct": (plain - recorded) / plain * 100.0,
+            "rounds": ROUNDS,
+            "runs_without": without,
+            "runs_with": with,
+        }),
+    );
+}
+
+/// One round of the hot-entity load, with the entities' metrics bound to
+/// `recorder` (none: no-op handles). Returns commands per second.
+async fn hot_round(recorder: Option<&dyn metrics::Recorder>, budget: Duration) -> f64 {
+    let system = ActorSystem::new();
+    let tallies = match recorder {
+        Some(recorder) => metrics::with_local_recorder(recorder, || tallies(&system, GROUP_COMMIT)),
+        None => tallies(&system, GROUP_COMMIT),
+    };
+    let hot = tallies.of("hot");
+    let run = closed_loop(CALLERS, budget, move |_| {
+        let hot = hot.clone();
+        async move { hot.ask(Add(1)).await }
+    })
+    .await;
+    system.shutdown(Duration::from_secs(10)).await;
+    run.per_second()
 }

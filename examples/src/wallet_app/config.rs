@@ -44,4 +44,8 @@ pub struct Config {
     /// two minutes.
     #[arg(long, value_name = "N")]
     pub max_active_entities: Option<usize>,
+    /// How logs are written to stderr: `text` lines or `json` objects (one
+    /// per line, with the current span and its parents).
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: super::telemetry::LogFormat,
 }

@@ -23,6 +23,7 @@ pub mod idempotency;
 pub mod ledger;
 mod routes;
 mod server;
+pub mod telemetry;
 
 pub use admin::Ranked;
 pub use auth::Owner;

@@ -108,6 +108,7 @@ where
     A::Error: std::fmt::Display,
     C: Send + 'static,
 {
+    let options = super::telemetry::with_trace(options);
     entities
         .of(&owner.0)
         .ask_with(command, options)

@@ -31,6 +31,8 @@ pub async fn serve(
     }
     let backend = Backend::open(&config).await?;
     tracing::info!(backend = %backend.describe(), "stores ready");
+    // Installed before the entities are built: they bind their metrics then.
+    super::telemetry::prometheus();
     let system = ActorSystem::new();
     let (wallets, ledgers) = backend.entities(&system, config.max_active_entities)?;
     let keys = backend.key_table().await?;
@@ -42,7 +44,10 @@ pub async fn serve(
     });
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router(state))
+    let app = router(state)
+        .merge(super::telemetry::routes())
+        .layer(axum::middleware::from_fn(super::telemetry::trace_requests));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(StartError::Serve)?;
@@ -80,14 +85,7 @@ pub async fn termination() {
 /// until SIGTERM or Ctrl-C.
 pub fn cli_main() -> ExitCode {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    super::telemetry::init_logs(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

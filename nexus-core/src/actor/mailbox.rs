@@ -154,6 +154,11 @@ impl<M> Mailbox<M> {
         self.ready.notify_one();
     }
 
+    /// How many messages wait now.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().messages.len()
+    }
+
     /// Whether the mailbox was closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed

@@ -3,10 +3,15 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
+use tracing::Span;
+use tracing::field::{Empty, display};
 
 use super::command_options::{CommandOptions, Outcome};
+use crate::telemetry::{CommandOutcome, EntityMetrics};
 use crate::{Aggregate, CommandContext, Effect, EntityError, LogPosition, StreamId};
 
 /// What waits in an entity's mailbox.
@@ -52,6 +57,11 @@ pub(crate) trait Message<A: Aggregate>: Send {
     fn fail(self: Box<Self>, error: EntityError<A::Error>);
     /// The message as `Any`, to give a refused command back to its sender.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    /// Binds the command to the entity that took it: its answer is counted
+    /// in `metrics`, and its span learns the stream and the batch size.
+    fn observe(&mut self, metrics: &Arc<EntityMetrics>, stream: &StreamId, batch: usize);
+    /// The command's `nexus.command` span (a child of the caller's span).
+    fn span(&self) -> &Span;
 }
 
 /// Where a command's own events left its stream.
@@ -75,6 +85,64 @@ pub(crate) struct Request<A: Aggregate, C, R> {
     /// `None` for a told command: nobody waits for the answer.
     reply_to: Option<ReplyTo<A, R>>,
     pending: Pending<A, R>,
+    observed: Observed,
+}
+
+/// What the command's answer is reported to.
+struct Observed {
+    /// Opened in the caller's task, so the caller's span is its parent.
+    span: Span,
+    sent: Instant,
+    /// Set by the entity that takes the command.
+    metrics: Option<Arc<EntityMetrics>>,
+}
+
+impl Observed {
+    fn new<A: Aggregate>(options: &CommandOptions) -> Self {
+        let span = tracing::info_span!(
+            "nexus.command",
+            aggregate = A::NAME,
+            stream = Empty,
+            command_id = Empty,
+            correlation_id = Empty,
+            batch = Empty,
+            version = Empty,
+            outcome = Empty,
+        );
+        if !span.is_disabled() {
+            if let Some(id) = options.id() {
+                span.record("command_id", display(id));
+            }
+            if let Some(id) = options.correlation() {
+                span.record("correlation_id", display(id));
+            }
+        }
+        Self {
+            span,
+            sent: Instant::now(),
+            metrics: None,
+        }
+    }
+
+    /// Counts the answer and closes the span with its outcome.
+    fn settle<T, E>(&self, answer: &Result<T, EntityError<E>>, version: Option<u64>) {
+        let outcome = match answer {
+            Ok(_) => CommandOutcome::Ok,
+            Err(EntityError::Rejected(_)) => CommandOutcome::Rejected,
+            Err(EntityError::Conflict { .. }) => CommandOutcome::Conflict,
+            Err(EntityError::NotOwner { .. }) => CommandOutcome::NotOwner,
+            Err(_) => CommandOutcome::Error,
+        };
+        if let Some(metrics) = &self.metrics {
+            metrics.command(outcome, self.sent.elapsed());
+        }
+        if !self.span.is_disabled() {
+            self.span.record("outcome", outcome.label());
+            if let Some(version) = version {
+                self.span.record("version", version);
+            }
+        }
+    }
 }
 
 enum Pending<A: Aggregate, R> {
@@ -95,6 +163,7 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
         reply_to: Option<ReplyTo<A, R>>,
     ) -> Self {
         Self {
+            observed: Observed::new::<A>(&options),
             command,
             decide,
             options,
@@ -155,11 +224,28 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
     }
 
     fn fail(self: Box<Self>, error: EntityError<A::Error>) {
-        send::<A, R>(self.reply_to, Err(error));
+        let answer = Err(error);
+        self.observed.settle(&answer, None);
+        send::<A, R>(self.reply_to, answer);
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
+    }
+
+    fn observe(&mut self, metrics: &Arc<EntityMetrics>, stream: &StreamId, batch: usize) {
+        if self.observed.metrics.is_none() {
+            self.observed.metrics = Some(Arc::clone(metrics));
+        }
+        let span = &self.observed.span;
+        if !span.is_disabled() {
+            span.record("stream", display(stream));
+            span.record("batch", batch);
+        }
+    }
+
+    fn span(&self) -> &Span {
+        &self.observed.span
     }
 }
 
@@ -201,6 +287,7 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
                 stream: stream.clone(),
             }),
         };
+        self.observed.settle(&answer, Some(at.version));
         send::<A, R>(self.reply_to, answer);
     }
 }

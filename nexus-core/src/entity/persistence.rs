@@ -50,6 +50,10 @@ pub(crate) struct Loaded<A> {
     pub(crate) version: u64,
     /// Whether the stream has events, or the row is live (not deleted).
     pub(crate) exists: bool,
+    /// How many events recovery replayed, and whether it started from a
+    /// snapshot (for the `nexus.recovery` span and metrics).
+    pub(crate) replayed: u64,
+    pub(crate) from_snapshot: bool,
 }
 
 /// A committed command found in the stream: the state before it and its
@@ -121,6 +125,8 @@ impl<A: Aggregate> Persistence<A> {
                     state: recovered.state,
                     version: recovered.version,
                     exists: recovered.version > 0,
+                    replayed: recovered.replayed,
+                    from_snapshot: recovered.snapshot_version.is_some(),
                 })
             }
             Self::DurableState { store, codec } => {
@@ -148,6 +154,8 @@ impl<A: Aggregate> Persistence<A> {
                     state,
                     version: row.version,
                     exists: row.payload.is_some(),
+                    replayed: 0,
+                    from_snapshot: false,
                 })
             }
         }

@@ -20,6 +20,7 @@ use super::message::Envelope;
 use super::runner;
 use crate::actor::mailbox::Mailbox;
 use crate::actor::system::{Closeable, SystemShared};
+use crate::telemetry::EntityMetrics;
 use crate::{Aggregate, ConfigError, StreamId};
 
 /// Independent locks, so that `of()` on different ids rarely contends.
@@ -80,6 +81,8 @@ pub(crate) struct Registry<A: Aggregate> {
     /// happened while every entity was busy.
     waiting: AtomicUsize,
     origin: Instant,
+    /// Bound to the recorder in effect when the registry was made.
+    pub(crate) metrics: Arc<EntityMetrics>,
 }
 
 impl<A: Aggregate> Registry<A> {
@@ -99,6 +102,7 @@ impl<A: Aggregate> Registry<A> {
             freed: Notify::new(),
             waiting: AtomicUsize::new(0),
             origin: Instant::now(),
+            metrics: Arc::new(EntityMetrics::register(A::NAME)),
         });
         let weak: Weak<dyn Closeable> = Arc::downgrade(&registry) as Weak<Self>;
         if !system.claim(A::NAME, weak.clone()) {
@@ -151,6 +155,7 @@ impl<A: Aggregate> Registry<A> {
             cell
         };
         self.spawned.fetch_add(1, Ordering::Relaxed);
+        self.metrics.entity_added();
         self.system
             .spawn(runner::run(Arc::clone(self), Arc::clone(&cell)));
         Ok(cell)
@@ -262,6 +267,7 @@ impl<A: Aggregate> Registry<A> {
         {
             shard.remove(&cell.key.id);
             self.count.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.entity_removed();
             self.freed.notify_waiters();
         }
     }

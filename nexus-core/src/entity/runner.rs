@@ -19,9 +19,13 @@
 //!   from it.
 
 use std::collections::VecDeque;
+use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use super::builder::{Ownership, Settings};
 use super::catch_panic::catch_panic;
@@ -33,6 +37,7 @@ use super::registry::{Cell, Registry};
 use super::supervision::RestartWindow;
 use crate::actor::system::Phase;
 use crate::lease::{Fence, LeaseError, LeaseGuard};
+use crate::telemetry::EntityMetrics;
 use crate::{Aggregate, EntityError, ReplayPolicy, StoreError, StreamId};
 
 type Boxed<A> = Box<dyn Message<A>>;
@@ -75,7 +80,8 @@ impl<A: Aggregate> Drop for ExitGuard<A> {
             self.registry.is_closed() || self.registry.system.phase() != Phase::Running;
         let stream = &self.cell.key.stream;
         for envelope in left {
-            if let Envelope::Command(message) = envelope {
+            if let Envelope::Command(mut message) = envelope {
+                message.observe(&self.registry.metrics, stream, 0);
                 message.fail(if shutting_down {
                     EntityError::ShuttingDown {
                         stream: stream.clone(),
@@ -98,7 +104,7 @@ struct Runner<A: Aggregate> {
     live: Option<Loaded<A>>,
     /// Held from the first recovery until the entity stops; kept across
     /// restarts, which do not change the owner.
-    lease: Option<LeaseGuard>,
+    lease: Option<HeldLease>,
     /// Commands taken from the mailbox and not answered yet (after a panic
     /// in their batch). They are older than anything in the mailbox, so
     /// they go first: send order is kept.
@@ -106,6 +112,36 @@ struct Runner<A: Aggregate> {
     restarts: RestartWindow,
     /// Past the restart limit: commands are refused until then.
     cooling_until: Option<tokio::time::Instant>,
+}
+
+/// A lease guard the entity holds, counted in `nexus_leases_held` until
+/// it is dropped, however the entity ends.
+struct HeldLease {
+    guard: LeaseGuard,
+    metrics: Arc<EntityMetrics>,
+}
+
+impl HeldLease {
+    fn new(guard: LeaseGuard, metrics: &Arc<EntityMetrics>) -> Self {
+        metrics.lease_acquired();
+        Self {
+            guard,
+            metrics: Arc::clone(metrics),
+        }
+    }
+}
+
+impl Deref for HeldLease {
+    type Target = LeaseGuard;
+    fn deref(&self) -> &LeaseGuard {
+        &self.guard
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        self.metrics.lease_released();
+    }
 }
 
 enum Next<A: Aggregate> {
@@ -138,6 +174,7 @@ impl<A: Aggregate> Runner<A> {
                 Next::Batch(batch, stop_after) => (batch, stop_after),
                 Next::Idle | Next::LeaseLost => {
                     if self.retire() {
+                        self.registry.metrics.passivated();
                         return;
                     }
                     continue;
@@ -154,6 +191,7 @@ impl<A: Aggregate> Runner<A> {
                 Flow::Continue => stop_after,
             };
             if stop && self.retire() {
+                self.registry.metrics.stopped();
                 return;
             }
         }
@@ -234,12 +272,21 @@ impl<A: Aggregate> Runner<A> {
 
     /// Decides, writes and answers one batch, re-deciding it on conflicts.
     async fn process(&mut self, mut batch: Vec<Boxed<A>>) -> Flow {
+        let metrics = &self.registry.metrics;
+        let size = batch.len();
+        metrics.batch(size, size + self.cell.mailbox.len());
+        for message in &mut batch {
+            message.observe(metrics, &self.cell.key.stream, size);
+        }
         let mut attempts = 0u32;
         loop {
             attempts += 1;
             match self.attempt(batch, attempts).await {
                 Attempt::Done(flow) => return flow,
-                Attempt::Again(back) => batch = back,
+                Attempt::Again(back) => {
+                    self.registry.metrics.retry();
+                    batch = back;
+                }
             }
         }
     }
@@ -289,9 +336,20 @@ impl<A: Aggregate> Runner<A> {
         let settings = &registry.settings;
         let written = match settings.persistence.encode_state(&live.state) {
             Ok(state) => {
-                let fence = self.lease.as_ref().map(LeaseGuard::fence);
+                let fence = self.lease.as_deref().map(LeaseGuard::fence);
                 let stream = &self.cell.key.stream;
-                write_batch(settings, stream, live.version, &mut decision, state, fence).await
+                let span = append_span::<A>(&batch, stream, decision.events(), live.version);
+                let started = Instant::now();
+                let written =
+                    write_batch(settings, stream, live.version, &mut decision, state, fence)
+                        .instrument(span.clone())
+                        .await;
+                let took = started.elapsed();
+                span.record("duration_ms", took.as_secs_f64() * 1_000.0);
+                if written.is_ok() {
+                    registry.metrics.appended(decision.events(), took);
+                }
+                written
             }
             Err(error) => Err(WriteError::Encode(error)),
         };
@@ -411,7 +469,7 @@ impl<A: Aggregate> Runner<A> {
         };
         self.live = Some(live);
         if let Some(snapshot) = snapshot {
-            let fence = self.lease.as_ref().map(LeaseGuard::fence);
+            let fence = self.lease.as_deref().map(LeaseGuard::fence);
             if persistence.save_snapshot(snapshot, fence).await {
                 self.lose_lease();
             }
@@ -468,6 +526,7 @@ impl<A: Aggregate> Runner<A> {
 
     fn lose_lease(&mut self) {
         if let Some(guard) = self.lease.take() {
+            self.registry.metrics.lease_lost();
             let fence = guard.fence();
             tracing::warn!(
                 stream = %self.cell.key.stream,
@@ -493,6 +552,7 @@ impl<A: Aggregate> Runner<A> {
         let stream = &cell.key.stream;
         match error {
             WriteError::Conflict { expected, actual } => {
+                self.registry.metrics.conflict();
                 let Some(delay) = self.registry.settings.retry.delay(attempts) else {
                     for message in batch {
                         message.fail(EntityError::Conflict {
@@ -662,10 +722,18 @@ impl<A: Aggregate> Runner<A> {
         let settings = &registry.settings;
         let cell = Arc::clone(&self.cell);
         let stream = &cell.key.stream;
+        let parent = batch.first().map_or_else(Span::none, |m| m.span().clone());
         if let (Ownership::Leased(lease), None) = (&settings.ownership, &self.lease) {
-            match lease.acquire(stream).await {
-                Ok(guard) => self.lease = Some(guard),
+            let span = tracing::info_span!(parent: &parent, "nexus.lease.acquire",
+                aggregate = A::NAME, stream = %stream, shard = Empty, epoch = Empty);
+            match lease.acquire(stream).instrument(span.clone()).await {
+                Ok(guard) => {
+                    span.record("shard", guard.fence().shard());
+                    span.record("epoch", guard.fence().epoch());
+                    self.lease = Some(HeldLease::new(guard, &registry.metrics));
+                }
                 Err(error) => {
+                    registry.metrics.lease_refused();
                     for message in batch.drain(..) {
                         message.fail(EntityError::NotOwner {
                             stream: stream.clone(),
@@ -676,8 +744,24 @@ impl<A: Aggregate> Runner<A> {
                 }
             }
         }
-        match catch_panic(settings.persistence.load(stream)).await {
-            Ok(Ok(loaded)) => Ok(loaded),
+        let span = tracing::info_span!(parent: &parent, "nexus.recovery",
+            aggregate = A::NAME, stream = %stream, events = Empty, from_snapshot = Empty, version = Empty);
+        let started = Instant::now();
+        let loaded = catch_panic(settings.persistence.load(stream))
+            .instrument(span.clone())
+            .await;
+        match loaded {
+            Ok(Ok(loaded)) => {
+                registry.metrics.recovered(
+                    loaded.from_snapshot,
+                    loaded.replayed,
+                    started.elapsed(),
+                );
+                span.record("events", loaded.replayed);
+                span.record("from_snapshot", loaded.from_snapshot);
+                span.record("version", loaded.version);
+                Ok(loaded)
+            }
             Ok(Err(error)) => {
                 for message in batch.drain(..) {
                     message.fail(EntityError::Recovery(fanout::recovery_error(&error)));
@@ -704,6 +788,7 @@ impl<A: Aggregate> Runner<A> {
     /// for the cooldown; the entity stays registered meanwhile, so the
     /// limit holds however many commands keep arriving.
     async fn restart(&mut self) -> Flow {
+        self.registry.metrics.restarted();
         self.live = None;
         let policy = self.registry.settings.supervision;
         if let Some(backoff) = self.restarts.record(&policy) {
@@ -718,8 +803,12 @@ impl<A: Aggregate> Runner<A> {
         tracing::error!(%stream, restarts, ?window, cooldown = ?policy.cooldown(), "restart limit reached: the entity refuses commands for the cooldown");
         self.cooling_until = Some(tokio::time::Instant::now() + policy.cooldown());
         let queued: Vec<_> = std::iter::from_fn(|| self.cell.mailbox.try_pop()).collect();
+        let metrics = &self.registry.metrics;
         let queued = queued.into_iter().filter_map(|envelope| match envelope {
-            Envelope::Command(message) => Some(message),
+            Envelope::Command(mut message) => {
+                message.observe(metrics, stream, 0);
+                Some(message)
+            }
             Envelope::Stop => None,
         });
         let carried: Vec<_> = self.carry.drain(..).collect();
@@ -755,6 +844,26 @@ impl<A: Aggregate> Runner<A> {
             None => Some(batch),
         }
     }
+}
+
+/// The `nexus.append` span of a batch's write: a child of the batch's first
+/// command, and the others follow from it.
+fn append_span<A: Aggregate>(
+    batch: &[Boxed<A>],
+    stream: &StreamId,
+    rows: usize,
+    expected: u64,
+) -> Span {
+    let parent = batch.first().map_or_else(Span::none, |m| m.span().clone());
+    let span = tracing::info_span!(parent: &parent, "nexus.append",
+        aggregate = A::NAME, stream = %stream, rows, commands = batch.len(), expected,
+        duration_ms = Empty);
+    if !span.is_disabled() {
+        for message in batch.iter().skip(1) {
+            message.span().follows_from(&span);
+        }
+    }
+    span
 }
 
 /// The pause before re-sending a write whose outcome is unknown: short at

@@ -8,11 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::{Empty, display};
 
 use super::handle::{Command, Shared};
 use super::{Batch, Projected, ProjectionError, ProjectionHandle, RunState, Sink};
 use crate::codec::EventCodec;
 use crate::lease::{LeaseError, LeaseGuard, OwnershipLease};
+use crate::telemetry::ProjectionMetrics;
 use crate::{
     DomainEvent, EventStore, LogPosition, RecordedEvent, RetryPolicy, StoreError, StreamId,
 };
@@ -227,6 +230,7 @@ impl<E: DomainEvent, S: Sink<E>> Projection<E, S> {
         let (commands, receiver) = mpsc::channel(8);
         let wakeups = self.wakeup.as_ref().map(Wakeup::subscribe);
         let runner = Runner {
+            metrics: ProjectionMetrics::register(&self.name),
             wakeups,
             projection: self,
             shared: Arc::clone(&shared),
@@ -258,6 +262,8 @@ struct Runner<E: DomainEvent, S> {
     wakeups: Option<watch::Receiver<u64>>,
     /// Consecutive failed steps, for the retry policy.
     attempt: u32,
+    /// Bound to the recorder in effect when the projection was spawned.
+    metrics: ProjectionMetrics,
 }
 
 impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
@@ -443,6 +449,7 @@ impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
                     continue;
                 }
                 self.check_horizon(position, &mut stalled_since).await;
+                self.measure_lag(position).await;
                 let poll = self.projection.poll_every;
                 let wakeups = &mut self.wakeups;
                 tokio::select! {
@@ -463,7 +470,12 @@ impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
             }
 
             // Handle and checkpoint.
-            let through = page.last().expect("a non-empty page").position;
+            let last = page.last().expect("a non-empty page");
+            let through = last.position;
+            let age = std::time::SystemTime::now()
+                .duration_since(last.metadata.timestamp)
+                .unwrap_or_default();
+            let span = batch_span(&self.projection.name, position, &page);
             let batch = match self.decode(page) {
                 Ok(batch) => batch,
                 Err(error) => {
@@ -471,8 +483,16 @@ impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
                     continue;
                 }
             };
-            match self.projection.sink.deliver(batch, through, fence).await {
+            let events = batch.len();
+            let delivered = self
+                .projection
+                .sink
+                .deliver(batch, through, fence)
+                .instrument(span)
+                .await;
+            match delivered {
                 Ok(()) => {
+                    self.metrics.delivered(events, age);
                     position = through;
                     self.attempt = 0;
                     if rebuild.is_none() {
@@ -558,6 +578,21 @@ impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
         Ok(batch)
     }
 
+    /// Sets the lag gauges from the store's probe, when there is one;
+    /// without one the log is drained, so nothing waits.
+    async fn measure_lag(&mut self, position: LogPosition) {
+        let Some(probe) = &self.projection.probe else {
+            self.metrics.drained();
+            return;
+        };
+        match probe.lag(position).await {
+            Ok((events, seconds)) => self.metrics.lag(events, seconds),
+            Err(error) => {
+                tracing::debug!(projection = %self.projection.name, %error, "lag probe failed");
+            }
+        }
+    }
+
     /// Reports a horizon held back while committed events wait behind it:
     /// once it has lasted `horizon_warn_after`, a warning naming the blocker,
     /// the status's `horizon_held_by` and one more `horizon_stalls`.
@@ -580,9 +615,11 @@ impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
         let Some(blocker) = held_by else {
             *stalled_since = None;
             *reported = None;
+            self.metrics.horizon_held(Duration::ZERO);
             return;
         };
         let since = *stalled_since.get_or_insert_with(Instant::now);
+        self.metrics.horizon_held(since.elapsed());
         if since.elapsed() >= self.projection.horizon_warn_after
             && reported.as_deref() != Some(blocker.as_str())
         {
@@ -594,6 +631,7 @@ impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
                 "committed events wait behind the log horizon held by {blocker}: lag, not a skip"
             );
             self.shared.stalls.fetch_add(1, Ordering::Relaxed);
+            self.metrics.horizon_stalled();
             *reported = Some(blocker);
         }
     }
@@ -617,6 +655,43 @@ impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
             _ = stop.changed() => {}
         }
     }
+}
+
+/// The `nexus.projection.batch` span of one page of the log, with a `debug`
+/// event per event naming the ids (and the `traceparent` header) that tie
+/// it back to the command that wrote it.
+fn batch_span(projection: &str, from: LogPosition, page: &[RecordedEvent]) -> tracing::Span {
+    let span = tracing::info_span!(
+        "nexus.projection.batch",
+        projection,
+        events = page.len(),
+        from = %from,
+        through = Empty,
+        correlation_id = Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    if let Some(last) = page.last() {
+        span.record("through", display(last.position));
+        if let Some(id) = last.metadata.correlation_id {
+            span.record("correlation_id", display(id));
+        }
+    }
+    span.in_scope(|| {
+        for event in page {
+            tracing::debug!(
+                event_id = %event.metadata.event_id,
+                stream = %event.stream_id,
+                version = event.version,
+                correlation_id = ?event.metadata.correlation_id,
+                causation_id = ?event.metadata.causation_id,
+                traceparent = event.metadata.headers.get("traceparent").map(String::as_str),
+                "projecting"
+            );
+        }
+    });
+    span
 }
 
 /// Resolves when `guard`'s lease is lost; never without a lease.

@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nexus_core::Aggregate;
 use nexus_core::codec::{EventCodec, Json};
+use nexus_core::telemetry::{InMemoryRecorder, names};
 use nexus_core::testkit::doc::{Add, Counter};
 use nexus_core::{ActorSystem, Entities, EntityError, EventStore, RetryPolicy};
-use nexus_examples::counting_store::CountingStore;
 use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use sqlx::postgres::PgPoolOptions;
 
@@ -59,20 +60,18 @@ async fn main() {
     // Other processes write the same streams: every conflict reloads and
     // decides again, with enough retries that contention alone never makes
     // a command fail.
-    let store = Arc::new(CountingStore::new(Arc::new(PgEventStore::new(&config))));
-    let counters = Entities::<Counter>::builder(&system)
-        .event_sourced(
-            Arc::clone(&store) as Arc<dyn EventStore>,
-            EventCodec::new(Json),
-        )
+    // The runtime's own counts: its metrics, bound to a local recorder.
+    let recorder = InMemoryRecorder::new();
+    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
+    let builder = Entities::<Counter>::builder(&system)
+        .event_sourced(store, EventCodec::new(Json))
         .group_commit(16)
         .retry(RetryPolicy::default().immediate(5).delayed(
             200,
             Duration::from_millis(1),
             Duration::from_millis(20),
-        ))
-        .build()
-        .expect("entities");
+        ));
+    let counters = metrics::with_local_recorder(&recorder, || builder.build()).expect("entities");
 
     let mut tasks = Vec::new();
     for _ in 0..callers {
@@ -122,7 +121,7 @@ async fn main() {
             "acked_commands": total.acked_commands,
             "ambiguous": total.ambiguous,
             "refused": total.refused,
-            "conflicts": store.conflicts(),
+            "conflicts": recorder.counter(names::CONFLICTS, &[("aggregate", Counter::NAME)]),
         })
     );
 }
