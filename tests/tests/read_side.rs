@@ -590,10 +590,36 @@ async fn a_prepared_transaction_holds_the_horizon_as_named_lag_never_a_skip() {
     let later = deposit("later").await;
     let (status, _) = balances(&client, &base, Some(&later), "unused").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let probe = nexus_store_pg::projection::PgLogProbe::new(&config);
-    let held = probe.held_by(LogPosition::START).await.unwrap();
-    let held = held.expect("the horizon is held");
+    // A projection of its own reports it as lag, the gid named.
+    let read_side = nexus_store_pg::projection::PgReadSide::connect(&config)
+        .await
+        .unwrap();
+    let watcher = read_side
+        .at_least_once(
+            "watcher",
+            Arc::new(PgEventStore::new(&config)),
+            codec.clone(),
+            |_batch| async { Ok(()) },
+        )
+        .poll_every(Duration::from_millis(50))
+        .horizon_warn_after(Duration::from_millis(100))
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = watcher.status().await;
+        if status.horizon_held_by.is_some() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the held horizon was never reported: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let held = status.horizon_held_by.clone().unwrap();
     assert!(held.contains("nexus_read_side_gid"), "{held}");
+    assert!(status.lag_events.unwrap() >= 1, "{status:?}");
+    let probe = nexus_store_pg::projection::PgLogProbe::new(&config);
     let (lag, _) = probe.lag(LogPosition::START).await.unwrap();
     assert!(lag >= 2, "lag {lag}");
     let (_, ranking) = balances(&client, &base, None, "unused").await;
@@ -617,6 +643,13 @@ async fn a_prepared_transaction_holds_the_horizon_as_named_lag_never_a_skip() {
     );
     assert_eq!(now.get("later"), Some(&100));
     assert_eq!(now.get("early"), Some(&100));
+    let later = PositionToken::decode(&later).unwrap();
+    watcher
+        .wait_for(later, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(watcher.status().await.horizon_held_by, None);
+    watcher.stop().await;
     server.abort();
     pool.close().await;
     drop(cluster);
