@@ -564,26 +564,7 @@ async fn a_prepared_transaction_holds_the_horizon_as_named_lag_never_a_skip() {
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let config = PgStoreConfig::new(pool.clone()).schema(&schema).unwrap();
     let codec = EventCodec::<WalletEvent>::new(Json);
-    let event = codec
-        .encode(&WalletEvent::Deposited { amount: 7 }, EventMetadata::new())
-        .unwrap();
-    let mut conn = pool.acquire().await.unwrap();
-    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
-    sqlx::query(&format!(
-        "INSERT INTO \"{schema}\".events (stream_id, version, event_id, event_type, schema_version, payload_bytes, occurred_at)
-         VALUES ('wallet-prepared', 1, $1, $2, 1, $3, now())"
-    ))
-    .bind(event.metadata.event_id)
-    .bind(&event.event_type)
-    .bind(&event.payload)
-    .execute(&mut *conn)
-    .await
-    .unwrap();
-    sqlx::query("PREPARE TRANSACTION 'nexus_read_side_gid'")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    drop(conn);
+    prepare_a_deposit(&pool, &schema, &codec, "nexus_read_side_gid").await;
 
     // Commits after it wait behind it: ?after= times out (503), and the
     // projection's status names the prepared transaction's gid.
@@ -604,18 +585,7 @@ async fn a_prepared_transaction_holds_the_horizon_as_named_lag_never_a_skip() {
         .poll_every(Duration::from_millis(50))
         .horizon_warn_after(Duration::from_millis(100))
         .spawn();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        let status = watcher.status().await;
-        if status.horizon_held_by.is_some() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the held horizon was never reported: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = held_status(&watcher).await;
     let held = status.horizon_held_by.clone().unwrap();
     assert!(held.contains("nexus_read_side_gid"), "{held}");
     assert!(status.lag_events.unwrap() >= 1, "{status:?}");
@@ -690,4 +660,52 @@ async fn start_server_at(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the wallet app did not start");
+}
+
+/// Inserts a wallet event for `prepared` (7 cents) in a transaction, then
+/// `PREPARE TRANSACTION gid`: it holds the horizon until COMMIT PREPARED.
+async fn prepare_a_deposit(
+    pool: &sqlx::PgPool,
+    schema: &str,
+    codec: &EventCodec<WalletEvent>,
+    gid: &str,
+) {
+    let event = codec
+        .encode(&WalletEvent::Deposited { amount: 7 }, EventMetadata::new())
+        .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO \"{schema}\".events (stream_id, version, event_id, event_type, schema_version, payload_bytes, occurred_at)
+         VALUES ('wallet-prepared', 1, $1, $2, 1, $3, now())"
+    ))
+    .bind(event.metadata.event_id)
+    .bind(&event.event_type)
+    .bind(&event.payload)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query(&format!("PREPARE TRANSACTION '{gid}'"))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+}
+
+/// The status of `watcher` once it reports a held horizon (within 10 s).
+async fn held_status(
+    watcher: &nexus_core::projection::ProjectionHandle,
+) -> nexus_core::projection::ProjectionStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = watcher.status().await;
+        if status.horizon_held_by.is_some() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the held horizon was never reported: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
