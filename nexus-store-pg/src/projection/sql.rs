@@ -115,7 +115,20 @@ impl ProjectionSql {
     }
 }
 
-/// The NOTIFY channel of a schema's appends.
+/// The NOTIFY channel of a schema's appends. A channel is an identifier of
+/// at most 63 bytes (`pg_notify` refuses a longer one, `LISTEN` truncates
+/// it), so a long schema name is cut and suffixed with a stable hash of
+/// the whole name (FNV-1a: the same in every process and release).
 pub(crate) fn channel(schema: &Schema) -> String {
-    format!("nexus_events_{}", schema.as_str())
+    let name = format!("nexus_events_{}", schema.as_str());
+    if name.len() <= 63 {
+        return name;
+    }
+    let hash = schema
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{}_{hash:016x}", &name[..46])
 }
