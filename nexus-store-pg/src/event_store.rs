@@ -360,6 +360,11 @@ impl PgEventStore {
 
     /// A page of the log (`sql`: the log or the category read) below
     /// the horizon, waiting up to the catch-up wait for older transactions.
+    ///
+    /// The horizon is a bound of the statement itself, so no row past it
+    /// is fetched; only an empty page asks (one index probe) whether
+    /// committed rows wait behind it, to wait for them rather than report
+    /// an empty page at once.
     async fn read_log(
         &self,
         sql: &str,
@@ -390,20 +395,19 @@ impl PgEventStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| self.failed(e))?;
-            let mut page = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let safe: bool = get(row, 13)?;
-                if !safe {
-                    break;
-                }
-                page.push(recorded(row, StreamId::new(get::<String>(row, 12)?))?);
+            if !rows.is_empty() {
+                return rows
+                    .iter()
+                    .map(|row| recorded(row, StreamId::new(get::<String>(row, 12)?)))
+                    .collect();
             }
-            // Rows are in position order, so the safe ones are a prefix.
             // Committed rows behind the horizon: an older transaction is
             // still running; wait for it rather than report an empty page.
-            let waiting = page.is_empty() && !rows.is_empty();
-            if !waiting {
-                return Ok(page);
+            if !self
+                .held_back_after(category, epoch, after.commit, sequence)
+                .await?
+            {
+                return Ok(Vec::new());
             }
             if tokio::time::Instant::now() >= deadline {
                 // Never silent: name what holds the log back.
@@ -414,11 +418,37 @@ impl PgEventStore {
                         "the global log's horizon is held back by an older transaction"
                     );
                 }
-                return Ok(page);
+                return Ok(Vec::new());
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
         }
+    }
+
+    /// Whether committed rows after the position (of `category`, if given)
+    /// exist: after an empty page below the horizon, they wait behind it.
+    async fn held_back_after(
+        &self,
+        category: Option<&str>,
+        epoch: i32,
+        commit: u64,
+        sequence: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = match category {
+            Some(_) => &self.sql.held_back_after_category,
+            None => &self.sql.held_back_after,
+        };
+        let mut query = sqlx::query_scalar(sql)
+            .bind(epoch)
+            .bind(TxId(commit))
+            .bind(sequence);
+        if let Some(category) = category {
+            query = query.bind(category);
+        }
+        query
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))
     }
 }
 

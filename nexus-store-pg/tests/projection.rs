@@ -129,7 +129,7 @@ async fn add_in_transaction(conn: &mut PgConnection, config: &PgStoreConfig, id:
         .encode(&TallyEvent::Added(n), EventMetadata::new())
         .unwrap();
     sqlx::query(&format!(
-        "INSERT INTO {schema}.events (stream_id, version, event_id, event_type, schema_version, payload, occurred_at)
+        "INSERT INTO {schema}.events (stream_id, version, event_id, event_type, schema_version, payload_bytes, occurred_at)
          SELECT $1, coalesce(max(version), 0) + 1, $2, $3, 1, $4, now() FROM {schema}.events WHERE stream_id = $1",
         schema = config.schema_name().as_str()
     ))

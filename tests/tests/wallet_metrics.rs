@@ -30,6 +30,9 @@ async fn metrics_count_every_command_and_at_most_50_live_wallets() {
         lease_database_url: None,
         max_active_entities: Some(50),
         log_format: LogFormat::Text,
+        redis_url: None,
+        admin_token: None,
+        balances_wait_ms: 2_000,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(config, listener, async {

@@ -8,6 +8,7 @@
 pub mod churn;
 pub mod memory;
 pub mod postgres;
+pub mod projection;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -38,10 +38,14 @@ async fn main() {
         per_workload: Duration::from_secs(args.seconds.max(1)),
     };
     bench::memory::run(budget).await;
-    if let Some(database_url) = args.database_url
-        && let Err(error) = bench::postgres::run(&database_url, budget).await
-    {
-        eprintln!("postgres workloads: {error}");
-        std::process::exit(1);
+    if let Some(database_url) = args.database_url {
+        if let Err(error) = bench::postgres::run(&database_url, budget).await {
+            eprintln!("postgres workloads: {error}");
+            std::process::exit(1);
+        }
+        if let Err(error) = bench::projection::run(&database_url, budget).await {
+            eprintln!("projection workloads: {error}");
+            std::process::exit(1);
+        }
     }
 }

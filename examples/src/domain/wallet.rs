@@ -60,7 +60,17 @@ pub struct WalletView {
 }
 
 /// What happened to a wallet.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, DomainEvent)]
+/// Projections dispatch over it exhaustively (`WalletEventVisitor`).
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    DomainEvent,
+    nexus_core::projection::EventVisitor,
+)]
 #[event(prefix = "wallet")]
 pub enum WalletEvent {
     /// `amount` cents were added.

@@ -54,3 +54,45 @@ impl<S: Send + Sync> FromRequestParts<S> for Owner {
         Self::from_header(header)
     }
 }
+
+/// Whether `header` (an `Authorization` value) carries the admin `token`
+/// as `Bearer TOKEN`, compared in time independent of where they differ.
+///
+/// ```
+/// use nexus_examples::wallet_app::admin_authorized;
+/// assert!(admin_authorized(Some("Bearer s3cret"), "s3cret"));
+/// assert!(!admin_authorized(Some("Bearer s3cre"), "s3cret"));
+/// assert!(!admin_authorized(None, "s3cret"));
+/// ```
+pub fn admin_authorized(header: Option<&str>, token: &str) -> bool {
+    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    let (given, token) = (given.as_bytes(), token.as_bytes());
+    given.len() == token.len()
+        && given
+            .iter()
+            .zip(token)
+            .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// The guard of `/admin/*` under `--admin-token`: 401 unless the request
+/// carries `Authorization: Bearer TOKEN`.
+pub async fn require_admin(
+    axum::extract::State(token): axum::extract::State<std::sync::Arc<str>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if admin_authorized(header, &token) {
+        next.run(request).await
+    } else {
+        ApiError::Unauthorized("the admin endpoints need `Authorization: Bearer <admin token>`")
+            .into_response()
+    }
+}

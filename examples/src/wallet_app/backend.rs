@@ -5,20 +5,91 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use nexus_core::cache::{CachedReads, RedisCache, WriteThrough};
 use nexus_core::codec::{EventCodec, Json};
-use nexus_core::lease::OwnershipLease;
-use nexus_core::store::StateStore;
+use nexus_core::lease::{Fence, OwnershipLease};
 use nexus_core::store::memory::{InMemoryEventStore, InMemoryStateStore};
-use nexus_core::{ActorSystem, Aggregate, Entities, EntitiesBuilder, EventStore, WhenFull};
+use nexus_core::store::{StateStore, StoredState, VersionedState};
+use nexus_core::{
+    ActorSystem, Aggregate, Entities, EntitiesBuilder, EventStore, ExpectedVersion, StoreError,
+    StreamId, WhenFull,
+};
+use nexus_store_pg::projection::NotifyingStore;
 use nexus_store_pg::{
     LeaseTiming, PayloadFormat, PgEventStore, PgLease, PgSetupError, PgStateStore, PgStoreConfig,
 };
 use sqlx::postgres::PgPoolOptions;
 
+use super::balances::Balances;
 use super::config::Config;
 use super::idempotency::KeyTable;
 use super::ledger::Ledger;
 use crate::domain::wallet::Wallet;
+
+/// The ledgers' state store as the read cache wraps it.
+pub type LedgerReads = CachedReads<SharedStates>;
+
+/// A shared [`StateStore`] as a value, so [`WriteThrough`] can wrap the
+/// store the backend keeps for the admin query.
+#[derive(Clone)]
+pub struct SharedStates(Arc<dyn StateStore>);
+
+impl std::fmt::Debug for SharedStates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedStates")
+    }
+}
+
+#[async_trait]
+impl StateStore for SharedStates {
+    async fn load(&self, id: &StreamId) -> Result<Option<StoredState>, StoreError> {
+        self.0.load(id).await
+    }
+
+    async fn save(
+        &self,
+        id: &StreamId,
+        expected: ExpectedVersion,
+        payload: Vec<u8>,
+    ) -> Result<u64, StoreError> {
+        self.0.save(id, expected, payload).await
+    }
+
+    async fn save_fenced(
+        &self,
+        id: &StreamId,
+        expected: ExpectedVersion,
+        payload: Vec<u8>,
+        fence: &Fence,
+    ) -> Result<u64, StoreError> {
+        self.0.save_fenced(id, expected, payload, fence).await
+    }
+
+    async fn version(&self, id: &StreamId) -> Result<u64, StoreError> {
+        self.0.version(id).await
+    }
+
+    async fn load_versioned(&self, id: &StreamId) -> Result<VersionedState, StoreError> {
+        self.0.load_versioned(id).await
+    }
+
+    async fn delete(&self, id: &StreamId, expected: ExpectedVersion) -> Result<(), StoreError> {
+        self.0.delete(id, expected).await
+    }
+}
+
+/// What the app's entities and read side run on.
+pub struct Wired {
+    /// One event-sourced wallet per owner.
+    pub wallets: Entities<Wallet>,
+    /// One durable-state ledger per owner.
+    pub ledgers: Entities<Ledger>,
+    /// Ledger reads through the shared cache, with `--redis-url`.
+    pub ledger_reads: Option<LedgerReads>,
+    /// The balances projection.
+    pub balances: Balances,
+}
 
 /// The stores the app runs on.
 pub enum Backend {
@@ -80,6 +151,9 @@ pub enum StartError {
     /// Serving failed.
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    /// The read cache's URL is invalid.
+    #[error("the read cache at --redis-url: {0}")]
+    Cache(String),
     /// `--lease-shards` without a database: a lease lives in Postgres.
     #[error("--lease-shards needs a database: pass --database-url URL (or set DATABASE_URL)")]
     LeaseWithoutDatabase,
@@ -162,23 +236,34 @@ impl Backend {
         }
     }
 
-    fn stores(&self) -> (Arc<dyn EventStore>, Arc<dyn StateStore>) {
+    /// The wallets' event store (on Postgres, sending an empty NOTIFY
+    /// after each append for the projections), the same log for the
+    /// projection to read, and the ledgers' state store.
+    fn stores(
+        &self,
+    ) -> (
+        Arc<dyn EventStore>,
+        Arc<dyn EventStore>,
+        Arc<dyn StateStore>,
+    ) {
         match self {
-            Self::Memory { events, states } => (events.clone(), states.clone()),
+            Self::Memory { events, states } => (events.clone(), events.clone(), states.clone()),
             Self::Postgres(config) => (
+                Arc::new(NotifyingStore::new(
+                    PgEventStore::new(&config.store),
+                    &config.store,
+                )),
                 Arc::new(PgEventStore::new(&config.store)),
                 Arc::new(PgStateStore::new(&config.store)),
             ),
         }
     }
 
-    /// The wallet and ledger entities on these stores.
-    pub fn entities(
-        &self,
-        system: &ActorSystem,
-        max_active: Option<usize>,
-    ) -> Result<(Entities<Wallet>, Entities<Ledger>), StartError> {
-        let (events, states) = self.stores();
+    /// The wallet and ledger entities on these stores (the ledgers written
+    /// through to Redis with `--redis-url`), and the balances projection.
+    pub async fn wire(&self, system: &ActorSystem, config: &Config) -> Result<Wired, StartError> {
+        let max_active = config.max_active_entities;
+        let (events, log, states) = self.stores();
         let lease = self
             .lease_of()
             .map(|lease| Arc::new(lease.clone()) as Arc<dyn OwnershipLease>);
@@ -188,11 +273,42 @@ impl Backend {
             .build()?;
         let ledgers = owned(
             limited(serving(Entities::<Ledger>::builder(system)), max_active),
-            lease,
-        )
-        .durable_state(states, Json)
-        .build()?;
-        Ok((wallets, ledgers))
+            lease.clone(),
+        );
+        let (ledgers, ledger_reads) = match &config.redis_url {
+            Some(url) => {
+                // One key space per schema: every process of the schema
+                // shares it; the in-memory stores get one of their own.
+                let prefix = match self {
+                    Self::Postgres(pg) => format!("nexus:{}:", pg.schema_name().as_str()),
+                    Self::Memory { .. } => {
+                        format!("nexus:memory-{}:", uuid::Uuid::new_v4().simple())
+                    }
+                };
+                let cache = RedisCache::connect(url, &prefix)
+                    .await
+                    .map_err(|e| StartError::Cache(e.to_string()))?;
+                tracing::info!(prefix, "ledger reads through the Redis cache");
+                let through = WriteThrough::new(SharedStates(states), Arc::new(cache));
+                let reads = through.reads();
+                (
+                    ledgers.durable_state(Arc::new(through), Json).build()?,
+                    Some(reads),
+                )
+            }
+            None => (ledgers.durable_state(states, Json).build()?, None),
+        };
+        let wait = Duration::from_millis(config.balances_wait_ms);
+        let balances = match self {
+            Self::Memory { .. } => Balances::memory(log, wait),
+            Self::Postgres(pg) => Balances::postgres(&pg.store, log, lease, wait).await?,
+        };
+        Ok(Wired {
+            wallets,
+            ledgers,
+            ledger_reads,
+            balances,
+        })
     }
 
     /// Where `Idempotency-Key`s are kept: beside the stores.

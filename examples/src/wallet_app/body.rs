@@ -6,9 +6,13 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
+/// The largest request body read, in bytes; a larger one is a 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
 /// A JSON body whose parse errors answer with a JSON error: 400 for
-/// malformed JSON, 415 without a JSON content type, 422 for a body of the
-/// wrong shape (a missing field, a non-integer or out-of-range amount).
+/// malformed JSON, 413 for a body over [`BODY_LIMIT`], 415 without a JSON
+/// content type, 422 for a body of the wrong shape (a missing field, a
+/// non-integer or out-of-range amount).
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -22,6 +26,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 JsonRejection::JsonDataError(e) => ApiError::Unprocessable(e.body_text()),
                 JsonRejection::MissingJsonContentType(e) => {
                     ApiError::UnsupportedMediaType(e.body_text())
+                }
+                // Reading the body failed because it is over the limit:
+                // the rejection carries 413, which a 400 would hide.
+                other if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::PayloadTooLarge(format!(
+                        "the body is over {BODY_LIMIT} bytes: {}",
+                        other.body_text()
+                    ))
                 }
                 other => ApiError::BadRequest(other.body_text()),
             }),

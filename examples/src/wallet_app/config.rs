@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-/// `wallet-app [--listen ADDR] [--database-url URL] [--schema NAME] [--lease-shards N]`.
+/// `wallet-app [--listen ADDR] [--database-url URL] [--schema NAME] [--lease-shards N]
+/// [--redis-url URL] [--admin-token TOKEN]`.
 #[derive(Clone, Debug, clap::Parser)]
 #[command(name = "wallet-app", about = "The Nexus wallet HTTP app")]
 pub struct Config {
@@ -48,4 +49,20 @@ pub struct Config {
     /// per line, with the current span and its parents).
     #[arg(long, value_enum, default_value_t)]
     pub log_format: super::telemetry::LogFormat,
+    /// Serve `GET /wallet/ledger` through this shared Redis cache: ledger
+    /// writes are written through to it after they commit (version-guarded),
+    /// and reads that bypass the ledger entity are served from it, falling
+    /// back to the store when Redis is unreachable. Without it, ledger reads
+    /// go through the entity.
+    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on `/admin/*` (401 otherwise).
+    /// Without it the admin endpoints are open to anyone, and the app says
+    /// so at startup.
+    #[arg(long, env = "WALLET_ADMIN_TOKEN", value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+    /// How long `GET /admin/balances?after=POSITION` waits for the
+    /// projection to pass the position before it answers 503.
+    #[arg(long, value_name = "MS", default_value_t = 2_000)]
+    pub balances_wait_ms: u64,
 }

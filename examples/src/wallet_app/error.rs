@@ -14,6 +14,9 @@ pub enum ApiError {
     /// 400: malformed request.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 413: the body is over the size limit.
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
     /// 415: not JSON.
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
@@ -62,6 +65,10 @@ impl IntoResponse for ApiError {
             Self::BadRequest(m) => (
                 StatusCode::BAD_REQUEST,
                 json!({"error": "bad_request", "message": m}),
+            ),
+            Self::PayloadTooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "payload_too_large", "message": m}),
             ),
             Self::UnsupportedMediaType(m) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

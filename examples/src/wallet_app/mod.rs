@@ -3,8 +3,19 @@
 //! The same money two ways, as in Nexus PHP's wallet tutorial: `/wallet/*` is
 //! an event-sourced [`Wallet`](crate::domain::wallet::Wallet) entity per
 //! owner, `/wallet/ledger*` a durable-state [`ledger::Ledger`] entity per
-//! owner, and `/admin/wallets` ranks the ledgers with plain SQL. Without a
-//! database URL it runs on the in-memory stores.
+//! owner, `/admin/wallets` ranks the ledgers with plain SQL, and
+//! `/admin/balances` ranks the wallets from a projection of their events
+//! ([`Balances`]). Without a database URL it runs on the in-memory stores.
+//!
+//! The read side: every wallet write answers with its `"position"` in the
+//! global log (an opaque [`PositionToken`](nexus_core::projection::PositionToken)),
+//! and `GET /admin/balances?after=POSITION` waits, bounded, until the
+//! projection has passed it (else 503 with `Retry-After`), so a client reads
+//! its own write. With `--redis-url` the ledgers are written through to a
+//! shared Redis after each commit and `GET /wallet/ledger` reads from it
+//! (`x-read-from: cache|store`), never older than the store, falling back
+//! to the store when Redis is unreachable. With `--admin-token` the
+//! `/admin/*` endpoints require `Authorization: Bearer TOKEN`.
 //!
 //! Every answer is JSON. Bad input is 400/415/422 and writes nothing; a full
 //! mailbox, an exhausted pool, an unreachable database or a shutdown in
@@ -16,6 +27,7 @@
 mod admin;
 mod auth;
 mod backend;
+mod balances;
 mod body;
 mod config;
 mod error;
@@ -26,8 +38,9 @@ mod server;
 pub mod telemetry;
 
 pub use admin::Ranked;
-pub use auth::Owner;
-pub use backend::{Backend, StartError};
+pub use auth::{Owner, admin_authorized};
+pub use backend::{Backend, LedgerReads, SharedStates, StartError, Wired};
+pub use balances::{Balance, Balances};
 pub use config::Config;
 pub use error::ApiError;
 pub use routes::{AppState, router};

@@ -4,20 +4,25 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use nexus_core::{CommandOptions, Entities, EntityError, Handles};
+use nexus_core::projection::PositionToken;
+use nexus_core::{CommandOptions, Entities, EntityError, Handles, Outcome, StreamId};
 use serde_json::{Value, json};
 
 use super::admin::{Ranked, ranking};
-use super::auth::Owner;
-use super::backend::Backend;
-use super::body::{AmountBody, JsonBody, LedgerKindBody, LedgerRecordBody};
+use super::auth::{Owner, require_admin};
+use super::backend::{Backend, LedgerReads};
+use super::balances::{Balance, Balances};
+use super::body::{AmountBody, BODY_LIMIT, JsonBody, LedgerKindBody, LedgerRecordBody};
 use super::error::ApiError;
 use super::idempotency::{Claim, IdempotencyKey, KeyTable, is_definitive};
 use super::ledger::{Ledger, LedgerError, LedgerKind, Record, Statement};
-use crate::domain::wallet::{Balance, Deposit, Wallet, WalletError, WalletView, Withdraw};
+use crate::domain::wallet::{
+    Balance as WalletBalance, Deposit, Wallet, WalletError, WalletView, Withdraw,
+};
 
 /// What every handler shares.
 pub struct AppState {
@@ -29,10 +34,25 @@ pub struct AppState {
     pub backend: Backend,
     /// The `Idempotency-Key`s seen and what they were answered.
     pub keys: KeyTable,
+    /// The wallets ranked by a projection, for `/admin/balances`.
+    pub balances: Balances,
+    /// Ledger reads through the shared cache (`--redis-url`).
+    pub ledger_reads: Option<LedgerReads>,
+    /// The token `/admin/*` requires (`--admin-token`); open without one.
+    pub admin_token: Option<Arc<str>>,
 }
 
 /// The app's routes.
 pub fn router(state: Arc<AppState>) -> Router {
+    let mut admin = Router::new()
+        .route("/admin/wallets", get(admin_wallets))
+        .route("/admin/balances", get(admin_balances));
+    if let Some(token) = &state.admin_token {
+        admin = admin.route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(token),
+            require_admin,
+        ));
+    }
     Router::new()
         .route("/", get(index))
         .route("/wallet/deposit", post(deposit))
@@ -40,8 +60,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/wallet/balance", get(balance))
         .route("/wallet/ledger/record", post(ledger_record))
         .route("/wallet/ledger", get(ledger))
-        .route("/admin/wallets", get(admin_wallets))
+        .merge(admin)
         .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
@@ -58,24 +79,36 @@ async fn index() -> axum::Json<Value> {
             {"method": "POST", "path": "/wallet/ledger/record",
              "body": {"kind": "deposit | withdraw", "amountCents": "positive integer", "description": "text"}},
             {"method": "GET", "path": "/wallet/ledger"},
-            {"method": "GET", "path": "/admin/wallets"},
+            {"method": "GET", "path": "/admin/wallets",
+             "headers": {"Authorization": "Bearer <admin token>, with --admin-token"}},
+            {"method": "GET", "path": "/admin/balances", "query": {"after": "optional: a write's position; waits until the ranking includes it"},
+             "headers": {"Authorization": "Bearer <admin token>, with --admin-token"}},
         ],
     }))
 }
 
-fn wallet_json(owner: &Owner, view: WalletView) -> axum::Json<Value> {
-    axum::Json(json!({
+/// A wallet answer; a write's carries its `"position"` in the global log,
+/// an opaque token for `/admin/balances?after=`.
+fn wallet_json(owner: &Owner, outcome: &Outcome<WalletView>) -> axum::Json<Value> {
+    let view = &outcome.reply;
+    let mut body = json!({
         "owner": owner.0,
         "balanceCents": view.balance,
         "version": view.version,
-    }))
+    });
+    if let Some(position) = outcome.position {
+        body["position"] = Value::String(PositionToken::encode(position));
+    }
+    axum::Json(body)
 }
 
-fn ledger_json(owner: &Owner, ledger: &Ledger) -> axum::Json<Value> {
+/// A ledger answer at the row's `version`.
+fn ledger_json(owner: &Owner, ledger: &Ledger, version: u64) -> axum::Json<Value> {
     axum::Json(json!({
         "owner": owner.0,
         "netCents": ledger.net_cents,
         "entries": ledger.entries,
+        "version": version,
     }))
 }
 
@@ -86,7 +119,7 @@ async fn ask<A, C>(
     owner: &Owner,
     command: C,
     rejected: impl FnOnce(A::Error) -> ApiError,
-) -> Result<<A as Handles<C>>::Reply, ApiError>
+) -> Result<Outcome<<A as Handles<C>>::Reply>, ApiError>
 where
     A: Handles<C>,
     A::Error: std::fmt::Display,
@@ -102,7 +135,7 @@ async fn ask_with<A, C>(
     command: C,
     options: CommandOptions,
     rejected: impl FnOnce(A::Error) -> ApiError,
-) -> Result<<A as Handles<C>>::Reply, ApiError>
+) -> Result<Outcome<<A as Handles<C>>::Reply>, ApiError>
 where
     A: Handles<C>,
     A::Error: std::fmt::Display,
@@ -113,7 +146,6 @@ where
         .of(&owner.0)
         .ask_with(command, options)
         .await
-        .map(|outcome| outcome.reply)
         .map_err(|error| match error {
             EntityError::Rejected(rejection) => rejected(rejection),
             other => ApiError::from_entity(&other),
@@ -137,7 +169,9 @@ where
 {
     let Some(key) = key else {
         let written = ask(&state.wallets, owner, command, wallet_rejected).await;
-        return written.map(|view| wallet_json(owner, view)).into_response();
+        return written
+            .map(|outcome| wallet_json(owner, &outcome))
+            .into_response();
     };
     match state.keys.claim(&owner.0, &key, &request).await {
         Err(error) => return error.into_response(),
@@ -153,7 +187,9 @@ where
     }
     let options = CommandOptions::new().command_id(key.command_id(&owner.0));
     let written = ask_with(&state.wallets, owner, command, options, wallet_rejected).await;
-    let response = written.map(|view| wallet_json(owner, view)).into_response();
+    let response = written
+        .map(|outcome| wallet_json(owner, &outcome))
+        .into_response();
     if !is_definitive(response.status()) {
         return response;
     }
@@ -223,8 +259,8 @@ async fn balance(
     State(state): State<Arc<AppState>>,
     owner: Owner,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let view = ask(&state.wallets, &owner, Balance, wallet_rejected).await?;
-    Ok(wallet_json(&owner, view))
+    let outcome = ask(&state.wallets, &owner, WalletBalance, wallet_rejected).await?;
+    Ok(wallet_json(&owner, &outcome))
 }
 
 async fn ledger_record(
@@ -241,16 +277,60 @@ async fn ledger_record(
         amount_cents: body.amount_cents,
         description: body.description,
     };
-    let ledger = ask(&state.ledgers, &owner, record, ledger_rejected).await?;
-    Ok(ledger_json(&owner, &ledger))
+    let outcome = ask(&state.ledgers, &owner, record, ledger_rejected).await?;
+    Ok(ledger_json(&owner, &outcome.reply, outcome.version))
 }
 
-async fn ledger(
+/// With `--redis-url`, a read that bypasses the entity: the shared cache,
+/// confirmed against the store's version so that it is never older than
+/// the store (a write committed while its process could not reach Redis
+/// leaves the cache behind), the store when Redis is unreachable. Without
+/// it, the entity answers. `x-read-from` says which.
+async fn ledger(State(state): State<Arc<AppState>>, owner: Owner) -> Result<Response, ApiError> {
+    let (ledger, version, from) = if let Some(reads) = &state.ledger_reads {
+        let id = StreamId::for_entity("ledger", &owner.0);
+        let (row, from) = reads
+            .load_fresh(&id)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("reading the ledger: {e}")))?;
+        match row {
+            Some(row) => {
+                let ledger: Ledger = serde_json::from_slice(&row.payload)
+                    .map_err(|e| ApiError::Internal(format!("ledger row {id}: {e}")))?;
+                (ledger, row.version, from.as_str())
+            }
+            None => (Ledger::default(), 0, from.as_str()),
+        }
+    } else {
+        let outcome = ask(&state.ledgers, &owner, Statement, ledger_rejected).await?;
+        (outcome.reply, outcome.version, "store")
+    };
+    let mut response = ledger_json(&owner, &ledger, version).into_response();
+    response
+        .headers_mut()
+        .insert("x-read-from", HeaderValue::from_static(from));
+    Ok(response)
+}
+
+/// `?after=POSITION` of `/admin/balances`.
+#[derive(Debug, serde::Deserialize)]
+struct AfterQuery {
+    after: Option<String>,
+}
+
+/// The wallets by balance from the projection; with `?after=`, once the
+/// projection has passed that position (503 with `Retry-After` if not in
+/// time).
+async fn admin_balances(
     State(state): State<Arc<AppState>>,
-    owner: Owner,
-) -> Result<axum::Json<Value>, ApiError> {
-    let ledger = ask(&state.ledgers, &owner, Statement, ledger_rejected).await?;
-    Ok(ledger_json(&owner, &ledger))
+    Query(query): Query<AfterQuery>,
+) -> Result<axum::Json<Vec<Balance>>, ApiError> {
+    let after = query
+        .after
+        .map(|token| PositionToken::decode(&token))
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("?after=: {e}")))?;
+    Ok(axum::Json(state.balances.ranking(after).await?))
 }
 
 async fn admin_wallets(

@@ -9,7 +9,7 @@ use clap::Parser;
 use nexus_core::ActorSystem;
 use tokio::net::TcpListener;
 
-use super::backend::{Backend, StartError};
+use super::backend::{Backend, StartError, Wired};
 use super::config::Config;
 use super::routes::{AppState, router};
 
@@ -34,23 +34,38 @@ pub async fn serve(
     // Installed before the entities are built: they bind their metrics then.
     super::telemetry::prometheus();
     let system = ActorSystem::new();
-    let (wallets, ledgers) = backend.entities(&system, config.max_active_entities)?;
+    let Wired {
+        wallets,
+        ledgers,
+        ledger_reads,
+        balances,
+    } = backend.wire(&system, &config).await?;
     let keys = backend.key_table().await?;
+    if config.admin_token.is_none() {
+        tracing::warn!(
+            "the admin endpoints (/admin/*) are open to anyone: pass --admin-token TOKEN \
+             (or set WALLET_ADMIN_TOKEN) to require `Authorization: Bearer TOKEN`"
+        );
+    }
     let state = Arc::new(AppState {
         wallets,
         ledgers,
         backend,
         keys,
+        balances,
+        ledger_reads,
+        admin_token: config.admin_token.as_deref().map(Arc::from),
     });
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, "listening");
-    let app = router(state)
+    let app = router(Arc::clone(&state))
         .merge(super::telemetry::routes())
         .layer(axum::middleware::from_fn(super::telemetry::trace_requests));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(StartError::Serve)?;
+    state.balances.stop().await;
     let report = system.shutdown(DRAIN).await;
     tracing::info!(?report, "actor system stopped");
     Ok(())

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use crate::lease::Fence;
-use crate::store::{StateStore, StoredState};
+use crate::store::{StateStore, StoredState, VersionedState};
 use crate::{BoxError, ExpectedVersion, StoreError, StreamId};
 
 /// A shared cache of versioned states.
@@ -157,6 +157,11 @@ impl<S: StateStore> StateStore for WriteThrough<S> {
         self.inner.version(id).await
     }
 
+    /// The inner store's, so its tombstones' versions are kept.
+    async fn load_versioned(&self, id: &StreamId) -> Result<VersionedState, StoreError> {
+        self.inner.load_versioned(id).await
+    }
+
     async fn delete(&self, id: &StreamId, expected: ExpectedVersion) -> Result<(), StoreError> {
         self.inner.delete(id, expected).await
     }
@@ -198,6 +203,57 @@ impl<S: StateStore> CachedReads<S> {
             Err(error) => self.outage(id, &error),
         }
         Ok((self.store.load(id).await?, ReadFrom::Store))
+    }
+
+    /// The state of `id` and where it was read from, never older than what
+    /// the store held when the call began: a cache hit is served only if
+    /// the store's version (one lookup, no payload) is not newer, else the
+    /// store's state is read and written back, version-guarded.
+    ///
+    /// [`load`](Self::load) trusts the cache, which is stale when a write
+    /// committed while its writer could not reach the cache (an outage of
+    /// one process, or of the cache while others kept serving from it):
+    /// a reader that had seen the newer state through the store could then
+    /// read the older one back. This read costs a version lookup on a hit
+    /// and closes that gap; readers across processes never go back in time
+    /// as long as the store answers.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use nexus_core::cache::{ReadFrom, WriteThrough};
+    /// use nexus_core::store::{StateStore, memory::InMemoryStateStore};
+    /// use nexus_core::{ExpectedVersion, StreamId};
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = WriteThrough::new(InMemoryStateStore::new(), Arc::new(nexus_core::cache::doc_cache()));
+    /// let id = StreamId::new("ledger-alice");
+    /// store.save(&id, ExpectedVersion::NoStream, b"1".to_vec()).await.unwrap();
+    /// let (state, from) = store.reads().load_fresh(&id).await.unwrap();
+    /// assert_eq!((state.unwrap().version, from), (1, ReadFrom::Cache));
+    /// # });
+    /// ```
+    pub async fn load_fresh(
+        &self,
+        id: &StreamId,
+    ) -> Result<(Option<StoredState>, ReadFrom), StoreError> {
+        match self.cache.get(id).await {
+            Ok(Some(cached)) => {
+                if self.store.version(id).await? <= cached.version {
+                    return Ok((Some(cached), ReadFrom::Cache));
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                self.outage(id, &error);
+                return Ok((self.store.load(id).await?, ReadFrom::Store));
+            }
+        }
+        let state = self.store.load(id).await?;
+        if let Some(state) = &state
+            && let Err(error) = self.cache.put_if_newer(id, state).await
+        {
+            self.outage(id, &error);
+        }
+        Ok((state, ReadFrom::Store))
     }
 
     /// How many cache operations failed (reads fell back to the store,

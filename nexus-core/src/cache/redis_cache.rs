@@ -26,7 +26,7 @@ return 1
 /// an unreachable Redis costs a reader that long before it reads the store.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// # async fn run() -> Result<(), nexus_core::BoxError> {
 /// let cache = nexus_core::cache::RedisCache::connect("redis://127.0.0.1:6379", "wallet:").await?;
 /// # Ok(())
 /// # }

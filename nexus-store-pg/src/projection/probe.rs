@@ -48,12 +48,17 @@ fn sequence(position: LogPosition) -> i64 {
     i64::try_from(position.sequence).unwrap_or(i64::MAX)
 }
 
+fn epoch(position: LogPosition) -> i32 {
+    i32::try_from(position.epoch).unwrap_or(i32::MAX)
+}
+
 #[async_trait]
 impl LogProbe for PgLogProbe {
     async fn lag(&self, position: LogPosition) -> Result<(u64, f64), StoreError> {
         let (count, seconds): (i64, f64) = sqlx::query_as(&self.sql.lag)
             .bind(position.commit.to_string())
             .bind(sequence(position))
+            .bind(epoch(position))
             .fetch_one(&self.pool)
             .await
             .map_err(|e| errors::store_error(e, &self.pool))?;
@@ -69,6 +74,7 @@ impl LogProbe for PgLogProbe {
         ) = sqlx::query_as(&self.sql.held_by)
             .bind(position.commit.to_string())
             .bind(sequence(position))
+            .bind(epoch(position))
             .fetch_one(&self.pool)
             .await
             .map_err(|e| errors::store_error(e, &self.pool))?;

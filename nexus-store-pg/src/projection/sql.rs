@@ -2,7 +2,7 @@
 //! wake-up channel.
 //!
 //! The probes read the `events` table by its position columns
-//! (`tx_id`, `seq`): they are the only read-side statements that know how a
+//! (`epoch`, `tx_id`, `seq`): they are the only read-side statements that know how a
 //! [`LogPosition`](nexus_core::LogPosition) maps to columns, so a change of
 //! the log's layout changes them here and nowhere else.
 
@@ -52,27 +52,33 @@ const LOAD: &str = r"
 SELECT position, generation FROM {schema}.projections WHERE name = $1
 ";
 
-/// Committed events after position (`$1` transaction id, `$2` sequence)
-/// and the age in seconds of the oldest of them.
+/// Committed events after position (`$3` epoch, `$1` transaction id, `$2`
+/// sequence) and the age in seconds of the oldest of them. Positions order
+/// by epoch first: every event of a later epoch is after the position,
+/// whatever its transaction id.
 const LAG: &str = r"
 SELECT count(*),
        coalesce(extract(epoch FROM clock_timestamp() - min(recorded_at)), 0)::float8
 FROM {schema}.events
-WHERE (tx_id, seq) > ($1::text::xid8, $2::int8)
+WHERE (epoch, tx_id, seq) > ($3::int4, $1::text::xid8, $2::int8)
 ";
 
 /// Whether committed events after the position wait behind the horizon
 /// (the oldest running transaction's id), and who that transaction is: a
 /// backend (named by pid, application, state and age) or a prepared
 /// transaction (named by its gid). Both compare the horizon's 32-bit xid.
+/// Only rows of the current epoch can wait: an older epoch's history is
+/// finished (the horizon of `read_all`).
 const HELD_BY: &str = r"
 WITH h AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin,
-           (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text AS xid
+           (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text AS xid,
+           (SELECT max(epoch) FROM {schema}.log_epochs) AS epoch
 )
 SELECT
-    EXISTS (SELECT FROM {schema}.events, h
-            WHERE (tx_id, seq) > ($1::text::xid8, $2::int8) AND tx_id >= h.xmin),
+    EXISTS (SELECT FROM {schema}.events e, h
+            WHERE (e.epoch, e.tx_id, e.seq) > ($3::int4, $1::text::xid8, $2::int8)
+              AND e.epoch = h.epoch AND e.tx_id >= h.xmin),
     (SELECT format('backend %s (application %L, %s, transaction open %s s)',
                    a.pid, a.application_name, a.state,
                    round(extract(epoch FROM clock_timestamp() - a.xact_start)::numeric, 1))
@@ -109,7 +115,20 @@ impl ProjectionSql {
     }
 }
 
-/// The NOTIFY channel of a schema's appends.
+/// The NOTIFY channel of a schema's appends. A channel is an identifier of
+/// at most 63 bytes (`pg_notify` refuses a longer one, `LISTEN` truncates
+/// it), so a long schema name is cut and suffixed with a stable hash of
+/// the whole name (FNV-1a: the same in every process and release).
 pub(crate) fn channel(schema: &Schema) -> String {
-    format!("nexus_events_{}", schema.as_str())
+    let name = format!("nexus_events_{}", schema.as_str());
+    if name.len() <= 63 {
+        return name;
+    }
+    let hash = schema
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{}_{hash:016x}", &name[..46])
 }

@@ -168,36 +168,66 @@ WHERE e.stream_id = $1 AND e.version >= $2
 ORDER BY e.version
 ";
 
-/// The horizon of a log read: the oldest transaction still running and the
-/// current epoch. A row of an older epoch is always safe (its history is
-/// finished); a row of the current one only below the xmin.
+/// The horizon of a log read, as a bound on the position: a row of an
+/// older epoch is always safe (its history is finished); a row of the
+/// current one only below the snapshot's xmin, the oldest transaction still
+/// running, which may still commit a smaller position. As one row
+/// comparison on the leading columns of the position indexes it is an
+/// index condition, so the scan stops at the horizon instead of fetching
+/// rows past it only to drop them.
+const BELOW_HORIZON: &str = "(e.epoch, e.tx_id) < ((SELECT max(epoch) FROM {schema}.log_epochs), \
+                             pg_snapshot_xmin(pg_current_snapshot()))";
+
+/// The horizon of a diagnostic: the oldest transaction still running and
+/// the current epoch.
 const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin, \
                        (SELECT max(epoch) FROM {schema}.log_epochs) AS epoch) AS horizon";
 
-/// A page of the global log after a position, served by `events_log_idx`.
-/// `safe` is false for a row of a transaction at or above the snapshot's
-/// xmin: an older transaction may still be running, may still commit a
-/// smaller position, so the row must not be handed out yet.
+/// A page of the global log after a position and below the horizon, served
+/// by `events_log_idx`.
 const READ_ALL: &str = r"
-SELECT {columns}, e.stream_id, (e.epoch < horizon.epoch OR e.tx_id < horizon.xmin) AS safe
-FROM {schema}.events e, {horizon}
-WHERE (e.epoch, e.tx_id, e.seq) > ($1::int4, $2::xid8, $3::int8) AND {not_archived}
+SELECT {columns}, e.stream_id
+FROM {schema}.events e
+WHERE (e.epoch, e.tx_id, e.seq) > ($1::int4, $2::xid8, $3::int8)
+  AND {below_horizon} AND {not_archived}
 ORDER BY e.epoch, e.tx_id, e.seq
 LIMIT $4
 ";
 
-/// A page of one category's events after a position, served by
-/// `events_category_idx` (its expression is the category of the id). The
-/// position bound is one row comparison led by the category, so it is an
-/// index condition of that index (a bound on the position alone would be
-/// one of `events_log_idx`, which the planner would then prefer).
+/// Whether committed rows after a position wait behind the horizon: asked
+/// only when a page came back empty, to tell "nothing new" from "held back"
+/// (one probe of `events_log_idx`).
+const HELD_BACK_AFTER: &str = r"
+SELECT EXISTS (
+    SELECT FROM {schema}.events e
+    WHERE (e.epoch, e.tx_id, e.seq) > ($1::int4, $2::xid8, $3::int8) AND {not_archived}
+)
+";
+
+/// [`HELD_BACK_AFTER`] of one category (`$4`).
+const HELD_BACK_AFTER_CATEGORY: &str = r"
+SELECT EXISTS (
+    SELECT FROM {schema}.events e
+    WHERE split_part(e.stream_id, '-', 1) = $4
+      AND (split_part(e.stream_id, '-', 1), e.epoch, e.tx_id, e.seq)
+          > ($4::text, $1::int4, $2::xid8, $3::int8)
+      AND {not_archived}
+)
+";
+
+/// A page of one category's events after a position and below the
+/// horizon, served by `events_category_idx` (its expression is the
+/// category of the id). The position bound is one row comparison led by
+/// the category, so it is an index condition of that index (a bound on the
+/// position alone would be one of `events_log_idx`, which the planner would
+/// then prefer).
 const READ_CATEGORY: &str = r"
-SELECT {columns}, e.stream_id, (e.epoch < horizon.epoch OR e.tx_id < horizon.xmin) AS safe
-FROM {schema}.events e, {horizon}
+SELECT {columns}, e.stream_id
+FROM {schema}.events e
 WHERE split_part(e.stream_id, '-', 1) = $5
   AND (split_part(e.stream_id, '-', 1), e.epoch, e.tx_id, e.seq)
       > ($5::text, $1::int4, $2::xid8, $3::int8)
-  AND {not_archived}
+  AND {below_horizon} AND {not_archived}
 ORDER BY split_part(e.stream_id, '-', 1), e.epoch, e.tx_id, e.seq
 LIMIT $4
 ";
@@ -240,6 +270,8 @@ pub(crate) struct EventSql {
     pub(crate) replay_stream: String,
     pub(crate) read_all: String,
     pub(crate) read_category: String,
+    pub(crate) held_back_after: String,
+    pub(crate) held_back_after_category: String,
     pub(crate) horizon_lag: String,
 }
 
@@ -249,6 +281,7 @@ impl EventSql {
             let t = t
                 .replace("{columns}", COLUMNS)
                 .replace("{horizon}", HORIZON)
+                .replace("{below_horizon}", BELOW_HORIZON)
                 .replace("{not_archived}", NOT_ARCHIVED);
             render(&t, schema)
         };
@@ -268,6 +301,8 @@ impl EventSql {
             replay_stream: render(REPLAY_STREAM, schema),
             read_all: full(READ_ALL),
             read_category: full(READ_CATEGORY),
+            held_back_after: full(HELD_BACK_AFTER),
+            held_back_after_category: full(HELD_BACK_AFTER_CATEGORY),
             horizon_lag: full(HORIZON_LAG),
         }
     }
