@@ -267,7 +267,19 @@ async fn entities_answer_unavailable_during_an_outage_and_recover_after_it() {
 /// Terminates the backend of `application` once it waits on a lock (its
 /// write statement in flight behind `blocker`'s open transaction).
 async fn kill_when_waiting(blocker: &mut PgConnection, application: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no backend of {application} waited on a lock within 20 s"
+        );
+        // The blocker asks from inside its open transaction, where
+        // pg_stat_activity is a snapshot taken at its first read: clear it,
+        // or a backend that starts waiting later is never seen.
+        sqlx::query("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
         let killed: Vec<bool> = sqlx::query_scalar(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
              WHERE application_name = $1 AND wait_event_type = 'Lock'",
