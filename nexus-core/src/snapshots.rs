@@ -45,7 +45,7 @@ impl<A: Aggregate> SnapshotStrategy<A> {
         Self::Never
     }
 
-    /// Snapshot every `n` events (the seed's `SnapshotStrategy::everyN`).
+    /// Snapshot every `n` events (Nexus PHP's `SnapshotStrategy::everyN`).
     pub fn every_n(n: NonZeroU64) -> Self {
         Self::EveryN(n)
     }

@@ -6,7 +6,7 @@ use super::workload::Workload;
 
 /// `seat-bakeoff [--database-url URL] [--buyers 200] [--seats 50]
 /// [--hot-seats 10] [--hot-share 0.8] [--seed N]`; the defaults are the
-/// seed's workload.
+/// bake-off article's workload.
 ///
 /// ```
 /// use clap::Parser;

@@ -1,4 +1,4 @@
-//! The seat-reservation bake-off: the seed's experiment, reproducible.
+//! The seat-reservation bake-off: the experiment of the seat-reservation bake-off article, reproducible.
 //!
 //! Buyers fire one reservation each at a seat, most of them at a few hot
 //! seats, all at once, against two designs on the same store: a version

@@ -16,7 +16,7 @@ use super::optimistic::{Attempt, MemorySeats, PgSeats, SeatTable, buy};
 use super::report::{DesignReport, quantile_ms};
 use super::workload::Workload;
 
-/// The seed's pool: every buyer of a design shares 32 connections.
+/// The bake-off article's pool: every buyer of a design shares 32 connections.
 const POOL_SIZE: u32 = 32;
 
 /// The schema of the actor design's event store, shared by all runs (their

@@ -356,7 +356,7 @@ fn owned<A: Aggregate>(
 
 /// The options of an entity behind HTTP: a full mailbox fails fast (503)
 /// instead of holding the request, an ask gives up before a client would,
-/// idle owners passivate after two minutes as in the seed's tutorial, and
+/// idle owners passivate after two minutes as in Nexus PHP's wallet tutorial, and
 /// queued commands of one owner commit together.
 /// The limit of `--max-active-entities`, if given.
 fn limited<A: Aggregate>(

@@ -1,5 +1,5 @@
-//! `Entities<A>`: the factory of entity refs for one aggregate type (the
-//! seed's `EntityRefFactory`).
+//! `Entities<A>`: the factory of entity refs for one aggregate type (Nexus
+//! PHP's `EntityRefFactory`).
 
 use std::fmt;
 use std::sync::Arc;

@@ -228,7 +228,7 @@ impl<A: Aggregate> EntityRef<A> {
     }
 
     /// Stops the entity once the messages queued before this one are
-    /// processed (the seed's `PoisonPill`). Messages sent afterwards start
+    /// processed (Nexus PHP's `PoisonPill`). Messages sent afterwards start
     /// a fresh incarnation, which recovers from the store.
     pub async fn stop(&self) -> Result<(), SendError<()>> {
         match self.send(Envelope::Stop).await {
