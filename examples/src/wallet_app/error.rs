@@ -32,7 +32,8 @@ pub enum ApiError {
         requested_cents: i64,
     },
     /// 503 with `Retry-After: 1`: a full mailbox, an exhausted pool, an
-    /// unreachable database, a timeout or a shutdown in progress.
+    /// unreachable database, a timeout, a shutdown in progress, or an owner
+    /// node (in a cluster) that could not be reached or did not answer.
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// 404: no such route.
@@ -155,6 +156,18 @@ mod tests {
             EntityError::Store(StoreError::Unavailable {
                 source: "connection refused".into(),
             }),
+            // The owner on another node of the cluster: not reached, or no
+            // answer (a retry with the idempotency key is safe).
+            EntityError::Unreachable {
+                stream: stream.clone(),
+                node: "10.0.0.2:7000".into(),
+                source: "connection refused".into(),
+            },
+            EntityError::Interrupted {
+                stream: stream.clone(),
+                node: "10.0.0.2:7000".into(),
+                source: "timed out".into(),
+            },
         ];
         for error in &unavailable {
             assert_eq!(

@@ -82,6 +82,23 @@ impl CommandOptions {
         self.correlation_id
     }
 
+    /// The causation id as set, if any (without the default to the command
+    /// id, so that the options can be rebuilt as they were, on another node).
+    pub fn causation(&self) -> Option<Uuid> {
+        self.causation_id
+    }
+
+    /// The headers, by name.
+    ///
+    /// ```
+    /// use nexus_core::CommandOptions;
+    /// let options = CommandOptions::new().header("tenant", "acme");
+    /// assert_eq!(options.headers().get("tenant").map(String::as_str), Some("acme"));
+    /// ```
+    pub fn headers(&self) -> &BTreeMap<String, String> {
+        &self.headers
+    }
+
     /// The metadata of the command's `index`-th event (from 0).
     pub(crate) fn event_metadata(&self, index: usize) -> EventMetadata {
         EventMetadata {
@@ -143,4 +160,44 @@ pub struct Outcome<R> {
     /// events: a reader of the log (a projection) that has passed it has
     /// seen the command. `None` when it wrote nothing, or for durable state.
     pub position: Option<LogPosition>,
+}
+
+impl<R> Outcome<R> {
+    /// An outcome with `reply` at `version` and `position` (what a node
+    /// rebuilds from an answer that crossed the wire).
+    ///
+    /// ```
+    /// use nexus_core::Outcome;
+    /// let outcome = Outcome::new("ok", 3, None);
+    /// assert_eq!((outcome.reply, outcome.version), ("ok", 3));
+    /// ```
+    pub fn new(reply: R, version: u64, position: Option<LogPosition>) -> Self {
+        Self {
+            reply,
+            version,
+            position,
+        }
+    }
+
+    /// The same outcome with its reply mapped.
+    ///
+    /// ```
+    /// use nexus_core::Outcome;
+    /// assert_eq!(Outcome::new(2, 1, None).map(|n| n * 10).reply, 20);
+    /// ```
+    pub fn map<S>(self, f: impl FnOnce(R) -> S) -> Outcome<S> {
+        Outcome::new(f(self.reply), self.version, self.position)
+    }
+
+    /// The same outcome with its reply mapped by a fallible `f` (encoding
+    /// or decoding it for the wire).
+    ///
+    /// ```
+    /// use nexus_core::Outcome;
+    /// let parsed: Result<Outcome<u8>, _> = Outcome::new("7", 1, None).try_map(str::parse);
+    /// assert_eq!(parsed.unwrap().reply, 7);
+    /// ```
+    pub fn try_map<S, E>(self, f: impl FnOnce(R) -> Result<S, E>) -> Result<Outcome<S>, E> {
+        Ok(Outcome::new(f(self.reply)?, self.version, self.position))
+    }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::lease::LeaseError;
-use crate::{CodecError, ExpectedVersion, RecoveryError, StoreError, StreamId};
+use crate::{BoxError, CodecError, ExpectedVersion, RecoveryError, StoreError, StreamId};
 
 /// Why a command sent to an entity did not produce its reply.
 ///
@@ -153,13 +153,56 @@ pub enum EntityError<E> {
         #[source]
         source: LeaseError,
     },
+    /// The entity's owner is another node, and the command could not be
+    /// sent to it (the connection was refused, no route to the node, the
+    /// node shed the request): it was not applied, and sending it again
+    /// later may succeed.
+    #[error("{stream}: the owner {node} is unreachable; the command was not sent: {source}")]
+    Unreachable {
+        /// The entity's stream.
+        stream: StreamId,
+        /// The owner node (its peer address).
+        node: String,
+        /// The transport's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The command was sent to the entity's owner on another node and no
+    /// answer came back (a timeout, a connection reset): it may or may not
+    /// have been applied. Sending it again with the same
+    /// [`command_id`](crate::CommandOptions::command_id) applies it at most
+    /// once.
+    #[error(
+        "{stream}: the owner {node} did not answer; the command may have been applied: {source}"
+    )]
+    Interrupted {
+        /// The entity's stream.
+        stream: StreamId,
+        /// The owner node (its peer address).
+        node: String,
+        /// The transport's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The owner on another node answered, and its answer did not cross the
+    /// wire: the reply (or the rejection) did not encode there, or does not
+    /// decode here (the nodes run different versions of the aggregate). A
+    /// reply means the command was applied, so treat it as possibly
+    /// applied; sending it again answers the same and fails the same way.
+    #[error("the answer did not cross the wire; the command may have been applied: {source}")]
+    Undeliverable {
+        /// The codec's error; its `what` names the reply or rejection.
+        #[source]
+        source: CodecError,
+    },
 }
 
 impl<E> EntityError<E> {
     /// Whether the failure is about availability, not the command: full
     /// mailbox, timeout, shutdown, exhausted conflict retries, a retryable
-    /// store error (also during recovery), a stopped entity or a missing
-    /// lease. Sending the command again later may succeed.
+    /// store error (also during recovery), a stopped entity, a missing
+    /// lease, or an owner on another node that could not be reached or did
+    /// not answer. Sending the command again later may succeed.
     ///
     /// ```
     /// use nexus_core::{EntityError, RecoveryError, StoreError};
@@ -181,7 +224,9 @@ impl<E> EntityError<E> {
             | Self::RestartLimit { .. }
             | Self::Stopped { .. }
             | Self::OutcomeUnknown { .. }
-            | Self::NotOwner { .. } => true,
+            | Self::NotOwner { .. }
+            | Self::Unreachable { .. }
+            | Self::Interrupted { .. } => true,
             // Recovery that could not reach the store is as retryable as a
             // write that could not; a stored event that does not decode is not.
             Self::Recovery(RecoveryError::Store { source, .. }) => source.is_retryable(),
@@ -189,7 +234,8 @@ impl<E> EntityError<E> {
             | Self::Recovery(_)
             | Self::Encode { .. }
             | Self::NotFound { .. }
-            | Self::Panicked { .. } => false,
+            | Self::Panicked { .. }
+            | Self::Undeliverable { .. } => false,
         }
     }
 
@@ -197,9 +243,12 @@ impl<E> EntityError<E> {
     /// back: its write was sent and the answer lost
     /// ([`OutcomeUnknown`](Self::OutcomeUnknown)), the caller stopped
     /// waiting ([`Timeout`](Self::Timeout)), the system shut down or the
-    /// entity stopped mid-command, or a hook panicked after the commit. Every
-    /// other error means nothing of the command was written. Retry these
-    /// with the same [`command_id`](crate::CommandOptions::command_id).
+    /// entity stopped mid-command, a hook panicked after the commit, the
+    /// owner on another node did not answer
+    /// ([`Interrupted`](Self::Interrupted)) or its answer did not cross the
+    /// wire ([`Undeliverable`](Self::Undeliverable)). Every other error means
+    /// nothing of the command was written. Retry these with the same
+    /// [`command_id`](crate::CommandOptions::command_id).
     ///
     /// ```
     /// use nexus_core::{EntityError, StreamId};
@@ -217,6 +266,8 @@ impl<E> EntityError<E> {
                 | Self::ShuttingDown { .. }
                 | Self::Stopped { .. }
                 | Self::Panicked { .. }
+                | Self::Interrupted { .. }
+                | Self::Undeliverable { .. }
         )
     }
 
