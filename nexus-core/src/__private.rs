@@ -5,3 +5,5 @@
 /// The supertrait that seals [`CommandOf`](crate::CommandOf): only
 /// `#[aggregate]` implements it, for the commands it declares.
 pub trait Sealed<A> {}
+
+pub mod remote;

@@ -57,6 +57,7 @@ pub mod guide;
 pub mod lease;
 pub mod projection;
 mod recovery;
+pub mod remote;
 mod retry;
 mod snapshots;
 pub mod store;

@@ -3,7 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Aggregate, DomainEvent, Effect, Handles};
+use std::any::Any;
+
+use crate::__private::remote::{self, Served};
+use crate::codec::{Codec, PayloadCodec};
+use crate::remote::{RemoteCommands, WireCommand};
+use crate::{Aggregate, CodecError, CommandOptions, DomainEvent, Effect, EntityRef, Handles};
 
 #[derive(Default, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Counter {
@@ -22,10 +27,10 @@ impl DomainEvent for CounterEvent {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Add(pub u64);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Get;
 
 #[derive(Debug, Clone)]
@@ -46,7 +51,7 @@ impl From<Get> for CounterCommand {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("cannot add zero")]
 pub struct AddZero;
 
@@ -83,6 +88,39 @@ impl Aggregate for Counter {
     fn apply(&mut self, event: &CounterEvent) {
         match event {
             CounterEvent::Added(n) => self.value += n,
+        }
+    }
+}
+
+// What `#[aggregate]` generates, written out for this hand-made aggregate.
+impl<W: Codec> RemoteCommands<W> for Counter
+where
+    W: PayloadCodec<Add> + PayloadCodec<Get> + PayloadCodec<u64> + PayloadCodec<AddZero>,
+{
+    fn encode_command(codec: &W, command: &(dyn Any + Send)) -> Result<WireCommand, CodecError> {
+        remote::encode::<W, Add>(codec, "Add", command)
+            .or_else(|| remote::encode::<W, Get>(codec, "Get", command))
+            .unwrap_or_else(|| Err(remote::not_a_command::<Self>(Codec::name(codec))))
+    }
+
+    fn serve<'a>(
+        codec: &'a W,
+        wire: &'a WireCommand,
+        entity: &'a EntityRef<Self>,
+        options: CommandOptions,
+    ) -> Served<'a, Self> {
+        match wire.tag.as_str() {
+            "Add" => remote::serve::<Self, Add, W>(codec, wire, entity, options),
+            "Get" => remote::serve::<Self, Get, W>(codec, wire, entity, options),
+            _ => remote::serve_unknown::<Self>(Codec::name(codec), wire, entity),
+        }
+    }
+
+    fn decode_reply(codec: &W, tag: &str, bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
+        match tag {
+            "Add" => remote::decode_reply::<Self, Add, W>(codec, tag, bytes),
+            "Get" => remote::decode_reply::<Self, Get, W>(codec, tag, bytes),
+            _ => Err(remote::unknown_tag::<Self>(Codec::name(codec), tag)),
         }
     }
 }
