@@ -133,6 +133,13 @@
 //! 5. **`Aggregate`**, with the declared name, event and error types, a
 //!    `handle` that is a `match` with one arm per command and no wildcard,
 //!    and an `apply` that calls your `#[apply]` method.
+//! 6. **`RemoteCommands<NexusCodec>`**, how the commands cross the network
+//!    in a cluster ([`remote`](crate::remote)): each command's wire tag is
+//!    its variant name. It holds for every codec that encodes every command,
+//!    reply and the error, so it asks nothing of an aggregate that stays in
+//!    one process (these commands are not serde types, and compile); using
+//!    the aggregate in a cluster does, and names the type to derive
+//!    `Serialize`/`Deserialize` for.
 //!
 //! Every path is fully qualified (`::core::result::Result`,
 //! `::nexus_core::Handles`), every impl is `#[automatically_derived]`, and
@@ -365,6 +372,130 @@
 //!     #[inline]
 //!     fn apply(&mut self, event: &Self::Event) {
 //!         Self::apply(self, event)
+//!     }
+//! }
+//!
+//! /// `Wallet`'s commands cross the wire with any codec that encodes all of them, their replies and the error: `Json` or `Bincode` when they are serde types.
+//! #[automatically_derived]
+//! impl<
+//!     NexusCodec: ::nexus_core::codec::Codec,
+//! > ::nexus_core::remote::RemoteCommands<NexusCodec> for Wallet
+//! where
+//!     NexusCodec: ::nexus_core::codec::PayloadCodec<Deposit>,
+//!     NexusCodec: ::nexus_core::codec::PayloadCodec<
+//!         <Wallet as ::nexus_core::Handles<Deposit>>::Reply,
+//!     >,
+//!     NexusCodec: ::nexus_core::codec::PayloadCodec<Withdraw>,
+//!     NexusCodec: ::nexus_core::codec::PayloadCodec<
+//!         <Wallet as ::nexus_core::Handles<Withdraw>>::Reply,
+//!     >,
+//!     NexusCodec: ::nexus_core::codec::PayloadCodec<Balance>,
+//!     NexusCodec: ::nexus_core::codec::PayloadCodec<
+//!         <Wallet as ::nexus_core::Handles<Balance>>::Reply,
+//!     >,
+//!     NexusCodec: ::nexus_core::codec::PayloadCodec<
+//!         <Wallet as ::nexus_core::Aggregate>::Error,
+//!     >,
+//! {
+//!     fn encode_command(
+//!         codec: &NexusCodec,
+//!         command: &(dyn ::core::any::Any + ::core::marker::Send),
+//!     ) -> ::core::result::Result<
+//!         ::nexus_core::remote::WireCommand,
+//!         ::nexus_core::CodecError,
+//!     > {
+//!         ::core::option::Option::None
+//!             .or_else(|| ::nexus_core::__private::remote::encode::<
+//!                 NexusCodec,
+//!                 Deposit,
+//!             >(codec, "Deposit", command))
+//!             .or_else(|| ::nexus_core::__private::remote::encode::<
+//!                 NexusCodec,
+//!                 Withdraw,
+//!             >(codec, "Withdraw", command))
+//!             .or_else(|| ::nexus_core::__private::remote::encode::<
+//!                 NexusCodec,
+//!                 Balance,
+//!             >(codec, "Balance", command))
+//!             .unwrap_or_else(|| ::core::result::Result::Err(
+//!                 ::nexus_core::__private::remote::not_a_command::<
+//!                     Self,
+//!                 >(<NexusCodec as ::nexus_core::codec::Codec>::name(codec)),
+//!             ))
+//!     }
+//!     fn serve<'a>(
+//!         codec: &'a NexusCodec,
+//!         wire: &'a ::nexus_core::remote::WireCommand,
+//!         entity: &'a ::nexus_core::EntityRef<Self>,
+//!         options: ::nexus_core::CommandOptions,
+//!     ) -> ::nexus_core::__private::remote::Served<'a, Self> {
+//!         match wire.tag.as_str() {
+//!             "Deposit" => {
+//!                 ::nexus_core::__private::remote::serve::<
+//!                     Self,
+//!                     Deposit,
+//!                     NexusCodec,
+//!                 >(codec, wire, entity, options)
+//!             }
+//!             "Withdraw" => {
+//!                 ::nexus_core::__private::remote::serve::<
+//!                     Self,
+//!                     Withdraw,
+//!                     NexusCodec,
+//!                 >(codec, wire, entity, options)
+//!             }
+//!             "Balance" => {
+//!                 ::nexus_core::__private::remote::serve::<
+//!                     Self,
+//!                     Balance,
+//!                     NexusCodec,
+//!                 >(codec, wire, entity, options)
+//!             }
+//!             _ => {
+//!                 ::nexus_core::__private::remote::serve_unknown::<
+//!                     Self,
+//!                 >(<NexusCodec as ::nexus_core::codec::Codec>::name(codec), wire, entity)
+//!             }
+//!         }
+//!     }
+//!     fn decode_reply(
+//!         codec: &NexusCodec,
+//!         tag: &str,
+//!         bytes: &[u8],
+//!     ) -> ::core::result::Result<
+//!         ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send>,
+//!         ::nexus_core::CodecError,
+//!     > {
+//!         match tag {
+//!             "Deposit" => {
+//!                 ::nexus_core::__private::remote::decode_reply::<
+//!                     Self,
+//!                     Deposit,
+//!                     NexusCodec,
+//!                 >(codec, tag, bytes)
+//!             }
+//!             "Withdraw" => {
+//!                 ::nexus_core::__private::remote::decode_reply::<
+//!                     Self,
+//!                     Withdraw,
+//!                     NexusCodec,
+//!                 >(codec, tag, bytes)
+//!             }
+//!             "Balance" => {
+//!                 ::nexus_core::__private::remote::decode_reply::<
+//!                     Self,
+//!                     Balance,
+//!                     NexusCodec,
+//!                 >(codec, tag, bytes)
+//!             }
+//!             _ => {
+//!                 ::core::result::Result::Err(
+//!                     ::nexus_core::__private::remote::unknown_tag::<
+//!                         Self,
+//!                     >(<NexusCodec as ::nexus_core::codec::Codec>::name(codec), tag),
+//!                 )
+//!             }
+//!         }
 //!     }
 //! }
 //!

@@ -15,10 +15,12 @@ pub(crate) fn generate(aggregate: &Aggregate) -> TokenStream {
         quote!(#conversion #seal #handles)
     });
     let aggregate_impl = aggregate_impl(aggregate);
+    let remote_impl = remote_impl(aggregate);
     quote! {
         #command_enum
         #(#per_command)*
         #aggregate_impl
+        #remote_impl
     }
 }
 
@@ -219,4 +221,99 @@ fn aggregate_impl(aggregate: &Aggregate) -> TokenStream {
             }
         }
     }
+}
+
+/// `RemoteCommands<Codec>` for every codec that encodes every command, reply
+/// and the error: nothing is checked until the aggregate is used in a
+/// cluster, so aggregates of non-serde commands compile as before. Left out
+/// when a command has no handler (that error is reported): its reply type
+/// is unknown.
+fn remote_impl(aggregate: &Aggregate) -> Option<TokenStream> {
+    let Aggregate { state, .. } = aggregate;
+    if aggregate.commands.iter().any(|c| c.handler.is_none()) {
+        return None;
+    }
+    let codec = quote!(NexusCodec);
+    let payload = quote!(::nexus_core::codec::PayloadCodec);
+    let private = quote!(::nexus_core::__private::remote);
+    // Spanned at each command in `commands(...)`: when it is not a serde
+    // type, the compiler's "required by this bound" note points there.
+    let bounds = aggregate.commands.iter().map(|Command { ty, .. }| {
+        let span = syn::spanned::Spanned::span(ty);
+        quote_spanned! {span=>
+            #codec: ::nexus_core::codec::PayloadCodec<#ty>,
+            #codec: ::nexus_core::codec::PayloadCodec<<#state as ::nexus_core::Handles<#ty>>::Reply>,
+        }
+    });
+    let tag = |variant: &syn::Ident| variant.to_string();
+    let encodes = aggregate
+        .commands
+        .iter()
+        .map(|Command { ty, variant, .. }| {
+            let tag = tag(variant);
+            quote!(#private::encode::<#codec, #ty>(codec, #tag, command))
+        });
+    let serves = aggregate
+        .commands
+        .iter()
+        .map(|Command { ty, variant, .. }| {
+            let tag = tag(variant);
+            quote!(#tag => #private::serve::<Self, #ty, #codec>(codec, wire, entity, options),)
+        });
+    let decodes = aggregate
+        .commands
+        .iter()
+        .map(|Command { ty, variant, .. }| {
+            let tag = tag(variant);
+            quote!(#tag => #private::decode_reply::<Self, #ty, #codec>(codec, tag, bytes),)
+        });
+    let doc = format!(
+        " `{}`'s commands cross the wire with any codec that encodes all of them, their replies and the error: `Json` or `Bincode` when they are serde types.",
+        text(state)
+    );
+    let name = quote!(<#codec as ::nexus_core::codec::Codec>::name(codec));
+    Some(quote! {
+        #[doc = #doc]
+        #[automatically_derived]
+        impl<#codec: ::nexus_core::codec::Codec> ::nexus_core::remote::RemoteCommands<#codec> for #state
+        where
+            #(#bounds)*
+            #codec: #payload<<#state as ::nexus_core::Aggregate>::Error>,
+        {
+            fn encode_command(
+                codec: &#codec,
+                command: &(dyn ::core::any::Any + ::core::marker::Send),
+            ) -> ::core::result::Result<::nexus_core::remote::WireCommand, ::nexus_core::CodecError> {
+                ::core::option::Option::None
+                    #(.or_else(|| #encodes))*
+                    .unwrap_or_else(|| ::core::result::Result::Err(#private::not_a_command::<Self>(#name)))
+            }
+
+            fn serve<'a>(
+                codec: &'a #codec,
+                wire: &'a ::nexus_core::remote::WireCommand,
+                entity: &'a ::nexus_core::EntityRef<Self>,
+                options: ::nexus_core::CommandOptions,
+            ) -> #private::Served<'a, Self> {
+                match wire.tag.as_str() {
+                    #(#serves)*
+                    _ => #private::serve_unknown::<Self>(#name, wire, entity),
+                }
+            }
+
+            fn decode_reply(
+                codec: &#codec,
+                tag: &str,
+                bytes: &[u8],
+            ) -> ::core::result::Result<
+                ::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send>,
+                ::nexus_core::CodecError,
+            > {
+                match tag {
+                    #(#decodes)*
+                    _ => ::core::result::Result::Err(#private::unknown_tag::<Self>(#name, tag)),
+                }
+            }
+        }
+    })
 }
