@@ -43,6 +43,8 @@ pub mod __private;
 mod actor;
 mod aggregate;
 pub mod cache;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod codec;
 mod command;
 #[cfg(feature = "conformance")]
