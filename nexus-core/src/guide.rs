@@ -497,6 +497,18 @@
 //!             }
 //!         }
 //!     }
+//!     fn error_to_wire(
+//!         codec: &NexusCodec,
+//!         error: ::nexus_core::EntityError<<Self as ::nexus_core::Aggregate>::Error>,
+//!     ) -> ::nexus_core::remote::WireEntityError {
+//!         ::nexus_core::remote::to_wire(error, codec)
+//!     }
+//!     fn error_from_wire(
+//!         codec: &NexusCodec,
+//!         wire: ::nexus_core::remote::WireEntityError,
+//!     ) -> ::nexus_core::EntityError<<Self as ::nexus_core::Aggregate>::Error> {
+//!         ::nexus_core::remote::from_wire(wire, codec)
+//!     }
 //! }
 //!
 //! # given::<Wallet>([WalletEvent::Deposited { amount: 500 }])

@@ -106,7 +106,11 @@ impl PeerHandler for Owner {
         assert_eq!(ask.aggregate, Account::NAME);
         let entity = self.accounts.of(&ask.id);
         let served = Account::serve(&Json, &ask.command, &entity, ask.options()).await;
-        PeerResponse::new(WireAnswer::from_result(served, &Json).to_bytes().unwrap())
+        PeerResponse::new(
+            WireAnswer::served::<Account, _>(served, &Json)
+                .to_bytes()
+                .unwrap(),
+        )
     }
 }
 
@@ -133,7 +137,7 @@ where
         .map_err(|error| error.into_entity_error(stream))?;
     let outcome = WireAnswer::from_bytes(&response.body)
         .unwrap()
-        .into_result(&Json)?;
+        .into_served::<Account, _>(&Json)?;
     outcome
         .try_map(|bytes| Account::decode_reply(&Json, &tag, &bytes))
         .map(|outcome| outcome.map(|reply| *reply.downcast().unwrap()))

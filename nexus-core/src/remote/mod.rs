@@ -31,9 +31,9 @@
 //! let wire = Counter::encode_command(&Json, &Add(2)).unwrap();
 //! // …the owner serves it and encodes the answer…
 //! let served = Counter::serve(&Json, &wire, &counters.of("c"), CommandOptions::new()).await;
-//! let answer = WireAnswer::from_result(served, &Json).to_bytes().unwrap();
+//! let answer = WireAnswer::served::<Counter, _>(served, &Json).to_bytes().unwrap();
 //! // …and the caller reads the typed reply.
-//! let outcome = WireAnswer::from_bytes(&answer).unwrap().into_result::<_, <Counter as nexus_core::Aggregate>::Error>(&Json).unwrap();
+//! let outcome = WireAnswer::from_bytes(&answer).unwrap().into_served::<Counter, _>(&Json).unwrap();
 //! let reply = Counter::decode_reply(&Json, &wire.tag, &outcome.reply).unwrap();
 //! assert_eq!(*reply.downcast::<u64>().unwrap(), 2);
 //! # });
@@ -97,6 +97,14 @@ pub trait RemoteCommands<W: Codec>: Aggregate {
     /// command's reply type, boxed (downcast it to
     /// `<Self as Handles<C>>::Reply`).
     fn decode_reply(codec: &W, tag: &str, bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError>;
+
+    /// [`to_wire`] with this aggregate's error: callable wherever
+    /// `Self: RemoteCommands<W>` holds, without restating that `W` encodes
+    /// the error.
+    fn error_to_wire(codec: &W, error: EntityError<Self::Error>) -> WireEntityError;
+
+    /// [`from_wire`] with this aggregate's error.
+    fn error_from_wire(codec: &W, wire: WireEntityError) -> EntityError<Self::Error>;
 }
 
 /// Fails to compile unless the aggregate `A` can be served by a cluster with

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::RemoteCommands;
 use super::wire_error::{WireEntityError, from_wire, to_wire};
 use crate::codec::{Bincode, Codec, PayloadCodec};
 use crate::{CodecError, CommandOptions, EntityError, LogPosition, Outcome};
@@ -160,11 +161,7 @@ impl WireAnswer {
         E: std::fmt::Display,
     {
         match result {
-            Ok(outcome) => Self::Ok {
-                reply: outcome.reply,
-                version: outcome.version,
-                position: outcome.position,
-            },
+            Ok(outcome) => Self::ok(outcome),
             Err(error) => Self::Err(to_wire(error, codec)),
         }
     }
@@ -176,13 +173,59 @@ impl WireAnswer {
     where
         W: PayloadCodec<E>,
     {
+        self.into_outcome().map_err(|error| from_wire(error, codec))
+    }
+
+    /// The answer to send for what `A::serve` returned: [`from_result`](Self::from_result)
+    /// with only `A: RemoteCommands<W>` to know.
+    ///
+    /// ```
+    /// use nexus_core::codec::Bincode;
+    /// use nexus_core::remote::WireAnswer;
+    /// use nexus_core::EntityError;
+    /// # use nexus_core::testkit::doc::{AddZero, Counter};
+    /// let answer = WireAnswer::served::<Counter, _>(Err(EntityError::Rejected(AddZero)), &Bincode);
+    /// let error = answer.into_served::<Counter, _>(&Bincode).unwrap_err();
+    /// assert_eq!(error.rejection(), Some(&AddZero));
+    /// ```
+    pub fn served<A, W>(result: Result<Outcome<Vec<u8>>, EntityError<A::Error>>, codec: &W) -> Self
+    where
+        A: RemoteCommands<W>,
+        W: Codec,
+    {
+        match result {
+            Ok(outcome) => Self::ok(outcome),
+            Err(error) => Self::Err(A::error_to_wire(codec, error)),
+        }
+    }
+
+    /// [`into_result`](Self::into_result) with only `A: RemoteCommands<W>`
+    /// to know.
+    pub fn into_served<A, W>(self, codec: &W) -> Result<Outcome<Vec<u8>>, EntityError<A::Error>>
+    where
+        A: RemoteCommands<W>,
+        W: Codec,
+    {
+        self.into_outcome()
+            .map_err(|error| A::error_from_wire(codec, error))
+    }
+
+    fn into_outcome(self) -> Result<Outcome<Vec<u8>>, WireEntityError> {
         match self {
             Self::Ok {
                 reply,
                 version,
                 position,
             } => Ok(Outcome::new(reply, version, position)),
-            Self::Err(error) => Err(from_wire(error, codec)),
+            Self::Err(error) => Err(error),
+        }
+    }
+
+    fn ok(outcome: Outcome<Vec<u8>>) -> Self {
+        Self::Ok {
+            reply: outcome.reply,
+            version: outcome.version,
+            position: outcome.position,
         }
     }
 

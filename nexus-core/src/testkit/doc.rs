@@ -7,8 +7,10 @@ use std::any::Any;
 
 use crate::__private::remote::{self, Served};
 use crate::codec::{Codec, PayloadCodec};
-use crate::remote::{RemoteCommands, WireCommand};
-use crate::{Aggregate, CodecError, CommandOptions, DomainEvent, Effect, EntityRef, Handles};
+use crate::remote::{RemoteCommands, WireCommand, WireEntityError};
+use crate::{
+    Aggregate, CodecError, CommandOptions, DomainEvent, Effect, EntityError, EntityRef, Handles,
+};
 
 #[derive(Default, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Counter {
@@ -122,5 +124,13 @@ where
             "Get" => remote::decode_reply::<Self, Get, W>(codec, tag, bytes),
             _ => Err(remote::unknown_tag::<Self>(Codec::name(codec), tag)),
         }
+    }
+
+    fn error_to_wire(codec: &W, error: EntityError<AddZero>) -> WireEntityError {
+        crate::remote::to_wire(error, codec)
+    }
+
+    fn error_from_wire(codec: &W, wire: WireEntityError) -> EntityError<AddZero> {
+        crate::remote::from_wire(wire, codec)
     }
 }

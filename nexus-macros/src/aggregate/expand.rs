@@ -314,6 +314,20 @@ fn remote_impl(aggregate: &Aggregate) -> Option<TokenStream> {
                     _ => ::core::result::Result::Err(#private::unknown_tag::<Self>(#name, tag)),
                 }
             }
+
+            fn error_to_wire(
+                codec: &#codec,
+                error: ::nexus_core::EntityError<<Self as ::nexus_core::Aggregate>::Error>,
+            ) -> ::nexus_core::remote::WireEntityError {
+                ::nexus_core::remote::to_wire(error, codec)
+            }
+
+            fn error_from_wire(
+                codec: &#codec,
+                wire: ::nexus_core::remote::WireEntityError,
+            ) -> ::nexus_core::EntityError<<Self as ::nexus_core::Aggregate>::Error> {
+                ::nexus_core::remote::from_wire(wire, codec)
+            }
         }
     })
 }
