@@ -12,7 +12,7 @@ use nexus_core::cluster::transport::{
     PeerClient, PeerHandler, PeerRequest, PeerResponse, PeerServer, TransportConfig,
 };
 use nexus_core::codec::{EventCodec, Json};
-use nexus_core::remote::{RemoteCommands, WireAnswer, WireAsk};
+use nexus_core::remote::{RemoteCommands, WireAnswer, WireAsk, decode_outcome};
 use nexus_core::store::memory::InMemoryEventStore;
 use nexus_core::{
     ActorSystem, Aggregate, CommandOptions, DomainEvent, Effect, Entities, EntityError, EventStore,
@@ -138,10 +138,7 @@ where
     let outcome = WireAnswer::from_bytes(&response.body)
         .unwrap()
         .into_served::<Account, _>(&Json)?;
-    outcome
-        .try_map(|bytes| Account::decode_reply(&Json, &tag, &bytes))
-        .map(|outcome| outcome.map(|reply| *reply.downcast().unwrap()))
-        .map_err(|source| EntityError::Undeliverable { source })
+    decode_outcome::<Account, C, _>(&Json, &tag, outcome)
 }
 
 /// The owner node (a system, its entities behind a peer server) and the

@@ -53,7 +53,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::codec::Codec;
-use crate::{Aggregate, CodecError, CommandOptions, EntityError, EntityRef, Outcome};
+use crate::{Aggregate, CodecError, CommandOptions, EntityError, EntityRef, Handles, Outcome};
 
 /// An aggregate whose commands can be sent to another node with the codec
 /// `W`: each command encodes with a tag, is served there by the entity, and
@@ -121,3 +121,43 @@ pub trait RemoteCommands<W: Codec>: Aggregate {
 /// nexus_core::remote::assert_remote::<Counter, Bincode>();
 /// ```
 pub fn assert_remote<A: RemoteCommands<W>, W: Codec>() {}
+
+/// The typed outcome of command `C` from the reply bytes an owner answered
+/// ([`WireAnswer::into_served`]): the reply decoded by
+/// [`RemoteCommands::decode_reply`] under the command's `tag` and downcast
+/// to `C`'s reply type. A reply that does not decode (or is of another
+/// type: a tag of another command) is [`EntityError::Undeliverable`]: the
+/// command was applied, its reply is lost.
+///
+/// ```
+/// use nexus_core::codec::Json;
+/// use nexus_core::remote::{RemoteCommands, decode_outcome};
+/// use nexus_core::Outcome;
+/// # use nexus_core::testkit::doc::{Add, Counter};
+/// let outcome = decode_outcome::<Counter, Add, _>(&Json, "Add", Outcome::new(b"42".to_vec(), 7, None)).unwrap();
+/// assert_eq!((outcome.reply, outcome.version), (42, 7));
+/// assert!(decode_outcome::<Counter, Add, _>(&Json, "Add", Outcome::new(b"x".to_vec(), 7, None)).is_err());
+/// ```
+pub fn decode_outcome<A, C, W>(
+    codec: &W,
+    tag: &str,
+    outcome: Outcome<Vec<u8>>,
+) -> Result<Outcome<<A as Handles<C>>::Reply>, EntityError<A::Error>>
+where
+    A: RemoteCommands<W> + Handles<C>,
+    W: Codec,
+{
+    outcome
+        .try_map(|bytes| {
+            let reply = A::decode_reply(codec, tag, &bytes)?;
+            reply
+                .downcast::<<A as Handles<C>>::Reply>()
+                .map(|reply| *reply)
+                .map_err(|_| CodecError::Decode {
+                    what: format!("reply of `{tag}`"),
+                    codec: codec.name(),
+                    source: format!("`{tag}` is not the tag of the command sent").into(),
+                })
+        })
+        .map_err(|source| EntityError::Undeliverable { source })
+}
