@@ -8,7 +8,10 @@
 //! the runtime that hosts aggregates: an [`ActorSystem`], [`Entities`] (one
 //! actor per identity, event-sourced or durable state, with supervision,
 //! passivation, conflict retries and group commit), [`EntityRef`], the
-//! [`lease`] hook for cross-process ownership, and plain [`Actor`]s.
+//! [`lease`] hook for cross-process ownership, and plain [`Actor`]s. For
+//! several nodes, [`remote`] is how commands, replies and errors cross the
+//! wire, and `cluster` (feature `cluster`) the HTTP/2 transport between
+//! nodes.
 //!
 //! ```
 //! use nexus_core::testkit::given;

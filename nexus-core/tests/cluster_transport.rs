@@ -94,7 +94,7 @@ async fn a_request_and_its_answer_make_a_round_trip() {
     // The same port speaks HTTP/1.1 to a client without prior knowledge.
     let http1 = reqwest::Client::builder().http1_only().build().unwrap();
     let answer = http1
-        .post(format!("http://{peer}/nexus/peer/ask"))
+        .post(format!("http://{peer}/nexus/v1/peer/ask"))
         .body("hi")
         .send()
         .await

@@ -108,11 +108,17 @@ impl PeerResponse {
     }
 }
 
+/// The version of the peer protocol, in every request's path: a node that
+/// speaks another one answers the connecting ping HTTP 404, which the
+/// caller sees as [`TransportError::NotSent`] (not handled), never as a
+/// request misread. Raise it when a message of `remote` changes shape.
+const PROTOCOL: &str = "v1";
+
 /// The path a client pings to open its connection to a peer; the server
 /// answers it at once, outside the handler and the in-flight bound.
-const PING_PATH: &str = "/nexus/ping";
+const PING_PATH: &str = "/nexus/v1/ping";
 
 /// The URL path of requests of kind `route`.
 fn path(route: &str) -> String {
-    format!("/nexus/peer/{route}")
+    format!("/nexus/{PROTOCOL}/peer/{route}")
 }
