@@ -604,4 +604,6 @@
 //! `fn(&self, &Command) -> Result<Effect<Self, Reply>, Error>` and `#[apply]`
 //! marks `fn(&mut self, &Event)`; other methods are left alone.
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod ownership;

@@ -490,9 +490,7 @@ impl PgLease {
     /// # }
     /// ```
     pub fn shard_of(&self, stream: &StreamId) -> u32 {
-        // Not std's (randomly keyed) hasher: every process must agree.
-        let shard = fnv1a(stream.as_str().as_bytes()) % u64::from(self.shared.shards);
-        u32::try_from(shard).expect("a remainder of a u32 fits a u32")
+        nexus_core::lease::shard_of(stream, self.shared.shards)
     }
 
     /// How many shards the streams are spread over.
@@ -542,7 +540,60 @@ impl PgLease {
 #[async_trait]
 impl OwnershipLease for PgLease {
     async fn acquire(&self, stream: &StreamId) -> Result<LeaseGuard, LeaseError> {
-        let shard = self.shard_of(stream);
+        self.acquire_for(self.shard_of(stream), stream).await
+    }
+}
+
+impl PgLease {
+    /// Takes `shard` itself (a cluster node holds whole shards), or joins
+    /// this process's current hold of it.
+    ///
+    /// Errors name the stream `shard-N`, since no entity asked.
+    ///
+    /// ```no_run
+    /// # async fn run(lease: nexus_store_pg::PgLease) -> Result<(), nexus_core::lease::LeaseError> {
+    /// let guard = lease.acquire_shard(3).await?;
+    /// assert_eq!(guard.fence().shard(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn acquire_shard(&self, shard: u32) -> Result<LeaseGuard, LeaseError> {
+        let stream = StreamId::new(format!("shard-{shard}"));
+        if shard >= self.shards() {
+            return Err(LeaseError::Backend {
+                stream,
+                source: format!(
+                    "shard {shard} is out of range: the schema has {} shards",
+                    self.shards()
+                )
+                .into(),
+            });
+        }
+        self.acquire_for(shard, &stream).await
+    }
+
+    /// Gives up the shard of `guard` at the database now, rather than in the
+    /// background once its last guard drops, so that the next owner can take
+    /// it at once. Other guards of the same hold lose it too.
+    ///
+    /// ```no_run
+    /// # async fn run(lease: nexus_store_pg::PgLease) -> Result<(), Box<dyn std::error::Error>> {
+    /// let guard = lease.acquire_shard(3).await?;
+    /// lease.release_now(guard).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn release_now(&self, guard: LeaseGuard) -> Result<(), BoxError> {
+        let release = Release {
+            shard: guard.fence().shard(),
+            epoch: guard.fence().epoch(),
+        };
+        guard.fence().tenure().revoke();
+        drop(guard);
+        self.shared.db.release_now(&[release]).await
+    }
+
+    async fn acquire_for(&self, shard: u32, stream: &StreamId) -> Result<LeaseGuard, LeaseError> {
         if let Some(guard) = self.join(shard) {
             return Ok(guard);
         }
@@ -692,24 +743,28 @@ impl Db {
     /// Gives up the shards of `releases` at the database, those still held
     /// at their epochs, in one statement.
     async fn release(&self, releases: &[Release]) {
+        if let Err(error) = self.release_now(releases).await {
+            // Harmless: the leases expire by themselves.
+            tracing::debug!(%error, shards = releases.len(), "lease release failed");
+        }
+    }
+
+    /// Gives up `releases` in one statement, and says whether it failed.
+    async fn release_now(&self, releases: &[Release]) -> Result<(), BoxError> {
         let shards: Vec<i32> = releases.iter().map(|r| r.shard.cast_signed()).collect();
         let epochs: Vec<i64> = releases
             .iter()
             .map(|r| i64::try_from(r.epoch).unwrap_or(i64::MAX))
             .collect();
-        let outcome = self
-            .bounded(
-                sqlx::query(&self.sql.release)
-                    .bind(&self.owner)
-                    .bind(&shards)
-                    .bind(&epochs)
-                    .execute(&self.pool),
-            )
-            .await;
-        if let Err(error) = outcome {
-            // Harmless: the leases expire by themselves.
-            tracing::debug!(%error, shards = releases.len(), "lease release failed");
-        }
+        self.bounded(
+            sqlx::query(&self.sql.release)
+                .bind(&self.owner)
+                .bind(&shards)
+                .bind(&epochs)
+                .execute(&self.pool),
+        )
+        .await
+        .map(drop)
     }
 }
 
@@ -747,7 +802,7 @@ async fn releaser(db: Arc<Db>, mut dropped_guards: mpsc::UnboundedReceiver<Relea
 /// The lease's own pool: its owner id as `application_name`, sessions that
 /// the server never closes for idleness, dead peers detected within
 /// seconds, and statements bounded by `renew_every`.
-async fn lease_pool(
+pub(crate) async fn lease_pool(
     config: &PgStoreConfig,
     owner: &str,
     timing: LeaseTiming,
@@ -793,23 +848,9 @@ fn owner_id() -> String {
     )
 }
 
-/// 64-bit FNV-1a: small, stable across processes and builds.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_shard_hash_is_the_published_fnv1a() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
-    }
 
     #[test]
     fn an_owner_id_fits_an_application_name() {

@@ -126,6 +126,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod config;
 mod convert;
 mod errors;
@@ -139,6 +141,8 @@ mod sql;
 mod state_store;
 mod wire;
 
+#[cfg(feature = "cluster")]
+pub use cluster::PgCoordination;
 pub use config::{PayloadFormat, PgStoreConfig, Schema};
 pub use event_store::PgEventStore;
 pub use event_store::{CatchUpLag, HorizonBlocker};

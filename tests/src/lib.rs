@@ -1,5 +1,6 @@
 //! Helpers shared by the cross-crate integration tests.
 
+pub mod deposits;
 pub mod history;
 mod outage;
 pub mod stock_item;

@@ -639,6 +639,8 @@ async fn start_server_at(
         schema: schema.to_owned(),
         pool_size: 8,
         lease_shards: None,
+        cluster: false,
+        cluster_listen: None,
         lease_ttl_ms: 10_000,
         lease_database_url: None,
         max_active_entities: None,

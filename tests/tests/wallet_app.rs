@@ -48,6 +48,8 @@ impl Server {
             schema: schema.to_owned(),
             pool_size: 8,
             lease_shards: None,
+            cluster: false,
+            cluster_listen: None,
             lease_ttl_ms: 10_000,
             lease_database_url: None,
             max_active_entities: None,

@@ -26,6 +26,8 @@ async fn metrics_count_every_command_and_at_most_50_live_wallets() {
         schema: "unused".to_owned(),
         pool_size: 1,
         lease_shards: None,
+        cluster: false,
+        cluster_listen: None,
         lease_ttl_ms: 10_000,
         lease_database_url: None,
         max_active_entities: Some(50),

@@ -6,6 +6,7 @@
 //! [`Tally`] aggregate, the [`closed_loop`] driver and [`emit`].
 
 pub mod churn;
+pub mod cluster;
 pub mod memory;
 pub mod postgres;
 pub mod projection;
@@ -41,7 +42,7 @@ pub enum TallyEvent {
 }
 
 /// Why a [`Tally`] refused a command.
-#[derive(Debug, PartialEq, thiserror::Error)]
+#[derive(Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
 pub enum TallyError {
     /// Adding zero records nothing.
     #[error("cannot add zero")]
@@ -49,11 +50,11 @@ pub enum TallyError {
 }
 
 /// Adds to the total; replies the new total.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Add(pub u64);
 
 /// Replies the total; writes nothing.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Total;
 
 #[aggregate(name = "tally", event = TallyEvent, error = TallyError, commands(Add, Total))]

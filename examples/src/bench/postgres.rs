@@ -73,7 +73,7 @@ pub enum PgBenchError {
     Workload(String),
 }
 
-fn workload_error(error: impl std::fmt::Display) -> PgBenchError {
+pub(crate) fn workload_error(error: impl std::fmt::Display) -> PgBenchError {
     PgBenchError::Workload(error.to_string())
 }
 

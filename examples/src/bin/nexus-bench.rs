@@ -47,5 +47,9 @@ async fn main() {
             eprintln!("projection workloads: {error}");
             std::process::exit(1);
         }
+        if let Err(error) = bench::cluster::run(&database_url, budget).await {
+            eprintln!("cluster workloads: {error}");
+            std::process::exit(1);
+        }
     }
 }

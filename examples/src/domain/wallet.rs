@@ -86,7 +86,7 @@ pub enum WalletEvent {
 }
 
 /// Why a wallet rejected a command.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum WalletError {
     /// Deposits and withdrawals move a positive number of cents.

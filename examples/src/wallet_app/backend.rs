@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nexus_core::cache::{CachedReads, RedisCache, WriteThrough};
+use nexus_core::cluster::Cluster;
 use nexus_core::codec::{EventCodec, Json};
 use nexus_core::lease::{Fence, OwnershipLease};
 use nexus_core::store::memory::{InMemoryEventStore, InMemoryStateStore};
@@ -17,7 +18,8 @@ use nexus_core::{
 };
 use nexus_store_pg::projection::NotifyingStore;
 use nexus_store_pg::{
-    LeaseTiming, PayloadFormat, PgEventStore, PgLease, PgSetupError, PgStateStore, PgStoreConfig,
+    LeaseTiming, PayloadFormat, PgCoordination, PgEventStore, PgLease, PgSetupError, PgStateStore,
+    PgStoreConfig,
 };
 use sqlx::postgres::PgPoolOptions;
 
@@ -109,12 +111,19 @@ pub enum Backend {
 pub struct PgBackend {
     store: PgStoreConfig,
     lease: Option<PgLease>,
+    cluster: Option<Cluster>,
 }
 
 impl PgBackend {
-    /// The lease the entities are owned through, if ownership is leased.
+    /// The lease the entities are owned through, if ownership is leased
+    /// (without `--cluster`).
     pub fn lease(&self) -> Option<&PgLease> {
         self.lease.as_ref()
+    }
+
+    /// The cluster this process is a node of (`--cluster`).
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 }
 
@@ -154,9 +163,15 @@ pub enum StartError {
     /// The read cache's URL is invalid.
     #[error("the read cache at --redis-url: {0}")]
     Cache(String),
-    /// `--lease-shards` without a database: a lease lives in Postgres.
-    #[error("--lease-shards needs a database: pass --database-url URL (or set DATABASE_URL)")]
+    /// `--lease-shards` or `--cluster` without a database: leases and
+    /// membership live in Postgres.
+    #[error(
+        "--lease-shards and --cluster need a database: pass --database-url URL (or set DATABASE_URL)"
+    )]
     LeaseWithoutDatabase,
+    /// The cluster node could not start.
+    #[error("joining the cluster: {0}")]
+    Cluster(#[from] nexus_core::cluster::ClusterError),
 }
 
 impl Backend {
@@ -164,7 +179,7 @@ impl Backend {
     /// in-memory stores; with `--lease-shards`, connects the lease too.
     pub async fn open(config: &Config) -> Result<Self, StartError> {
         let Some(url) = &config.database_url else {
-            if config.lease_shards.is_some() {
+            if config.lease_shards.is_some() || config.cluster {
                 return Err(StartError::LeaseWithoutDatabase);
             }
             return Ok(Self::Memory {
@@ -183,11 +198,19 @@ impl Backend {
             .schema(&config.schema)?
             .payloads(PayloadFormat::Json);
         store.migrate().await?;
-        let lease = match config.lease_shards {
-            Some(shards) => Some(connect_lease(config, url, &store, shards).await?),
-            None => None,
+        let (lease, cluster) = match (config.cluster, config.lease_shards) {
+            (true, shards) => (None, Some(join_cluster(config, url, &store, shards).await?)),
+            (false, Some(shards)) => (
+                Some(connect_lease(config, url, &store, shards).await?),
+                None,
+            ),
+            (false, None) => (None, None),
         };
-        let backend = Self::Postgres(PgBackend { store, lease });
+        let backend = Self::Postgres(PgBackend {
+            store,
+            lease,
+            cluster,
+        });
         if let Some(lease) = backend.lease_of() {
             tracing::info!(
                 shards = lease.shards(),
@@ -209,6 +232,14 @@ impl Backend {
         }
     }
 
+    /// The cluster this process is a node of (`--cluster`).
+    pub fn cluster(&self) -> Option<&Cluster> {
+        match self {
+            Self::Postgres(config) => config.cluster(),
+            Self::Memory { .. } => None,
+        }
+    }
+
     /// A name for logs.
     pub fn describe(&self) -> String {
         match self {
@@ -221,6 +252,14 @@ impl Backend {
 
     /// How entities are owned across processes, for logs.
     pub fn ownership(&self) -> String {
+        if let Some(cluster) = self.cluster() {
+            return format!(
+                "clustered: node {} at {}, {} shards over the live nodes",
+                cluster.node(),
+                cluster.address(),
+                cluster.shards()
+            );
+        }
         match (self, self.lease_of()) {
             (_, Some(lease)) => format!(
                 "leased: {} shards, ttl {:?}, renewed every {:?}, clock drift {:?} allowed",
@@ -264,17 +303,28 @@ impl Backend {
     pub async fn wire(&self, system: &ActorSystem, config: &Config) -> Result<Wired, StartError> {
         let max_active = config.max_active_entities;
         let (events, log, states) = self.stores();
-        let lease = self
-            .lease_of()
-            .map(|lease| Arc::new(lease.clone()) as Arc<dyn OwnershipLease>);
+        let cluster = self.cluster();
+        // In a cluster the projection runs on the node holding its stream's
+        // shard, fenced by that shard's epoch, and moves with the shard.
+        let lease = match cluster {
+            Some(cluster) => Some(cluster.lease()),
+            None => self
+                .lease_of()
+                .map(|lease| Arc::new(lease.clone()) as Arc<dyn OwnershipLease>),
+        };
+        let owners = Owners {
+            lease: lease.clone(),
+            cluster,
+        };
         let serve = |builder| limited(serving(builder), max_active);
-        let wallets = owned(serve(Entities::<Wallet>::builder(system)), lease.clone())
+        let wallets = owners
+            .own(serve(Entities::<Wallet>::builder(system)))
             .event_sourced(events, EventCodec::new(Json))
             .build()?;
-        let ledgers = owned(
-            limited(serving(Entities::<Ledger>::builder(system)), max_active),
-            lease.clone(),
-        );
+        let ledgers = owners.own(limited(
+            serving(Entities::<Ledger>::builder(system)),
+            max_active,
+        ));
         let (ledgers, ledger_reads) = match &config.redis_url {
             Some(url) => {
                 // One key space per schema: every process of the schema
@@ -342,15 +392,48 @@ async fn connect_lease(
     Ok(PgLease::connect_with(&route, shards, timing).await?)
 }
 
-/// With a lease, the entities are owned through it; without one, the
-/// default database arbitration applies.
-fn owned<A: Aggregate>(
-    builder: EntitiesBuilder<A>,
+/// The node of `--cluster`: membership and shard leases on connections to
+/// `--lease-database-url` (the database URL by default), with the lease
+/// timing of `--lease-ttl-ms`, a peer listener on `--cluster-listen` (the
+/// host of `--listen`, any free port, by default).
+async fn join_cluster(
+    config: &Config,
+    url: &str,
+    store: &PgStoreConfig,
+    shards: Option<u32>,
+) -> Result<Cluster, StartError> {
+    let ttl = Duration::from_millis(config.lease_ttl_ms);
+    let timing = LeaseTiming::new(ttl, ttl / 5, ttl / 10)?;
+    let lease_url = config.lease_database_url.as_deref().unwrap_or(url);
+    let route = PgStoreConfig::new(PgPoolOptions::new().connect_lazy(lease_url)?)
+        .schema(store.schema_name().as_str())?;
+    let coordination = PgCoordination::connect(&route, shards.unwrap_or(64), timing).await?;
+    let listen = config
+        .cluster_listen
+        .unwrap_or_else(|| std::net::SocketAddr::new(config.listen.ip(), 0));
+    Ok(Cluster::builder(coordination)
+        .listen(listen)
+        .start()
+        .await?)
+}
+
+/// How entities are owned: by the cluster's nodes (`--cluster`), through a
+/// lease (`--lease-shards`), or, with neither, by database arbitration.
+struct Owners<'a> {
     lease: Option<Arc<dyn OwnershipLease>>,
-) -> EntitiesBuilder<A> {
-    match lease {
-        Some(lease) => builder.lease(lease),
-        None => builder,
+    cluster: Option<&'a Cluster>,
+}
+
+impl Owners<'_> {
+    fn own<A>(&self, builder: EntitiesBuilder<A>) -> EntitiesBuilder<A>
+    where
+        A: nexus_core::remote::RemoteCommands<Json>,
+    {
+        match (self.cluster, &self.lease) {
+            (Some(cluster), _) => builder.cluster(cluster, Json),
+            (None, Some(lease)) => builder.lease(Arc::clone(lease)),
+            (None, None) => builder,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 /// `wallet-app [--listen ADDR] [--database-url URL] [--schema NAME] [--lease-shards N]
-/// [--redis-url URL] [--admin-token TOKEN]`.
+/// [--cluster] [--redis-url URL] [--admin-token TOKEN]`.
 #[derive(Clone, Debug, clap::Parser)]
 #[command(name = "wallet-app", about = "The Nexus wallet HTTP app")]
 pub struct Config {
@@ -28,6 +28,19 @@ pub struct Config {
     /// URL; every process of a schema must use the same count.
     #[arg(long, value_name = "N")]
     pub lease_shards: Option<u32>,
+    /// Join the cluster of every process started with `--cluster` on this
+    /// database and schema: the wallets' shards (`--lease-shards`, 64 by
+    /// default) are spread over the live processes, any process accepts any
+    /// request and forwards it to the owner's process, and SIGTERM hands the
+    /// process's shards off before it exits. Each process picks a free peer
+    /// port on the host of `--listen` (or `--cluster-listen`) and advertises
+    /// it. Needs a database URL.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Where the cluster's peer listener binds (default: the host of
+    /// `--listen`, any free port).
+    #[arg(long, value_name = "ADDR", requires = "cluster")]
+    pub cluster_listen: Option<SocketAddr>,
     /// How long a lease lasts at the database, in milliseconds; the holder
     /// renews it every ttl/5 and allows ttl/10 of clock drift, stopping by
     /// its own clock at ttl - ttl/10 after each renewal was sent.

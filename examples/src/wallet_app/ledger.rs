@@ -61,7 +61,7 @@ pub enum LedgerEvent {
 }
 
 /// Why a ledger refused an entry.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum LedgerError {
     /// Amounts are positive.
@@ -95,7 +95,7 @@ pub enum LedgerError {
 }
 
 /// Record one entry; replies the ledger as it is after it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Which way.
     pub kind: LedgerKind,
@@ -106,7 +106,7 @@ pub struct Record {
 }
 
 /// Read the ledger; persists nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement;
 
 #[aggregate(name = "ledger", event = LedgerEvent, error = LedgerError, commands(Record, Statement))]

@@ -60,6 +60,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/wallet/balance", get(balance))
         .route("/wallet/ledger/record", post(ledger_record))
         .route("/wallet/ledger", get(ledger))
+        .route("/cluster", get(cluster))
         .merge(admin)
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -79,12 +80,36 @@ async fn index() -> axum::Json<Value> {
             {"method": "POST", "path": "/wallet/ledger/record",
              "body": {"kind": "deposit | withdraw", "amountCents": "positive integer", "description": "text"}},
             {"method": "GET", "path": "/wallet/ledger"},
+            {"method": "GET", "path": "/cluster", "note": "the members and their shard counts, with --cluster"},
             {"method": "GET", "path": "/admin/wallets",
              "headers": {"Authorization": "Bearer <admin token>, with --admin-token"}},
             {"method": "GET", "path": "/admin/balances", "query": {"after": "optional: a write's position; waits until the ranking includes it"},
              "headers": {"Authorization": "Bearer <admin token>, with --admin-token"}},
         ],
     }))
+}
+
+/// `GET /cluster`: this node and the members it saw at its last heartbeat,
+/// each with its address and how many shards it held; 404 without
+/// `--cluster`.
+async fn cluster(State(state): State<Arc<AppState>>) -> Result<axum::Json<Value>, ApiError> {
+    let Some(cluster) = state.backend.cluster() else {
+        return Err(ApiError::NotFound);
+    };
+    let members: Vec<Value> = cluster
+        .members()
+        .into_iter()
+        .map(
+            |member| json!({"id": member.node, "address": member.address, "shards": member.shards}),
+        )
+        .collect();
+    Ok(axum::Json(json!({
+        "node": cluster.node(),
+        "address": cluster.address(),
+        "shards": cluster.shards(),
+        "held": cluster.held_shards(),
+        "members": members,
+    })))
 }
 
 /// A wallet answer; a write's carries its `"position"` in the global log,

@@ -65,6 +65,10 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(StartError::Serve)?;
+    if let Some(cluster) = state.backend.cluster() {
+        tracing::info!("leaving the cluster: handing the shards off");
+        cluster.leave().await;
+    }
     state.balances.stop().await;
     let report = system.shutdown(DRAIN).await;
     tracing::info!(?report, "actor system stopped");

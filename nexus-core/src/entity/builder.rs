@@ -33,6 +33,8 @@ pub(crate) struct Settings<A: Aggregate> {
     pub(crate) group_commit: usize,
     pub(crate) supervision: Supervision,
     pub(crate) ownership: Ownership,
+    #[cfg(feature = "cluster")]
+    pub(crate) cluster: Option<Arc<crate::cluster::Binding<A>>>,
 }
 
 /// Who may write an entity type's streams, and so what a reply that did not
@@ -149,6 +151,8 @@ pub struct EntitiesBuilder<A: Aggregate> {
     group_commit: usize,
     supervision: Supervision,
     ownership: Ownership,
+    #[cfg(feature = "cluster")]
+    cluster: Option<Arc<crate::cluster::Binding<A>>>,
 }
 
 impl<A: Aggregate> EntitiesBuilder<A> {
@@ -169,6 +173,8 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             group_commit: 1,
             supervision: Supervision::default(),
             ownership: Ownership::Arbitrated,
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
     }
 
@@ -311,6 +317,43 @@ impl<A: Aggregate> EntitiesBuilder<A> {
         self
     }
 
+    /// Serve the entity type as part of `cluster`: every send reaches the
+    /// node holding the entity's shard (this one: its mailbox; another: over
+    /// the cluster's transport, with the same reply and errors), and the
+    /// entities this node hosts are owned through its shard leases, fenced
+    /// like [`lease`](Self::lease)'s. Commands and replies cross the wire
+    /// through `codec`, which is why every command, reply and the error must
+    /// be serde types: otherwise this call does not compile. Replaces
+    /// [`lease`](Self::lease) and [`sole_writer`](Self::sole_writer).
+    ///
+    /// Needs the cargo feature `cluster`.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use nexus_core::{ActorSystem, Entities, cluster::Cluster, codec::{EventCodec, Json}};
+    /// use nexus_core::store::memory::InMemoryEventStore;
+    /// # use nexus_core::testkit::doc::{Counter, Add};
+    /// # async fn run(system: ActorSystem, cluster: Cluster) -> Result<(), Box<dyn std::error::Error>> {
+    /// let counters = Entities::<Counter>::builder(&system)
+    ///     .event_sourced(Arc::new(InMemoryEventStore::new()), EventCodec::new(Json))
+    ///     .cluster(&cluster, Json)
+    ///     .build()?;
+    /// counters.of("c1").ask(Add(1)).await?; // on whichever node holds c1's shard
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn cluster<W>(mut self, cluster: &crate::cluster::Cluster, codec: W) -> Self
+    where
+        A: crate::remote::RemoteCommands<W>,
+        W: Codec + Clone,
+    {
+        let node = Arc::clone(&cluster.node);
+        self.ownership = Ownership::Leased(Arc::new(crate::cluster::NodeLease(Arc::clone(&node))));
+        self.cluster = Some(Arc::new(crate::cluster::Binding::new(node, codec)));
+        self
+    }
+
     /// Checks the options and starts serving the entity type.
     pub fn build(self) -> Result<Entities<A>, ConfigError> {
         let aggregate = A::NAME;
@@ -353,9 +396,16 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             group_commit: self.group_commit,
             supervision: self.supervision,
             ownership: self.ownership,
+            #[cfg(feature = "cluster")]
+            cluster: self.cluster,
         };
-        Ok(Entities {
+        let entities = Entities {
             registry: Registry::new(settings, &self.system.shared)?,
-        })
+        };
+        #[cfg(feature = "cluster")]
+        if let Some(binding) = &entities.registry.settings.cluster {
+            binding.attach(&entities);
+        }
+        Ok(entities)
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedRwLockReadGuard, oneshot};
 
 use super::command_options::{CommandOptions, Outcome};
 use super::message::{Envelope, Request};
@@ -149,26 +149,14 @@ impl<A: Aggregate> EntityRef<A> {
         }
         let timeout = self.registry.settings.ask_timeout;
         let exchange = async {
-            let (reply_to, reply) = oneshot::channel();
-            let request = Request::<A, C, A::Reply>::new(
-                command,
-                <A as Handles<C>>::handle_in,
-                options,
-                Some(reply_to),
-            );
-            match self.send(Envelope::Command(Box::new(request))).await {
-                Ok(()) => {}
-                Err(NotAccepted::Full(_)) => {
-                    return Err(EntityError::MailboxFull {
-                        stream: self.key.stream.clone(),
-                        capacity: self.registry.settings.mailbox_capacity,
-                    });
-                }
-                Err(NotAccepted::ShuttingDown(_)) => return Err(self.shutting_down()),
+            #[cfg(feature = "cluster")]
+            if let Some(binding) = &self.registry.settings.cluster {
+                let deadline = tokio::time::Instant::now() + timeout;
+                return self
+                    .exchange_routed(binding, command, options, deadline)
+                    .await;
             }
-            // A dropped reply channel is still an answer: the runtime lost
-            // the command to a shutdown or an internal failure.
-            reply.await.unwrap_or_else(|_| Err(self.interrupted()))
+            self.exchange_local(command, options, None).await
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -178,6 +166,87 @@ impl<A: Aggregate> EntityRef<A> {
                     after: timeout,
                 })
             })
+    }
+
+    /// Sends `command` into the local mailbox (holding `gate`, a cluster
+    /// shard's, until it is in) and waits for its outcome.
+    async fn exchange_local<C>(
+        &self,
+        command: C,
+        options: CommandOptions,
+        gate: Option<OwnedRwLockReadGuard<()>>,
+    ) -> Result<Outcome<A::Reply>, EntityError<A::Error>>
+    where
+        A: Handles<C>,
+        C: Send + 'static,
+    {
+        let (reply_to, reply) = oneshot::channel();
+        let request = Request::<A, C, A::Reply>::new(
+            command,
+            <A as Handles<C>>::handle_in,
+            options,
+            Some(reply_to),
+        );
+        let sent = self.send(Envelope::Command(Box::new(request))).await;
+        drop(gate);
+        match sent {
+            Ok(()) => {}
+            Err(NotAccepted::Full(_)) => {
+                return Err(EntityError::MailboxFull {
+                    stream: self.key.stream.clone(),
+                    capacity: self.registry.settings.mailbox_capacity,
+                });
+            }
+            Err(NotAccepted::ShuttingDown(_)) => return Err(self.shutting_down()),
+        }
+        // A dropped reply channel is still an answer: the runtime lost
+        // the command to a shutdown or an internal failure.
+        reply.await.unwrap_or_else(|_| Err(self.interrupted()))
+    }
+
+    /// Sends `command` to the node holding the entity's shard: here, into
+    /// the mailbox; elsewhere, over the cluster's transport. Waits (until
+    /// `deadline`) while the shard moves, and routes again when a peer did
+    /// not apply it because the shard moved on.
+    #[cfg(feature = "cluster")]
+    async fn exchange_routed<C>(
+        &self,
+        binding: &crate::cluster::Binding<A>,
+        command: C,
+        options: CommandOptions,
+        deadline: tokio::time::Instant,
+    ) -> Result<Outcome<A::Reply>, EntityError<A::Error>>
+    where
+        A: Handles<C>,
+        C: Send + 'static,
+    {
+        use crate::cluster::Destination;
+        let mut wire = None;
+        loop {
+            let Some(destination) = binding.destination(self, deadline).await else {
+                return Err(EntityError::Timeout {
+                    stream: self.key.stream.clone(),
+                    after: self.registry.settings.ask_timeout,
+                });
+            };
+            let (node, address) = match destination {
+                Destination::Local(gate) => {
+                    return self.exchange_local(command, options, Some(gate)).await;
+                }
+                Destination::Remote { node, address } => (node, address),
+            };
+            let wire = match &wire {
+                Some(wire) => wire,
+                None => wire.insert(binding.encode(self, &command)?),
+            };
+            if let Some(outcome) = binding
+                .forward(self, &node, &address, wire, &options, deadline)
+                .await?
+            {
+                return crate::cluster::Binding::<A>::typed_reply::<A::Reply>(self, &node, outcome);
+            }
+            binding.backoff(deadline).await;
+        }
     }
 
     /// Sends `command` without waiting for its outcome. `Ok` means the
@@ -203,6 +272,24 @@ impl<A: Aggregate> EntityRef<A> {
         A: Handles<C>,
         C: Send + 'static,
     {
+        #[cfg(feature = "cluster")]
+        if let Some(binding) = &self.registry.settings.cluster {
+            return self.enqueue_routed(binding, command).await;
+        }
+        self.enqueue_local(command, None).await
+    }
+
+    /// Enqueues `command` into the local mailbox, holding `gate` (a cluster
+    /// shard's) until it is in.
+    async fn enqueue_local<C>(
+        &self,
+        command: C,
+        gate: Option<OwnedRwLockReadGuard<()>>,
+    ) -> Result<(), SendError<C>>
+    where
+        A: Handles<C>,
+        C: Send + 'static,
+    {
         let request = Request::<A, C, A::Reply>::new(
             command,
             <A as Handles<C>>::handle_in,
@@ -218,7 +305,9 @@ impl<A: Aggregate> EntityRef<A> {
                 .expect("a refused tell gives back its own request"),
             Envelope::Stop => unreachable!("tell only sends commands"),
         };
-        match self.send(Envelope::Command(Box::new(request))).await {
+        let sent = self.send(Envelope::Command(Box::new(request))).await;
+        drop(gate);
+        match sent {
             Ok(()) => Ok(()),
             Err(NotAccepted::Full(envelope)) => Err(SendError::MailboxFull(give_back(envelope))),
             Err(NotAccepted::ShuttingDown(envelope)) => {
@@ -227,10 +316,76 @@ impl<A: Aggregate> EntityRef<A> {
         }
     }
 
+    /// `tell` in a cluster: into the local mailbox when this node holds the
+    /// shard; otherwise the owner's answer is awaited (so that one sender's
+    /// tells keep their order across the wire), and a failure other than
+    /// a full mailbox or a shutdown is logged as a dead letter, as a local
+    /// tell's would be. A shard no node takes within the ask timeout gives
+    /// the command back as [`SendError::Stopped`].
+    #[cfg(feature = "cluster")]
+    async fn enqueue_routed<C>(
+        &self,
+        binding: &crate::cluster::Binding<A>,
+        command: C,
+    ) -> Result<(), SendError<C>>
+    where
+        A: Handles<C>,
+        C: Send + 'static,
+    {
+        use crate::cluster::Destination;
+        let deadline = tokio::time::Instant::now() + self.registry.settings.ask_timeout;
+        let options = CommandOptions::new();
+        let mut wire = None;
+        loop {
+            let Some(destination) = binding.destination(self, deadline).await else {
+                return Err(SendError::Stopped(command));
+            };
+            let (node, address) = match destination {
+                Destination::Local(gate) => return self.enqueue_local(command, Some(gate)).await,
+                Destination::Remote { node, address } => (node, address),
+            };
+            let wire = match &wire {
+                Some(wire) => wire,
+                None => match binding.encode(self, &command) {
+                    Ok(encoded) => wire.insert(encoded),
+                    Err(error) => {
+                        tracing::warn!(stream = %self.key.stream, %error, "dead letter: a told command does not encode");
+                        return Err(SendError::Stopped(command));
+                    }
+                },
+            };
+            match binding
+                .forward(self, &node, &address, wire, &options, deadline)
+                .await
+            {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => binding.backoff(deadline).await,
+                Err(EntityError::MailboxFull { .. }) => {
+                    return Err(SendError::MailboxFull(command));
+                }
+                Err(EntityError::ShuttingDown { .. }) => {
+                    return Err(SendError::ShuttingDown(command));
+                }
+                Err(error) => {
+                    tracing::warn!(stream = %self.key.stream, node = %node, %error, "dead letter: a told command failed on its owner");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     /// Stops the entity once the messages queued before this one are
     /// processed (Nexus PHP's `PoisonPill`). Messages sent afterwards start
     /// a fresh incarnation, which recovers from the store.
     pub async fn stop(&self) -> Result<(), SendError<()>> {
+        // In a cluster, only the node holding the shard runs the entity;
+        // anywhere else there is nothing to stop (and nothing to spawn).
+        #[cfg(feature = "cluster")]
+        if let Some(binding) = &self.registry.settings.cluster
+            && !binding.hosts_here(self)
+        {
+            return Ok(());
+        }
         match self.send(Envelope::Stop).await {
             Ok(()) => Ok(()),
             Err(NotAccepted::Full(_)) => Err(SendError::MailboxFull(())),

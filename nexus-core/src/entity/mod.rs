@@ -14,7 +14,7 @@ mod error;
 mod fanout;
 mod message;
 mod persistence;
-mod registry;
+pub(crate) mod registry;
 mod runner;
 mod supervision;
 

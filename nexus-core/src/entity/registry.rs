@@ -325,3 +325,48 @@ impl<A: Aggregate> Closeable for Registry<A> {
         }
     }
 }
+
+#[cfg(feature = "cluster")]
+impl<A: Aggregate> crate::cluster::ShardHost for Registry<A> {
+    fn stop_shard(
+        &self,
+        shard: u32,
+        shards: u32,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = usize> + Send + '_>> {
+        Box::pin(async move {
+            let cells: Vec<Arc<Cell<A>>> = self
+                .shards
+                .iter()
+                .flat_map(|lock| {
+                    let shard_cells = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                    shard_cells.values().cloned().collect::<Vec<_>>()
+                })
+                .filter(|cell| crate::lease::shard_of(&cell.key.stream, shards) == shard)
+                .collect();
+            // Behind whatever is queued: those commands are carried out
+            // first. A closed mailbox is an entity already on its way out.
+            for cell in &cells {
+                let _ = cell
+                    .mailbox
+                    .send(Envelope::Stop, crate::WhenFull::Wait)
+                    .await;
+            }
+            // A handoff is rare and short: polling the registry keeps the
+            // cells free of a notification only it would use.
+            while cells.iter().any(|cell| self.holds(cell)) {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            cells.len()
+        })
+    }
+}
+
+impl<A: Aggregate> Registry<A> {
+    /// Whether `cell` is still the live cell of its id.
+    #[cfg(feature = "cluster")]
+    fn holds(&self, cell: &Arc<Cell<A>>) -> bool {
+        self.shard(&cell.key.id)
+            .get(&cell.key.id)
+            .is_some_and(|live| Arc::ptr_eq(live, cell))
+    }
+}

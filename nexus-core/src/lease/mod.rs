@@ -31,6 +31,38 @@ use async_trait::async_trait;
 
 use crate::{BoxError, StreamId};
 
+/// The shard of `stream` among `shards`: FNV-1a of the stream id modulo the
+/// shard count, the same in every process and build (std's hasher is
+/// randomly keyed), so that every node of a cluster and every lease agree.
+///
+/// ```
+/// use nexus_core::{StreamId, lease::shard_of};
+/// let shard = shard_of(&StreamId::new("wallet-alice"), 64);
+/// assert!(shard < 64);
+/// assert_eq!(shard, shard_of(&StreamId::new("wallet-alice"), 64));
+/// ```
+pub fn shard_of(stream: &StreamId, shards: u32) -> u32 {
+    let hash = fnv1a(stream.as_str().as_bytes());
+    u32::try_from(hash % u64::from(shards.max(1))).expect("a remainder of a u32 fits a u32")
+}
+
+/// 64-bit FNV-1a: small, stable across processes and builds.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod hash_tests {
+    #[test]
+    fn the_shard_hash_is_the_published_fnv1a() {
+        assert_eq!(super::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(super::fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}
+
 /// Grants one holder at a time the right to write a stream.
 ///
 /// Implementations may lease whole shards rather than single streams; the

@@ -4,6 +4,8 @@
 //! configured (validated, quoted) schema name, so each is prepared once per
 //! connection and reused.
 
+#[cfg(feature = "cluster")]
+pub(crate) mod cluster;
 pub(crate) mod events;
 pub(crate) mod leases;
 pub(crate) mod snapshots;
