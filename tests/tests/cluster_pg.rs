@@ -30,9 +30,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use nexus_core::EventStore;
 use nexus_core::{Aggregate, StreamId};
 use nexus_examples::domain::wallet::Wallet;
-use nexus_store_pg::PgStoreConfig;
+use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use nexus_tests::Outage;
 use nexus_tests::deposits::{Load, account, statuses, stored_deposits, unique_deposit};
 use nexus_tests::wallet_process::{Answer, Op, WalletApp, send, timed};
@@ -178,6 +179,51 @@ fn shard_of(owner: &str) -> u32 {
     )
 }
 
+/// A deposit with a W3C `traceparent`, sent to node 0 for a wallet node 1
+/// owns, is forwarded and written there with the header in its event.
+async fn a_trace_crosses_the_hop(
+    http: &Client,
+    bases: &[String],
+    views: &[Value],
+    config: &PgStoreConfig,
+) {
+    let held_by_1: Vec<u64> = views[1]["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    let owner = (0..1000)
+        .map(|i| format!("traced{i}"))
+        .find(|o| held_by_1.contains(&u64::from(shard_of(o))))
+        .expect("some owner falls on node 1's shards");
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = http
+        .post(format!("{}/wallet/deposit", bases[0]))
+        .header("authorization", format!("Bearer {owner}-token"))
+        .header("traceparent", traceparent)
+        .json(&serde_json::json!({ "amountCents": 5 }))
+        .send()
+        .await
+        .expect("the deposit is answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    let stream = StreamId::for_entity(<Wallet as Aggregate>::NAME, &owner);
+    let events = PgEventStore::new(config)
+        .read_stream(&stream, 1)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0]
+            .metadata
+            .headers
+            .get("traceparent")
+            .map(String::as_str),
+        Some(traceparent),
+        "the caller's trace reached the owner's event across the hop"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn steady_load_through_every_node_counts_no_conflict() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -190,7 +236,7 @@ async fn steady_load_through_every_node_counts_no_conflict() {
     ];
     let bases = bases_of(&apps);
     let http = http();
-    settled(&http, &bases).await;
+    let views = settled(&http, &bases).await;
 
     let owners = owners(60);
     let started = Instant::now();
@@ -229,6 +275,7 @@ async fn steady_load_through_every_node_counts_no_conflict() {
         conflicts += counter(&http, base, "nexus_conflicts_total").await;
     }
     assert_eq!(conflicts, 0, "a single writer per wallet never conflicts");
+    a_trace_crosses_the_hop(&http, &bases, &views, &config).await;
     drop(apps);
     drop_schema(&config, &schema).await;
 }
