@@ -77,6 +77,25 @@ impl PgCoordination {
         &self.lease
     }
 
+    /// Runs `statement` within the lease's `renew_every`: a database link
+    /// that drops packets must fail a heartbeat, not hang it (the server's
+    /// timeouts do not bound the client's socket).
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        statement: impl std::future::Future<Output = Result<T, CoordinationError>>,
+    ) -> Result<T, CoordinationError> {
+        let limit = self.lease.timing().renew_every();
+        tokio::time::timeout(limit, statement)
+            .await
+            .unwrap_or_else(|_| {
+                Err(CoordinationError::Backend {
+                    operation,
+                    source: format!("no answer within {limit:?}").into(),
+                })
+            })
+    }
+
     fn ttl_micros(&self) -> i64 {
         i64::try_from(self.lease.timing().ttl().as_micros()).unwrap_or(i64::MAX)
     }
@@ -145,31 +164,40 @@ impl Coordination for PgCoordination {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        sqlx::query(&self.sql.join)
-            .bind(self.node())
-            .bind(address)
-            .bind(self.ttl_micros())
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(backend("join"))
+        self.bounded("join", async {
+            sqlx::query(&self.sql.join)
+                .bind(self.node())
+                .bind(address)
+                .bind(self.ttl_micros())
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(backend("join"))
+        })
+        .await
     }
 
     async fn observe(&self) -> Result<View, CoordinationError> {
-        let mut conn = self.pool.acquire().await.map_err(backend("observe"))?;
-        sqlx::query(&self.sql.renew)
-            .bind(self.node())
-            .bind(self.address())
-            .bind(self.ttl_micros())
-            .execute(&mut *conn)
-            .await
-            .map_err(backend("renew membership"))?;
-        self.read_view(&mut conn).await
+        self.bounded("observe", async {
+            let mut conn = self.pool.acquire().await.map_err(backend("observe"))?;
+            sqlx::query(&self.sql.renew)
+                .bind(self.node())
+                .bind(self.address())
+                .bind(self.ttl_micros())
+                .execute(&mut *conn)
+                .await
+                .map_err(backend("renew membership"))?;
+            self.read_view(&mut conn).await
+        })
+        .await
     }
 
     async fn view(&self) -> Result<View, CoordinationError> {
-        let mut conn = self.pool.acquire().await.map_err(backend("view"))?;
-        self.read_view(&mut conn).await
+        self.bounded("view", async {
+            let mut conn = self.pool.acquire().await.map_err(backend("view"))?;
+            self.read_view(&mut conn).await
+        })
+        .await
     }
 
     async fn take(&self, shard: u32) -> Result<LeaseGuard, LeaseError> {
@@ -187,11 +215,14 @@ impl Coordination for PgCoordination {
     }
 
     async fn leave(&self) -> Result<(), CoordinationError> {
-        sqlx::query(&self.sql.leave)
-            .bind(self.node())
-            .execute(&self.pool)
-            .await
-            .map(drop)
-            .map_err(backend("leave"))
+        self.bounded("leave", async {
+            sqlx::query(&self.sql.leave)
+                .bind(self.node())
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(backend("leave"))
+        })
+        .await
     }
 }

@@ -353,3 +353,104 @@ async fn the_shard_of_a_stream_is_the_leases() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_cluster_owns_its_entities_alone() {
+    let config = common::fresh_config().await;
+    let a = start_node(&config, "cluster-a").await;
+    let store = Arc::new(PgEventStore::new(&config));
+    // Another ownership option beside `cluster(..)` is refused, in either order.
+    let other = ActorSystem::new();
+    let lease = Arc::new(nexus_core::lease::InMemoryLease::new());
+    let leased = Entities::<Sequence>::builder(&other)
+        .event_sourced(store.clone(), EventCodec::new(Json))
+        .cluster(&a.cluster, Json)
+        .lease(lease)
+        .build();
+    assert!(
+        matches!(
+            leased,
+            Err(nexus_core::ConfigError::ClusterOwnership {
+                option: "lease",
+                ..
+            })
+        ),
+        "{leased:?}"
+    );
+    let sole = Entities::<Sequence>::builder(&other)
+        .event_sourced(store.clone(), EventCodec::new(Json))
+        .sole_writer()
+        .cluster(&a.cluster, Json)
+        .build();
+    assert!(
+        matches!(
+            sole,
+            Err(nexus_core::ConfigError::ClusterOwnership {
+                option: "cluster",
+                ..
+            })
+        ),
+        "{sole:?}"
+    );
+    // A second registry of the aggregate on the same node (from another
+    // actor system) would run a second actor under the same tenure.
+    let second = Entities::<Sequence>::builder(&ActorSystem::new())
+        .event_sourced(store, EventCodec::new(Json))
+        .cluster(&a.cluster, Json)
+        .build();
+    assert!(
+        matches!(
+            second,
+            Err(nexus_core::ConfigError::AlreadyServed {
+                aggregate: "sequence"
+            })
+        ),
+        "{second:?}"
+    );
+    a.cluster.leave().await;
+    a.system.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ask_whose_sender_gave_up_is_refused_unapplied() {
+    use nexus_core::cluster::transport::{PeerClient, PeerRequest, TransportConfig};
+    use nexus_core::remote::{RemoteCommands, WireAnswer, WireAsk};
+    let config = common::fresh_config().await;
+    let a = start_node(&config, "cluster-a").await;
+    // An ask that arrives after its sender's deadline (a node paused with
+    // it in its socket, say) is refused, and nothing is written.
+    let command =
+        <Sequence as RemoteCommands<Json>>::encode_command(&Json, &Append { caller: 1, seq: 1 })
+            .unwrap();
+    let mut ask = WireAsk::new(
+        "sequence",
+        "late",
+        command,
+        &nexus_core::CommandOptions::new(),
+    );
+    ask.hops = 1;
+    ask.deadline_unix_ms = Some(1);
+    let client = PeerClient::new(&TransportConfig::default());
+    let answer = client
+        .call(
+            a.cluster.address(),
+            PeerRequest::new("ask", ask.to_bytes().unwrap()),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let answer = WireAnswer::from_bytes(&answer.body)
+        .unwrap()
+        .into_served::<Sequence, Json>(&Json);
+    assert!(
+        matches!(answer, Err(EntityError::Unreachable { .. })),
+        "{answer:?}"
+    );
+    let entries = a.sequences.of("late").ask(Entries).await.unwrap();
+    assert!(
+        entries.is_empty(),
+        "the late ask was not applied: {entries:?}"
+    );
+    a.cluster.leave().await;
+    a.system.shutdown(Duration::from_secs(2)).await;
+}

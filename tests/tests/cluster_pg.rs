@@ -16,9 +16,11 @@
 //! 4. a node is `SIGSTOP`ped past its lease, then resumed: it answers
 //!    nothing from stale state, and its old shards stay with their new
 //!    owners (or come back through a clean handoff);
-//! 5. a node is cut off from Postgres (its connections go through a TCP
-//!    proxy the test cuts): it stops serving within its lease, the others
-//!    take over, and there is never a second writer.
+//! 5. a node is cut off from the coordination in Postgres (its lease and
+//!    membership connections go through a TCP proxy the test cuts, its
+//!    stores' do not, so only the fence can stop its writes): it stops
+//!    serving within its lease, the others take over, and there is never a
+//!    second writer.
 //!
 //! Deposits have amounts no other request has (`nexus_tests::deposits`), so
 //! the log is checked against the requests exactly: acknowledged writes
@@ -278,6 +280,33 @@ async fn steady_load_through_every_node_counts_no_conflict() {
     a_trace_crosses_the_hop(&http, &bases, &views, &config).await;
     drop(apps);
     drop_schema(&config, &schema).await;
+}
+
+/// How long after `since` the nodes of `bases` held every one of `shards`
+/// between them (polled every 50 ms, 15 s at most).
+async fn taken_over(http: &Client, bases: &[String], shards: &[u64], since: Instant) -> Duration {
+    let give_up = since + Duration::from_secs(15);
+    loop {
+        let mut held = Vec::new();
+        for base in bases {
+            let view = cluster_of(http, base).await;
+            held.extend(
+                view["held"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_u64().unwrap()),
+            );
+        }
+        if shards.iter().all(|shard| held.contains(shard)) {
+            return since.elapsed();
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the others did not take the shards {shards:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// For each of `owners` at once, reads its balance through `bases` (in
@@ -564,8 +593,24 @@ async fn a_stopped_node_answers_nothing_stale_when_it_resumes() {
     // answered from the state it had.
     let load = Load::start(&http, 12, 300, &bases, &owners, &[], started);
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped_shards: Vec<u64> = cluster_of(&http, &bases[2]).await["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
     apps[2].signal("STOP");
-    tokio::time::sleep(TTL + Duration::from_secs(2)).await;
+    let stopped_at = Instant::now();
+    let taken = taken_over(&http, &bases[..2], &stopped_shards, stopped_at).await;
+    eprintln!(
+        "SIGSTOP: the others held the stopped node's {} shards {taken:?} after the stop",
+        stopped_shards.len()
+    );
+    assert!(
+        taken <= TTL + Duration::from_secs(1),
+        "taken over after {taken:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
     apps[2].signal("CONT");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let requests = load.finish().await;
@@ -607,8 +652,10 @@ async fn a_node_cut_off_from_postgres_stops_serving_and_the_others_take_over() {
     let apps = vec![
         node(&url, &schema, &[]).await,
         node(&url, &schema, &[]).await,
-        // Every connection of the third node goes through the proxy.
-        node(&cut_url, &schema, &["--lease-database-url", &cut_url]).await,
+        // The third node's lease and membership connections go through the
+        // proxy, its stores' do not: cut off from the coordination, it could
+        // still write, and only the fence stops it.
+        node(&url, &schema, &["--lease-database-url", &cut_url]).await,
     ];
     let bases = bases_of(&apps);
     let http = http();
@@ -629,28 +676,7 @@ async fn a_node_cut_off_from_postgres_stops_serving_and_the_others_take_over() {
     // The others take its shards within the ttl + 1 s (reads through them
     // would not show it: until its lease ends, the cut node still owns its
     // wallets and answers their reads from memory, rightly).
-    let give_up = cut_at + Duration::from_secs(15);
-    let taken = loop {
-        let mut held = Vec::new();
-        for base in &bases[..2] {
-            let view = cluster_of(&http, base).await;
-            held.extend(
-                view["held"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| s.as_u64().unwrap()),
-            );
-        }
-        if cut_shards.iter().all(|shard| held.contains(shard)) {
-            break cut_at.elapsed();
-        }
-        assert!(
-            Instant::now() < give_up,
-            "the others did not take the cut node's shards"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let taken = taken_over(&http, &bases[..2], &cut_shards, cut_at).await;
     eprintln!(
         "partition: the others held the cut node's {} shards {taken:?} after the cut",
         cut_shards.len()

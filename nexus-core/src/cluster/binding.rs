@@ -35,6 +35,26 @@ tokio::task_local! {
     /// The hops of the ask a node serves for a peer, seen by the routing of
     /// the local ask that serves it.
     static HOPS: u8;
+    /// When the peer that sent the ask stops waiting for it.
+    static DEADLINE: Instant;
+}
+
+/// How long an ask may take here: the entity type's ask timeout, or less
+/// when it serves a peer's ask whose sender stops waiting sooner.
+pub(crate) fn budget(ask_timeout: std::time::Duration) -> std::time::Duration {
+    DEADLINE
+        .try_with(|deadline| deadline.saturating_duration_since(Instant::now()))
+        .map_or(ask_timeout, |left| left.min(ask_timeout))
+}
+
+/// Milliseconds since the Unix epoch by this node's wall clock: the one
+/// clock two nodes share, to within their drift.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// The codec of one aggregate type, with its types erased.
@@ -84,9 +104,27 @@ where
         ask: WireAsk,
     ) -> Pin<Box<dyn Future<Output = WireAnswer> + Send>> {
         let codec = self.0.clone();
+        let left = ask
+            .deadline_unix_ms
+            .map(|deadline| deadline.saturating_sub(unix_ms()));
+        if left == Some(0) {
+            // The sender gave up before the ask got here: refused, nothing
+            // applied, rather than carried out behind its back.
+            let error = EntityError::Unreachable {
+                stream: entity.stream().clone(),
+                node: "this node".to_owned(),
+                source: "the ask expired before it reached the owner; not applied".into(),
+            };
+            return Box::pin(async move { WireAnswer::served::<A, W>(Err(error), &codec) });
+        }
+        let deadline = left.map(|ms| Instant::now() + std::time::Duration::from_millis(ms));
         Box::pin(HOPS.scope(ask.hops, async move {
             let options = ask.options();
-            let result = A::serve(&codec, &ask.command, &entity, options).await;
+            let serve = A::serve(&codec, &ask.command, &entity, options);
+            let result = match deadline {
+                Some(deadline) => DEADLINE.scope(deadline, serve).await,
+                None => serve.await,
+            };
             WireAnswer::served::<A, W>(result, &codec)
         }))
     }
@@ -111,17 +149,23 @@ impl<A: Aggregate> Binding<A> {
     }
 
     /// Registers `entities` with the node: its peers' asks for them, and
-    /// the handoffs that stop them.
-    pub(crate) fn attach(self: &Arc<Self>, entities: &Entities<A>) {
+    /// the handoffs that stop them. Refused when the node serves entities
+    /// of this aggregate already: two registries on one node would run two
+    /// actors for one id under one tenure.
+    pub(crate) fn attach(
+        self: &Arc<Self>,
+        entities: &Entities<A>,
+    ) -> Result<(), crate::ConfigError> {
+        let served = Arc::new(Served {
+            binding: Arc::downgrade(self),
+            registry: Arc::downgrade(&entities.registry),
+        });
+        if !self.node.serve_aggregate(A::NAME, served) {
+            return Err(crate::ConfigError::AlreadyServed { aggregate: A::NAME });
+        }
         let host: Weak<dyn super::ShardHost> = Arc::downgrade(&entities.registry) as _;
         self.node.host(host);
-        self.node.serve_aggregate(
-            A::NAME,
-            Arc::new(Served {
-                binding: Arc::downgrade(self),
-                registry: Arc::downgrade(&entities.registry),
-            }),
-        );
+        Ok(())
     }
 
     /// Where a message of `entity` goes now, waiting until `deadline`.
@@ -165,14 +209,17 @@ impl<A: Aggregate> Binding<A> {
             Ok(reply) => Ok(Outcome::new(*reply, version, position)),
             // The peer decoded the tag into another command's reply: two
             // builds that disagree on the aggregate's commands.
-            Err(_) => Err(EntityError::Interrupted {
-                stream: entity.stream().clone(),
-                node: peer.to_owned(),
-                source: format!(
-                    "the reply from node {peer} is not of type {}: do the nodes run the same build?",
-                    std::any::type_name::<R>()
-                )
-                .into(),
+            // The command was applied; its answer cannot be used here.
+            Err(_) => Err(EntityError::Undeliverable {
+                source: CodecError::Decode {
+                    what: format!("the reply from node {peer} for {}", entity.stream()),
+                    codec: "wire",
+                    source: format!(
+                        "not of type {}: do the nodes run the same build?",
+                        std::any::type_name::<R>()
+                    )
+                    .into(),
+                },
             }),
         }
     }
@@ -192,8 +239,9 @@ impl<A: Aggregate> Binding<A> {
     }
 
     /// Forwards `command` to the peer at `address`, and decodes its answer.
-    /// `Ok(None)` when the ask was not applied and should be routed again
-    /// (the peer does not own the shard, or could not be reached).
+    /// `Ok(Err(NotApplied))` when the ask was not applied and should be
+    /// routed again (the peer does not own the shard, could not be reached,
+    /// or shed it).
     pub(crate) async fn forward(
         &self,
         entity: &EntityRef<A>,
@@ -202,7 +250,7 @@ impl<A: Aggregate> Binding<A> {
         command: &WireCommand,
         options: &crate::CommandOptions,
         deadline: Instant,
-    ) -> Result<Option<Outcome<Box<dyn Any + Send>>>, EntityError<A::Error>> {
+    ) -> Result<Result<Outcome<Box<dyn Any + Send>>, NotApplied>, EntityError<A::Error>> {
         let hops = HOPS.try_with(|hops| *hops).unwrap_or(0);
         let stream = entity.stream().clone();
         if hops >= MAX_HOPS {
@@ -214,14 +262,16 @@ impl<A: Aggregate> Binding<A> {
                 stream,
             });
         }
+        let timeout = deadline.saturating_duration_since(Instant::now());
         let mut ask = WireAsk::new(A::NAME, entity.id(), command.clone(), options);
         ask.hops = hops + 1;
+        ask.deadline_unix_ms =
+            Some(unix_ms().saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)));
         let request = ask.to_bytes().map_err(|source| EntityError::Encode {
             stream: stream.clone(),
             source,
         })?;
         let span = tracing::debug_span!("nexus.forward", aggregate = A::NAME, %stream, node = peer, hops = ask.hops);
-        let timeout = deadline.saturating_duration_since(Instant::now());
         let request = super::transport::PeerRequest::new(ASK_ROUTE, request);
         let call = self
             .node
@@ -230,12 +280,27 @@ impl<A: Aggregate> Binding<A> {
             .instrument(span);
         let answer = match call.await {
             Ok(answer) => answer,
-            Err(TransportError::NotSent { .. }) => {
+            Err(error @ TransportError::NotSent { .. }) => {
                 // Gone, or not up yet: a newer view may know better.
                 self.node.nudge();
-                return Ok(None);
+                return Ok(Err(NotApplied::new(peer, &error)));
             }
-            Err(TransportError::Overloaded { .. }) => return Ok(None),
+            Err(error @ TransportError::Overloaded { .. }) => {
+                return Ok(Err(NotApplied::shed(peer, &error)));
+            }
+            // The peer refused the request itself (a 4xx): not handled, and
+            // sending it again would be refused again.
+            Err(
+                error @ TransportError::Status {
+                    status: 400..=499, ..
+                },
+            ) => {
+                return Err(EntityError::Unreachable {
+                    stream,
+                    node: peer.to_owned(),
+                    source: with_causes(&error).into(),
+                });
+            }
             Err(error) => {
                 return Err(EntityError::Interrupted {
                     stream,
@@ -250,13 +315,49 @@ impl<A: Aggregate> Binding<A> {
             .and_then(|answer| self.codec.decode_answer(&command.tag, answer))
             .map_err(|source| EntityError::Undeliverable { source })?;
         match answer {
-            Ok(outcome) => Ok(Some(outcome)),
+            Ok(outcome) => Ok(Ok(outcome)),
             // Not applied: the shard moved on since the route was read.
-            Err(EntityError::NotOwner { .. }) => {
+            Err(error @ EntityError::NotOwner { .. }) => {
                 self.node.nudge();
-                Ok(None)
+                Ok(Err(NotApplied::new(peer, &error)))
             }
             Err(error) => Err(error),
+        }
+    }
+}
+
+/// Why a forwarded ask was not applied, for the error its sender gets if
+/// no route works before its deadline.
+#[derive(Debug)]
+pub(crate) struct NotApplied {
+    node: String,
+    reason: String,
+    /// The peer shed it (overloaded): retried a few times only.
+    pub(crate) shed: bool,
+}
+
+impl NotApplied {
+    fn new(node: &str, error: &dyn std::error::Error) -> Self {
+        Self {
+            node: node.to_owned(),
+            reason: with_causes(error),
+            shed: false,
+        }
+    }
+
+    fn shed(node: &str, error: &dyn std::error::Error) -> Self {
+        Self {
+            shed: true,
+            ..Self::new(node, error)
+        }
+    }
+
+    /// The error of an ask that was never applied anywhere.
+    pub(crate) fn into_error<E>(self, stream: &crate::StreamId) -> EntityError<E> {
+        EntityError::Unreachable {
+            stream: stream.clone(),
+            node: self.node,
+            source: format!("not applied: {}", self.reason).into(),
         }
     }
 }

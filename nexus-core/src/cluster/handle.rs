@@ -269,7 +269,17 @@ impl ClusterBuilder {
             .server
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(server);
-        node.coordination.join(&node.address).await?;
+        if let Err(error) = node.coordination.join(&node.address).await {
+            let server = node
+                .server
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(server) = server {
+                server.shutdown().await;
+            }
+            return Err(error.into());
+        }
         node.heartbeat().await;
         tokio::spawn(beat(Arc::clone(&node)));
         tracing::info!(node = node.me(), address = %node.address, "joined the cluster");

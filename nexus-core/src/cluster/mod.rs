@@ -34,7 +34,7 @@ pub mod transport;
 mod view;
 
 pub use allocation::allocate;
-pub(crate) use binding::Binding;
+pub(crate) use binding::{Binding, NotApplied, budget};
 pub use coordination::{Coordination, CoordinationError, Member, ShardHolder, View};
 pub use handle::{Cluster, ClusterBuilder, ClusterError, MemberStatus};
 pub(crate) use node::{Destination, ShardHost};

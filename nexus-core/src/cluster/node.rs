@@ -74,6 +74,8 @@ pub(crate) struct Node {
     beating: tokio::sync::Mutex<()>,
     /// When the last nudge started a heartbeat.
     nudged: Mutex<Instant>,
+    /// Whether a nudged heartbeat is queued or running.
+    nudge_pending: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -105,6 +107,7 @@ impl Node {
             logged: Mutex::default(),
             beating: tokio::sync::Mutex::new(()),
             nudged: Mutex::new(Instant::now()),
+            nudge_pending: AtomicBool::new(false),
         }
     }
 
@@ -129,11 +132,19 @@ impl Node {
         lock(&self.hosts).push(host);
     }
 
-    pub(crate) fn serve_aggregate(&self, aggregate: &str, service: Arc<dyn Service>) {
-        self.services
+    /// Serves `aggregate`'s asks from peers with `service`, unless this
+    /// node serves the aggregate already (from another actor system):
+    /// returns whether it took it.
+    pub(crate) fn serve_aggregate(&self, aggregate: &str, service: Arc<dyn Service>) -> bool {
+        let mut services = self
+            .services
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(aggregate.to_owned(), service);
+            .unwrap_or_else(PoisonError::into_inner);
+        if services.contains_key(aggregate) {
+            return false;
+        }
+        services.insert(aggregate.to_owned(), service);
+        true
     }
 
     pub(crate) fn service(&self, aggregate: &str) -> Option<Arc<dyn Service>> {
@@ -177,7 +188,7 @@ impl Node {
                         continue;
                     }
                 }
-                Route::HandingOff => {}
+                Route::HandingOff(_) => {}
             }
             // Woken by a route change, or polled once a heartbeat, since a
             // claim may become possible without any route changing.
@@ -215,8 +226,11 @@ impl Node {
             }
         }
         let _claiming = self.claiming[shard as usize].lock().await;
-        if matches!(self.routes.get(shard), Route::Local(_)) {
-            return true;
+        match self.routes.get(shard) {
+            Route::Local(_) => return true,
+            // A handoff began while this claim waited: the shard is going.
+            Route::HandingOff(_) => return false,
+            Route::Remote { .. } | Route::Unassigned => {}
         }
         match self.coordination.take(shard).await {
             Ok(guard) => {
@@ -241,16 +255,24 @@ impl Node {
     /// longer owns a shard, or could not be reached, so this node's view is
     /// older than the cluster.
     pub(crate) fn nudge(self: &Arc<Self>) {
+        // One waiting behind a running heartbeat is enough; never a pile.
+        if self.nudge_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let now = Instant::now();
         {
             let mut last = lock(&self.nudged);
             if now.saturating_duration_since(*last) < self.timing.heartbeat / 10 {
+                self.nudge_pending.store(false, Ordering::Release);
                 return;
             }
             *last = now;
         }
         let node = Arc::clone(self);
-        tokio::spawn(async move { node.heartbeat().await });
+        tokio::spawn(async move {
+            node.heartbeat().await;
+            node.nudge_pending.store(false, Ordering::Release);
+        });
     }
 
     /// One heartbeat: renew the membership, read the cluster, point every

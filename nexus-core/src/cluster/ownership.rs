@@ -21,12 +21,17 @@ impl OwnershipLease for NodeLease {
     async fn acquire(&self, stream: &StreamId) -> Result<LeaseGuard, LeaseError> {
         let shard = self.0.shard_of(stream);
         match self.0.routes.get(shard) {
-            Route::Local(tenure) => Ok(LeaseGuard::new(tenure, ())),
+            // While handing off, the entities with messages queued before
+            // the handoff began carry them out under the tenure, which the
+            // release revokes.
+            Route::Local(tenure) | Route::HandingOff(tenure) if tenure.is_current() => {
+                Ok(LeaseGuard::new(tenure, ()))
+            }
             Route::Remote { node, .. } => Err(LeaseError::Held {
                 stream: stream.clone(),
                 holder: format!("node {node} (shard {shard})"),
             }),
-            Route::HandingOff | Route::Unassigned => Err(LeaseError::Held {
+            Route::Local(_) | Route::HandingOff(_) | Route::Unassigned => Err(LeaseError::Held {
                 stream: stream.clone(),
                 holder: format!("no node yet: shard {shard} is moving"),
             }),

@@ -12,9 +12,11 @@ use crate::lease::{LeaseGuard, Tenure};
 pub(crate) enum Route {
     /// This node holds the shard under `tenure`.
     Local(Arc<Tenure>),
-    /// This node is handing the shard off: senders wait (the buffer), and
-    /// go where the shard went once the handoff ends.
-    HandingOff,
+    /// This node is handing the shard off, still under `tenure` until it
+    /// releases it: senders wait (the buffer) and go where the shard went
+    /// once the handoff ends, while the entities that hold messages queued
+    /// before it (fresh ones too) carry them out under the tenure.
+    HandingOff(Arc<Tenure>),
     /// Another node holds the shard, or should take it.
     Remote { node: Arc<str>, address: Arc<str> },
     /// Nobody known holds it and it is not this node's to take: wait for
@@ -74,15 +76,21 @@ impl Routes {
         self.changed.send_modify(|version| *version += 1);
     }
 
-    /// Records that this node now holds `shard` with `guard`.
-    pub(crate) fn hold(&self, shard: u32, guard: LeaseGuard) {
+    /// Records that this node now holds `shard` with `guard`, unless the
+    /// shard is being handed off (a claim that waited behind the handoff's
+    /// start must not reopen it). Returns whether it did.
+    pub(crate) fn hold(&self, shard: u32, guard: LeaseGuard) -> bool {
         {
             let mut slots = self.slots();
             let slot = &mut slots[shard as usize];
+            if matches!(slot.route, Some(Route::HandingOff(_))) {
+                return false;
+            }
             slot.route = Some(Route::Local(Arc::clone(guard.fence().tenure())));
             slot.guard = Some(guard);
         }
         self.bump();
+        true
     }
 
     /// Starts a handoff of `shard`: returns its guard if this node held it
@@ -94,8 +102,11 @@ impl Routes {
             if !matches!(slot.route, Some(Route::Local(_))) {
                 return None;
             }
-            slot.route = Some(Route::HandingOff);
-            slot.guard.take()
+            let guard = slot.guard.take();
+            slot.route = guard
+                .as_ref()
+                .map(|guard| Route::HandingOff(Arc::clone(guard.fence().tenure())));
+            guard
         };
         self.bump();
         guard
@@ -109,7 +120,7 @@ impl Routes {
             let slot = &mut slots[shard as usize];
             let settled_elsewhere = match &slot.route {
                 Some(Route::Local(tenure)) => !tenure.is_current(),
-                Some(Route::HandingOff) => false,
+                Some(Route::HandingOff(_)) => false,
                 _ => true,
             };
             if settled_elsewhere && !same(slot.route.as_ref(), &route) {

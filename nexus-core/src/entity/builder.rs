@@ -94,6 +94,18 @@ pub enum ConfigError {
         /// The aggregate's name.
         aggregate: &'static str,
     },
+    /// `cluster(..)` was combined with another ownership option: a cluster
+    /// owns its entities through its nodes' shard leases.
+    #[error(
+        "{aggregate}: `{option}(..)` cannot be combined with `cluster(..)`, which owns the entities \
+         through the cluster's shard leases; drop `lease(..)`/`sole_writer()`"
+    )]
+    ClusterOwnership {
+        /// The aggregate's name.
+        aggregate: &'static str,
+        /// The option combined with it.
+        option: &'static str,
+    },
     /// A count that must be at least 1 was 0.
     #[error("{aggregate}: `{option}` must be at least 1, got 0")]
     Zero {
@@ -153,6 +165,10 @@ pub struct EntitiesBuilder<A: Aggregate> {
     ownership: Ownership,
     #[cfg(feature = "cluster")]
     cluster: Option<Arc<crate::cluster::Binding<A>>>,
+    /// The ownership option combined with `cluster(..)`, which owns the
+    /// entities itself.
+    #[cfg(feature = "cluster")]
+    conflict: Option<&'static str>,
 }
 
 impl<A: Aggregate> EntitiesBuilder<A> {
@@ -175,6 +191,8 @@ impl<A: Aggregate> EntitiesBuilder<A> {
             ownership: Ownership::Arbitrated,
             #[cfg(feature = "cluster")]
             cluster: None,
+            #[cfg(feature = "cluster")]
+            conflict: None,
         }
     }
 
@@ -302,6 +320,10 @@ impl<A: Aggregate> EntitiesBuilder<A> {
     /// others refuse fenced writes with
     /// [`StoreError::FencingUnsupported`](crate::StoreError::FencingUnsupported).
     pub fn lease(mut self, lease: Arc<dyn OwnershipLease>) -> Self {
+        #[cfg(feature = "cluster")]
+        if self.cluster.is_some() {
+            self.conflict = Some("lease");
+        }
         self.ownership = Ownership::Leased(lease);
         self
     }
@@ -313,6 +335,10 @@ impl<A: Aggregate> EntitiesBuilder<A> {
     /// safe, as the store's version check turns them into conflicts.
     /// Replaces [`lease`](Self::lease).
     pub fn sole_writer(mut self) -> Self {
+        #[cfg(feature = "cluster")]
+        if self.cluster.is_some() {
+            self.conflict = Some("sole_writer");
+        }
         self.ownership = Ownership::SoleWriter;
         self
     }
@@ -349,6 +375,9 @@ impl<A: Aggregate> EntitiesBuilder<A> {
         W: Codec + Clone,
     {
         let node = Arc::clone(&cluster.node);
+        if !matches!(self.ownership, Ownership::Arbitrated) {
+            self.conflict = Some("cluster");
+        }
         self.ownership = Ownership::Leased(Arc::new(crate::cluster::NodeLease(Arc::clone(&node))));
         self.cluster = Some(Arc::new(crate::cluster::Binding::new(node, codec)));
         self
@@ -369,6 +398,10 @@ impl<A: Aggregate> EntitiesBuilder<A> {
         }
         if self.max_active == Some(0) {
             return Err(zero("max_active_entities"));
+        }
+        #[cfg(feature = "cluster")]
+        if let Some(option) = self.conflict {
+            return Err(ConfigError::ClusterOwnership { aggregate, option });
         }
         let mut choices = self.persistence.into_iter();
         let mut persistence = match (choices.next(), choices.next()) {
@@ -404,7 +437,7 @@ impl<A: Aggregate> EntitiesBuilder<A> {
         };
         #[cfg(feature = "cluster")]
         if let Some(binding) = &entities.registry.settings.cluster {
-            binding.attach(&entities);
+            binding.attach(&entities)?;
         }
         Ok(entities)
     }

@@ -63,6 +63,11 @@ impl<A: Aggregate> fmt::Debug for EntityRef<A> {
     }
 }
 
+/// How many times in a row a shedding peer is asked again before the
+/// caller is told (not applied).
+#[cfg(feature = "cluster")]
+const MAX_SHED: u32 = 5;
+
 /// Why a send was not accepted.
 enum NotAccepted<M> {
     Full(M),
@@ -147,6 +152,9 @@ impl<A: Aggregate> EntityRef<A> {
                 self.key.stream
             ))));
         }
+        #[cfg(feature = "cluster")]
+        let timeout = crate::cluster::budget(self.registry.settings.ask_timeout);
+        #[cfg(not(feature = "cluster"))]
         let timeout = self.registry.settings.ask_timeout;
         let exchange = async {
             #[cfg(feature = "cluster")]
@@ -222,11 +230,18 @@ impl<A: Aggregate> EntityRef<A> {
     {
         use crate::cluster::Destination;
         let mut wire = None;
+        // Set while every attempt so far was refused unapplied.
+        let mut refused: Option<crate::cluster::NotApplied> = None;
+        let mut shed = 0;
         loop {
             let Some(destination) = binding.destination(self, deadline).await else {
-                return Err(EntityError::Timeout {
-                    stream: self.key.stream.clone(),
-                    after: self.registry.settings.ask_timeout,
+                return Err(match refused {
+                    // Nothing was sent anywhere that could apply it.
+                    Some(refused) => refused.into_error(&self.key.stream),
+                    None => EntityError::Timeout {
+                        stream: self.key.stream.clone(),
+                        after: self.registry.settings.ask_timeout,
+                    },
                 });
             };
             let (node, address) = match destination {
@@ -239,11 +254,23 @@ impl<A: Aggregate> EntityRef<A> {
                 Some(wire) => wire,
                 None => wire.insert(binding.encode(self, &command)?),
             };
-            if let Some(outcome) = binding
+            match binding
                 .forward(self, &node, &address, wire, &options, deadline)
                 .await?
             {
-                return crate::cluster::Binding::<A>::typed_reply::<A::Reply>(self, &node, outcome);
+                Ok(outcome) => {
+                    return crate::cluster::Binding::<A>::typed_reply::<A::Reply>(
+                        self, &node, outcome,
+                    );
+                }
+                Err(not_applied) => {
+                    // A peer shedding load is not hammered until the deadline.
+                    shed = if not_applied.shed { shed + 1 } else { 0 };
+                    if shed >= MAX_SHED {
+                        return Err(not_applied.into_error(&self.key.stream));
+                    }
+                    refused = Some(not_applied);
+                }
             }
             binding.backoff(deadline).await;
         }
@@ -358,8 +385,8 @@ impl<A: Aggregate> EntityRef<A> {
                 .forward(self, &node, &address, wire, &options, deadline)
                 .await
             {
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) => binding.backoff(deadline).await,
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(_)) => binding.backoff(deadline).await,
                 Err(EntityError::MailboxFull { .. }) => {
                     return Err(SendError::MailboxFull(command));
                 }

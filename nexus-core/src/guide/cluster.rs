@@ -81,10 +81,10 @@
 //! forwards it on to the new holder (at most three forwards in all) or answers
 //! "not the owner", which the sender treats as *not applied* and routes
 //! again after a fresh view. Transport failures keep the same distinction:
-//! a command that never left is
-//! [`Unreachable`](crate::EntityError::Unreachable) (not applied, retried
-//! within the ask timeout while the route changes), one that left without
-//! an answer is [`Interrupted`](crate::EntityError::Interrupted) (outcome
+//! a command that never reached a node that could apply it is retried
+//! within the ask timeout while the route changes, then
+//! [`Unreachable`](crate::EntityError::Unreachable) (not applied); one that
+//! left without an answer is [`Interrupted`](crate::EntityError::Interrupted) (outcome
 //! unknown; send it again with the same
 //! [`command_id`](crate::CommandOptions::command_id) to apply it at most
 //! once).
@@ -99,15 +99,24 @@
 //!    mailboxes, which they carry out and answer first;
 //! 3. releases the lease at the database at once;
 //! 4. sends the waiting messages on to the new owner, which takes the
-//!    shard under a new epoch when the first of them (or its heartbeat)
-//!    arrives.
+//!    shard under a new epoch at its next view of the cluster (its
+//!    heartbeat, or at once when the first forwarded message tells it its
+//!    view is old).
 //!
 //! Nothing is lost (every message is carried out or answered), nothing is
 //! duplicated (an entity runs on one node at a time), and one caller's
 //! commands keep their order (each waits for its predecessor's answer or
-//! acceptance, wherever it ran). Callers see latency, not errors. A leaving
+//! acceptance, wherever it ran). Callers see latency, not errors. A
+//! forwarded command carries its sender's deadline: a node that receives it
+//! after the sender gave up (it was paused, say) refuses it unapplied
+//! instead of carrying it out behind the sender's back. A leaving
 //! node keeps its peer listener open two heartbeats after its last handoff,
 //! forwarding what peers still send it while they learn the new holders.
+//!
+//! The one exception is an entity that does not finish its queued
+//! commands within the handoff timeout (30 s by default, a handler stuck on
+//! a slow call): the shard is released anyway, and what is still queued is
+//! answered "not the owner" (not applied) by the fenced entity.
 //!
 //! A crashed node hands nothing off: its shards are taken once their
 //! leases expire (the ttl after its last renewal), and commands for them

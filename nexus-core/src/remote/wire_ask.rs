@@ -68,6 +68,12 @@ pub struct WireAsk {
     /// owner either (ownership moved meanwhile) forwards it once more, and a
     /// bound on hops stops a loop between nodes that disagree.
     pub hops: u8,
+    /// When the sender stops waiting, in milliseconds since the Unix epoch
+    /// (its wall clock). A node that receives the ask later (it was paused,
+    /// or the ask queued in its socket) refuses it unapplied, and every hop
+    /// waits no longer than it; `None` sets no bound beyond each node's own
+    /// ask timeout.
+    pub deadline_unix_ms: Option<u64>,
 }
 
 impl WireAsk {
@@ -92,6 +98,7 @@ impl WireAsk {
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect(),
             hops: 0,
+            deadline_unix_ms: None,
         }
     }
 
