@@ -5,7 +5,8 @@
 //! [`OUTCOMES`], `from` (recoveries) `snapshot` or `origin`. No label
 //! carries an id: ids go on spans, as fields.
 
-/// Counter: commands answered, by `aggregate` and `outcome`.
+/// Counter: commands answered or refused at the send, by `aggregate` and
+/// `outcome` (one of [`OUTCOMES`]).
 pub const COMMANDS: &str = "nexus_commands_total";
 /// Histogram (seconds): from a command's send to its answer, by `aggregate`
 /// (mailbox wait, recovery, decision and append included).
@@ -72,5 +73,19 @@ pub const HORIZON_HELD_SECONDS: &str = "nexus_log_horizon_held_seconds";
 /// Counter: held horizons reported (past `horizon_warn_after`).
 pub const HORIZON_STALLS: &str = "nexus_log_horizon_stalls_total";
 
-/// The values of the `outcome` label of [`COMMANDS`].
-pub const OUTCOMES: [&str; 5] = ["ok", "rejected", "conflict", "not_owner", "error"];
+/// The values of the `outcome` label of [`COMMANDS`]: answered `ok`,
+/// `rejected` by the aggregate, failed on a `conflict`, `not_owner` (a
+/// lease held elsewhere) or another `error`; `full` when refused at the
+/// send, never enqueued (the mailbox is full, or the limit of active
+/// entities is reached with none idle, under `WhenFull::Fail`); and
+/// `shutting_down` when refused at the send or answered so by a system
+/// shutting down.
+pub const OUTCOMES: [&str; 7] = [
+    "ok",
+    "rejected",
+    "conflict",
+    "not_owner",
+    "error",
+    "full",
+    "shutting_down",
+];
