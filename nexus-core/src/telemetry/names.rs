@@ -61,7 +61,10 @@ pub const LEASE_SHARDS_LOST: &str = "nexus_lease_shards_lost_total";
 pub const PROJECTION_EVENTS: &str = "nexus_projection_events_total";
 /// Counter: batches a projection delivered, by `projection`.
 pub const PROJECTION_BATCHES: &str = "nexus_projection_batches_total";
-/// Gauge: committed events a projection has not delivered yet (needs a probe).
+/// Gauge: committed events a projection has not delivered yet, by
+/// `projection`. Measured by the store's probe (none: not set) whenever the
+/// projection has drained the log, and at most once a second while it is
+/// catching up.
 pub const PROJECTION_LAG_EVENTS: &str = "nexus_projection_lag_events";
 /// Gauge (seconds): age of the newest event a projection delivered when it
 /// delivered it; 0 once drained. With a probe, the age of the oldest
