@@ -1,7 +1,7 @@
 -- The log epoch of a new event comes from the column's default, kept equal
 -- to the newest epoch by a trigger on `log_epochs`, instead of a subquery
--- of `log_epochs` in every append (measured: about a tenth of an append's
--- server time). Names are unqualified: `migrate()` runs this file with the
+-- of `log_epochs` in every append (one more plan node and index probe per
+-- append). Names are unqualified: `migrate()` runs this file with the
 -- configured schema first on the search_path.
 --
 -- Why a default is as safe as the subquery: `ALTER TABLE … SET DEFAULT`
