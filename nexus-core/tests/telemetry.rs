@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nexus_core::lease::InMemoryLease;
 use nexus_core::telemetry::{InMemoryRecorder, names};
-use nexus_core::{ActorSystem, EntityError, RetryPolicy};
+use nexus_core::{ActorSystem, EntityError, RetryPolicy, SendError, WhenFull};
 use runtime_support::*;
 use tracing::Instrument;
 
@@ -113,6 +113,76 @@ async fn each_metric_moves_by_what_the_runtime_did() {
     assert_eq!(recorder.histogram(names::BATCH_SIZE, &ACCOUNT).0, 6);
     assert_eq!(recorder.histogram(names::MAILBOX_DEPTH, &ACCOUNT).0, 6);
     system.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A send the runtime refuses reaches no entity, so the send counts it: a
+/// full mailbox (asked and told), the limit of active entities with none
+/// idle, and a shut-down system, each once, beside the commands answered.
+#[tokio::test(start_paused = true)]
+async fn refused_sends_are_counted_by_why() {
+    let recorder = InMemoryRecorder::new();
+    let store = Arc::new(FaultyStore::new());
+    // Every append takes 50 ms, so queued commands stay queued.
+    store.always(Some(Fault::Delay(Duration::from_millis(50))));
+    let system = ActorSystem::new();
+    let accounts = metrics::with_local_recorder(&recorder, || {
+        accounts(&system, store.clone())
+            .mailbox_capacity(1)
+            .max_active_entities(1)
+            .when_full(WhenFull::Fail)
+            .build()
+            .unwrap()
+    });
+    let account = accounts.of("a");
+    let busy = tokio::spawn({
+        let account = account.clone();
+        async move { account.ask(Deposit(1)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // "a" appends its first deposit; one more fills its mailbox.
+    account.tell(Deposit(1)).await.unwrap();
+    let told = account.tell(Deposit(7)).await.unwrap_err();
+    assert!(
+        matches!(told, SendError::MailboxFull(Deposit(7))),
+        "{told:?}"
+    );
+    let asked = account.ask(Deposit(7)).await.unwrap_err();
+    assert!(
+        matches!(asked, EntityError::MailboxFull { .. }),
+        "{asked:?}"
+    );
+    // "a" is the one live entity and it is busy: no room for "b".
+    let limited = accounts.of("b").ask(Deposit(1)).await.unwrap_err();
+    assert!(
+        matches!(limited, EntityError::MailboxFull { .. }),
+        "{limited:?}"
+    );
+    assert_eq!(recorder.counter(names::COMMANDS, &outcome("full")), 3);
+    busy.await.unwrap().unwrap();
+    store.always(None);
+    assert_eq!(account.ask(Balance).await.unwrap(), 2);
+
+    system.shutdown(Duration::from_secs(1)).await;
+    let closed = account.ask(Deposit(1)).await.unwrap_err();
+    assert!(
+        matches!(closed, EntityError::ShuttingDown { .. }),
+        "{closed:?}"
+    );
+    let closed = account.tell(Deposit(1)).await.unwrap_err();
+    assert!(
+        matches!(closed, SendError::ShuttingDown(Deposit(1))),
+        "{closed:?}"
+    );
+    assert_eq!(
+        recorder.counter(names::COMMANDS, &outcome("shutting_down")),
+        2
+    );
+    // The deposit asked, the one told and the balance: answered and
+    // counted by the entity, once each.
+    assert_eq!(recorder.counter(names::COMMANDS, &outcome("ok")), 3);
+    assert_eq!(recorder.counter_sum(names::COMMANDS), 8);
+    // A refused command's time is recorded too: send to refusal.
+    assert_eq!(recorder.histogram(names::COMMAND_DURATION, &ACCOUNT).0, 8);
 }
 
 /// Entities built outside the scope of a recorder record nothing into it:

@@ -2,8 +2,8 @@
 //! projections never skip (in-flight, rolled-back and long-running
 //! transactions), report a held horizon naming its blocker, deliver exactly
 //! once, refuse a stale instance's checkpoint, wake on NOTIFY and poll
-//! without it, pause, resume, wait for a position, and rebuild behind a
-//! swap.
+//! without it, pause, resume, wait for a position, rebuild behind a swap,
+//! and export their lag and a held horizon as metrics.
 
 mod common;
 
@@ -16,6 +16,7 @@ use nexus_core::lease::OwnershipLease;
 use nexus_core::projection::{
     Batch, CheckpointStore, EventVisitor, ProjectionHandle, RunState, Sink,
 };
+use nexus_core::telemetry::{InMemoryRecorder, names};
 use nexus_core::{
     BoxError, DomainEvent, EventMetadata, EventStore, ExpectedVersion, LogPosition, StreamId,
 };
@@ -579,4 +580,128 @@ async fn at_least_once_hands_event_ids_and_records_every_n() {
         PgCheckpoints::new(&config).load("mailer").await.unwrap(),
         Some(last)
     );
+}
+
+/// [`Totals`], 40 ms a batch: a projection that is still catching up when
+/// the test looks.
+struct SlowTotals;
+
+#[async_trait]
+impl PgProjection for SlowTotals {
+    type Event = TallyEvent;
+
+    async fn create(&self, conn: &mut PgConnection, table: &str) -> Result<(), BoxError> {
+        Totals.create(conn, table).await
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        table: &str,
+        batch: &Batch<TallyEvent>,
+    ) -> Result<(), BoxError> {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        Totals.handle(tx, table, batch).await
+    }
+}
+
+/// Polls `value` every 50 ms until `done` holds of it, for at most 10 s.
+async fn eventually(what: &str, value: impl Fn() -> f64, done: impl Fn(f64) -> bool) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = value();
+        if done(now) {
+            return now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} stayed at {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The lag a projection exports: events held behind an open transaction
+/// are lag in events and seconds and a held horizon, not silence; once it
+/// commits they drain to zero; and a projection that is still catching up
+/// reports its backlog, not the zero of its last idle moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+// Gauges of event counts hold small whole numbers, exactly.
+#[allow(clippy::float_cmp)]
+async fn lag_and_a_held_horizon_are_exported_as_metrics() {
+    let config = common::fresh_config().await;
+    let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
+    let read_side = PgReadSide::connect(&config).await.unwrap();
+    let recorder = InMemoryRecorder::new();
+    let handle = metrics::with_local_recorder(&recorder, || {
+        totals(&read_side, Arc::clone(&store), "watched")
+    });
+    let labels = [("projection", "watched")];
+    let gauge = |name| recorder.gauge(name, &labels);
+    let first = add(&*store, "a", 1).await;
+    handle
+        .wait_for(first, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    let mut late = PgConnection::connect_with(&common::connect_options("late_writer"))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut late).await.unwrap();
+    add_in_transaction(&mut late, &config, "late", 1000).await;
+    for i in 0..20 {
+        add(&*store, &format!("s{}", i % 4), 1).await;
+    }
+    let held = || gauge(names::PROJECTION_LAG_EVENTS);
+    let lag = eventually("lag in events", held, |n| n >= 20.0).await;
+    assert_eq!(lag, 20.0, "the 20 committed events behind the horizon");
+    assert!(gauge(names::PROJECTION_LAG_SECONDS) > 0.0);
+    eventually(
+        "the held horizon",
+        || gauge(names::HORIZON_HELD_SECONDS),
+        |s| s > 0.0,
+    )
+    .await;
+    eventually(
+        "horizon stalls",
+        || {
+            #[allow(clippy::cast_precision_loss)]
+            let stalls = recorder.counter(names::HORIZON_STALLS, &labels) as f64;
+            stalls
+        },
+        |n| n >= 1.0,
+    )
+    .await;
+
+    sqlx::query("COMMIT").execute(&mut late).await.unwrap();
+    eventually("the drain", held, |n| n == 0.0).await;
+    eventually(
+        "the released horizon",
+        || gauge(names::HORIZON_HELD_SECONDS),
+        |s| s == 0.0,
+    )
+    .await;
+    assert_eq!(recorder.counter(names::PROJECTION_EVENTS, &labels), 22);
+    handle.stop().await;
+
+    // Catching up: 800 events, 10 a batch, 40 ms a batch (3.2 s). The
+    // backlog shows while it works through it, and drains to zero.
+    for i in 0..800 {
+        add(&*store, &format!("c{}", i % 8), 1).await;
+    }
+    let slow = metrics::with_local_recorder(&recorder, || {
+        read_side
+            .exactly_once("slow", "slow", SlowTotals, Arc::clone(&store), codec())
+            .unwrap()
+            .batch_size(10)
+            .poll_every(Duration::from_millis(100))
+            .spawn()
+    });
+    let labels = [("projection", "slow")];
+    let backlog = || recorder.gauge(names::PROJECTION_LAG_EVENTS, &labels);
+    let seen = eventually("the backlog", backlog, |n| n >= 100.0).await;
+    assert!(seen <= 822.0, "{seen} of 822 events");
+    eventually("the caught-up backlog", backlog, |n| n == 0.0).await;
+    assert_eq!(recorder.counter(names::PROJECTION_EVENTS, &labels), 822);
+    slow.stop().await;
 }

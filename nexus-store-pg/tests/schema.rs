@@ -415,6 +415,43 @@ async fn a_log_restored_ahead_of_the_server_is_refused_until_a_new_epoch() {
     assert_eq!(versions, vec![(0, 2), (1, 3)]);
 }
 
+/// An epoch opened while the pool's connections hold the append prepared
+/// (planned generically after a few runs) reaches their very next append:
+/// the epoch is the column's default, and moving it re-plans them.
+#[tokio::test]
+async fn appends_prepared_before_a_new_epoch_write_the_new_epoch() {
+    let config = common::fresh_config().await;
+    let store = PgEventStore::new(&config);
+    let stream = StreamId::new("epoch-1");
+    for version in 0..20 {
+        let out = store
+            .append(&stream, ExpectedVersion::Exact(version), vec![event("old")])
+            .await
+            .unwrap_or_else(|e| panic!("append at {version}: {e}"));
+        assert_eq!(out.positions[0].epoch, 0);
+    }
+    assert_eq!(config.begin_log_epoch("a test").await.unwrap(), 1);
+    for version in 20..40 {
+        let out = store
+            .append(&stream, ExpectedVersion::Exact(version), vec![event("new")])
+            .await
+            .unwrap();
+        assert_eq!(out.positions[0].epoch, 1, "the append at {version}");
+    }
+    // An append that names no epoch, as an older release's would not
+    // either: the default is the newest epoch.
+    let epoch: i32 = sqlx::query_scalar(&q(
+        &config,
+        "INSERT INTO {schema}.events (stream_id, version, event_id, event_type, schema_version,
+             payload_bytes, occurred_at)
+         VALUES ('epoch-2', 1, gen_random_uuid(), 't', 1, '\\x00', now()) RETURNING epoch",
+    ))
+    .fetch_one(config.pool())
+    .await
+    .unwrap();
+    assert_eq!(epoch, 1);
+}
+
 /// A transaction holding the horizon back is named with its pid and age,
 /// and the events behind it are counted.
 #[tokio::test]

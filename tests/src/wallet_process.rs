@@ -38,6 +38,7 @@ impl WalletApp {
             .args(["--database-url", url, "--pool-size", "8"])
             .args(extra)
             .env_remove("DATABASE_URL")
+            .env_remove("WALLET_ADMIN_TOKEN")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

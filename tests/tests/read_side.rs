@@ -142,6 +142,49 @@ async fn admin_needs_the_token_and_an_oversized_body_is_413() {
     drop_schema(&database_url(), &schema).await;
 }
 
+/// Without `--admin-token` the app says at start-up, in its log, that the
+/// admin endpoints are open to anyone; with one it does not (and they are
+/// closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_admin_endpoints_are_warned_about_at_start_up() {
+    let program = env!("CARGO_BIN_EXE_wallet_app");
+    let url = database_url();
+    let warning = "the admin endpoints (/admin/*) are open to anyone";
+    let schema = fresh_schema("warn_open");
+    let open = WalletApp::spawn(program, &url, &schema, &[]).await;
+    let log = open.log_tail();
+    let line = log
+        .lines()
+        .find(|line| line.contains(warning))
+        .unwrap_or_else(|| panic!("no warning in the start-up log:\n{log}"));
+    assert!(line.contains("WARN"), "{line}");
+    let admin = Client::new()
+        .get(format!("{}/admin/wallets", open.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), StatusCode::OK);
+    drop(open);
+
+    let closed = WalletApp::spawn(
+        program,
+        &url,
+        &schema,
+        &["--admin-token".to_owned(), "s3cret".to_owned()],
+    )
+    .await;
+    let log = closed.log_tail();
+    assert!(!log.contains(warning), "{log}");
+    let admin = Client::new()
+        .get(format!("{}/admin/wallets", closed.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), StatusCode::UNAUTHORIZED);
+    drop(closed);
+    drop_schema(&url, &schema).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn balances_after_a_hammer_equal_every_owner_and_after_reads_your_write() {
     let schema = fresh_schema("hammer");

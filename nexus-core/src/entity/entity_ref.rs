@@ -12,6 +12,7 @@ use super::message::{Envelope, Request};
 use super::registry::{EntityKey, Registry};
 use crate::actor::mailbox::Refused;
 use crate::actor::system::Phase;
+use crate::telemetry::CommandOutcome;
 use crate::{Aggregate, EntityError, Handles, SendError, StoreError, StreamId};
 
 /// The address of one entity. Cheap to clone; stays valid across
@@ -420,9 +421,23 @@ impl<A: Aggregate> EntityRef<A> {
         }
     }
 
+    /// [`deliver`](Self::deliver), counting a refused command in
+    /// `nexus_commands_total`: no entity takes it to count its answer.
+    async fn send(&self, envelope: Envelope<A>) -> Result<(), NotAccepted<Envelope<A>>> {
+        let mut sent = self.deliver(envelope).await;
+        if let Err(refused) = &mut sent {
+            let (back, outcome) = match refused {
+                NotAccepted::Full(back) => (back, CommandOutcome::Full),
+                NotAccepted::ShuttingDown(back) => (back, CommandOutcome::ShuttingDown),
+            };
+            back.refused(outcome, &self.registry.metrics);
+        }
+        sent
+    }
+
     /// Enqueues into the live cell, following the id to its next cell when
     /// the one found closes under the send (passivation, stop).
-    async fn send(&self, mut envelope: Envelope<A>) -> Result<(), NotAccepted<Envelope<A>>> {
+    async fn deliver(&self, mut envelope: Envelope<A>) -> Result<(), NotAccepted<Envelope<A>>> {
         let wait = self.registry.settings.when_full == crate::WhenFull::Wait;
         loop {
             let cell = match self.registry.resolve(&self.key, wait).await {

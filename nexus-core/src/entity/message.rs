@@ -62,6 +62,20 @@ pub(crate) trait Message<A: Aggregate>: Send {
     fn observe(&mut self, metrics: &Arc<EntityMetrics>, stream: &StreamId, batch: usize);
     /// The command's `nexus.command` span (a child of the caller's span).
     fn span(&self) -> &Span;
+    /// Counts the command as refused at the send (`outcome` is `Full` or
+    /// `ShuttingDown`) in `metrics` and closes its span with it: a refused
+    /// command reaches no entity, which would otherwise count it.
+    fn refused(&mut self, outcome: CommandOutcome, metrics: &Arc<EntityMetrics>);
+}
+
+impl<A: Aggregate> Envelope<A> {
+    /// [`Message::refused`] for a command; nothing for the stop marker,
+    /// which is not a command.
+    pub(crate) fn refused(&mut self, outcome: CommandOutcome, metrics: &Arc<EntityMetrics>) {
+        if let Self::Command(message) = self {
+            message.refused(outcome, metrics);
+        }
+    }
 }
 
 /// Where a command's own events left its stream.
@@ -131,8 +145,15 @@ impl Observed {
             Err(EntityError::Rejected(_)) => CommandOutcome::Rejected,
             Err(EntityError::Conflict { .. }) => CommandOutcome::Conflict,
             Err(EntityError::NotOwner { .. }) => CommandOutcome::NotOwner,
+            Err(EntityError::MailboxFull { .. }) => CommandOutcome::Full,
+            Err(EntityError::ShuttingDown { .. }) => CommandOutcome::ShuttingDown,
             Err(_) => CommandOutcome::Error,
         };
+        self.record(outcome, version);
+    }
+
+    /// Counts `outcome` and closes the span with it.
+    fn record(&self, outcome: CommandOutcome, version: Option<u64>) {
         if let Some(metrics) = &self.metrics {
             metrics.command(outcome, self.sent.elapsed());
         }
@@ -246,6 +267,11 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
 
     fn span(&self) -> &Span {
         &self.observed.span
+    }
+
+    fn refused(&mut self, outcome: CommandOutcome, metrics: &Arc<EntityMetrics>) {
+        self.observed.metrics = Some(Arc::clone(metrics));
+        self.observed.record(outcome, None);
     }
 }
 

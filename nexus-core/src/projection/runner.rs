@@ -236,6 +236,7 @@ impl<E: DomainEvent, S: Sink<E>> Projection<E, S> {
             shared: Arc::clone(&shared),
             commands: receiver,
             attempt: 0,
+            lag_measured: None,
         };
         let task = tokio::spawn(runner.run());
         ProjectionHandle {
@@ -264,7 +265,14 @@ struct Runner<E: DomainEvent, S> {
     attempt: u32,
     /// Bound to the recorder in effect when the projection was spawned.
     metrics: ProjectionMetrics,
+    /// When the lag gauges were last set from the probe while catching up.
+    lag_measured: Option<Instant>,
 }
+
+/// How often a projection that is catching up (never drained, so never
+/// waiting) measures its lag: often enough for a dashboard, rarely enough
+/// that the probe's count costs nothing beside the batches.
+const LAG_EVERY_WHILE_BUSY: Duration = Duration::from_secs(1);
 
 impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
     async fn run(mut self) {
@@ -494,6 +502,12 @@ impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
                 Ok(()) => {
                     self.metrics.delivered(events, age);
                     position = through;
+                    let due = self
+                        .lag_measured
+                        .is_none_or(|at| at.elapsed() >= LAG_EVERY_WHILE_BUSY);
+                    if due && self.projection.probe.is_some() {
+                        self.measure_lag(position).await;
+                    }
                     self.attempt = 0;
                     if rebuild.is_none() {
                         self.shared.publish(position);
@@ -581,6 +595,7 @@ impl<E: DomainEvent, S: Sink<E>> Runner<E, S> {
     /// Sets the lag gauges from the store's probe, when there is one;
     /// without one the log is drained, so nothing waits.
     async fn measure_lag(&mut self, position: LogPosition) {
+        self.lag_measured = Some(Instant::now());
         let Some(probe) = &self.projection.probe else {
             self.metrics.drained();
             return;

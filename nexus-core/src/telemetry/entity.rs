@@ -16,6 +16,11 @@ pub(crate) enum CommandOutcome {
     Conflict,
     NotOwner,
     Error,
+    /// Refused at the send: no room in the mailbox or under the limit of
+    /// active entities.
+    Full,
+    /// Refused at the send: the system or the registry is shutting down.
+    ShuttingDown,
 }
 
 impl CommandOutcome {
@@ -26,7 +31,7 @@ impl CommandOutcome {
 
 /// Every metric of one aggregate type.
 pub(crate) struct EntityMetrics {
-    commands: [Counter; 5],
+    commands: [Counter; 7],
     duration: Histogram,
     conflicts: Counter,
     retries: Counter,
@@ -66,6 +71,8 @@ impl EntityMetrics {
                 outcome(CommandOutcome::Conflict),
                 outcome(CommandOutcome::NotOwner),
                 outcome(CommandOutcome::Error),
+                outcome(CommandOutcome::Full),
+                outcome(CommandOutcome::ShuttingDown),
             ],
             duration: histogram(names::COMMAND_DURATION),
             conflicts: counter(names::CONFLICTS),
@@ -175,7 +182,7 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         names::COMMANDS,
-        "Commands answered, by aggregate and outcome"
+        "Commands answered or refused at the send, by aggregate and outcome"
     );
     describe_histogram!(
         names::COMMAND_DURATION,

@@ -5,7 +5,8 @@
 //! [`OUTCOMES`], `from` (recoveries) `snapshot` or `origin`. No label
 //! carries an id: ids go on spans, as fields.
 
-/// Counter: commands answered, by `aggregate` and `outcome`.
+/// Counter: commands answered or refused at the send, by `aggregate` and
+/// `outcome` (one of [`OUTCOMES`]).
 pub const COMMANDS: &str = "nexus_commands_total";
 /// Histogram (seconds): from a command's send to its answer, by `aggregate`
 /// (mailbox wait, recovery, decision and append included).
@@ -60,7 +61,10 @@ pub const LEASE_SHARDS_LOST: &str = "nexus_lease_shards_lost_total";
 pub const PROJECTION_EVENTS: &str = "nexus_projection_events_total";
 /// Counter: batches a projection delivered, by `projection`.
 pub const PROJECTION_BATCHES: &str = "nexus_projection_batches_total";
-/// Gauge: committed events a projection has not delivered yet (needs a probe).
+/// Gauge: committed events a projection has not delivered yet, by
+/// `projection`. Measured by the store's probe (none: not set) whenever the
+/// projection has drained the log, and at most once a second while it is
+/// catching up.
 pub const PROJECTION_LAG_EVENTS: &str = "nexus_projection_lag_events";
 /// Gauge (seconds): age of the newest event a projection delivered when it
 /// delivered it; 0 once drained. With a probe, the age of the oldest
@@ -72,5 +76,19 @@ pub const HORIZON_HELD_SECONDS: &str = "nexus_log_horizon_held_seconds";
 /// Counter: held horizons reported (past `horizon_warn_after`).
 pub const HORIZON_STALLS: &str = "nexus_log_horizon_stalls_total";
 
-/// The values of the `outcome` label of [`COMMANDS`].
-pub const OUTCOMES: [&str; 5] = ["ok", "rejected", "conflict", "not_owner", "error"];
+/// The values of the `outcome` label of [`COMMANDS`]: answered `ok`,
+/// `rejected` by the aggregate, failed on a `conflict`, `not_owner` (a
+/// lease held elsewhere) or another `error`; `full` when refused at the
+/// send, never enqueued (the mailbox is full, or the limit of active
+/// entities is reached with none idle, under `WhenFull::Fail`); and
+/// `shutting_down` when refused at the send or answered so by a system
+/// shutting down.
+pub const OUTCOMES: [&str; 7] = [
+    "ok",
+    "rejected",
+    "conflict",
+    "not_owner",
+    "error",
+    "full",
+    "shutting_down",
+];
