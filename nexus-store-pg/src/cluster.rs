@@ -111,7 +111,7 @@ impl PgCoordination {
 impl PgCoordination {
     /// The live members and the held shards, read on `conn`.
     async fn read_view(&self, conn: &mut sqlx::PgConnection) -> Result<View, CoordinationError> {
-        let members: Vec<(String, String)> = sqlx::query_as(&self.sql.members)
+        let members: Vec<(String, String, bool)> = sqlx::query_as(&self.sql.members)
             .fetch_all(&mut *conn)
             .await
             .map_err(backend("read members"))?;
@@ -122,7 +122,11 @@ impl PgCoordination {
         Ok(View {
             members: members
                 .into_iter()
-                .map(|(node, address)| Member { node, address })
+                .map(|(node, address, live)| Member {
+                    node,
+                    address,
+                    live,
+                })
                 .collect(),
             holders: holders
                 .into_iter()

@@ -18,6 +18,9 @@ pub struct Member {
     pub node: String,
     /// Where its peers reach it (`host:port`).
     pub address: String,
+    /// Whether its membership is current. Only live members get shards;
+    /// a lapsed one is still reachable while it holds unexpired leases.
+    pub live: bool,
 }
 
 /// Who holds one shard's lease, as of the last observation.
@@ -31,12 +34,13 @@ pub struct ShardHolder {
     pub epoch: u64,
 }
 
-/// The cluster as the coordination engine saw it at one instant: the live
-/// members (whose membership has not expired, this node included once it
-/// joined) and the holders of unexpired shard leases.
+/// The cluster as the coordination engine saw it at one instant: the
+/// members (live ones, whose membership has not expired, this node included
+/// once it joined, and lapsed ones the engine still knows) and the holders
+/// of unexpired shard leases.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct View {
-    /// The live members, in any order.
+    /// The members, in any order.
     pub members: Vec<Member>,
     /// The shards held under an unexpired lease.
     pub holders: Vec<ShardHolder>,

@@ -25,6 +25,16 @@ impl Known {
         let mut members = view.members;
         members.sort_by(|a, b| a.node.cmp(&b.node));
         members.dedup_by(|a, b| a.node == b.node);
+        let addresses: HashMap<Arc<str>, Arc<str>> = members
+            .iter()
+            .map(|member| {
+                (
+                    Arc::from(member.node.as_str()),
+                    Arc::from(member.address.as_str()),
+                )
+            })
+            .collect();
+        members.retain(|member| member.live);
         let candidates: Vec<Arc<str>> = members
             .iter()
             .map(|member| Arc::from(member.node.as_str()))
@@ -50,15 +60,6 @@ impl Known {
             .into_iter()
             .map(|owner| Arc::clone(&candidates[owner]))
             .collect();
-        let addresses = members
-            .iter()
-            .map(|member| {
-                (
-                    Arc::from(member.node.as_str()),
-                    Arc::from(member.address.as_str()),
-                )
-            })
-            .collect();
         Self {
             members,
             desired,
@@ -72,7 +73,7 @@ impl Known {
         self.desired.get(shard as usize)
     }
 
-    /// The peer address of a live `node`.
+    /// The peer address of `node`, live or lapsed.
     pub(crate) fn address(&self, node: &str) -> Option<&Arc<str>> {
         self.addresses.get(node)
     }
@@ -83,5 +84,59 @@ impl Known {
             .values()
             .filter(|(holder, _)| &**holder == node)
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Known;
+    use crate::cluster::coordination::{Member, ShardHolder, View};
+
+    fn member(node: &str, live: bool) -> Member {
+        Member {
+            node: node.to_owned(),
+            address: format!("{node}:1"),
+            live,
+        }
+    }
+
+    #[test]
+    fn every_order_of_the_same_view_gives_the_same_allocation() {
+        let members = ["node-c", "node-a", "node-d", "node-b"];
+        let holders: Vec<ShardHolder> = (0..20)
+            .map(|shard| ShardHolder {
+                shard,
+                node: members[shard as usize % 3].to_owned(),
+                epoch: 1,
+            })
+            .collect();
+        let view = |order: &[usize]| View {
+            members: order.iter().map(|&i| member(members[i], true)).collect(),
+            holders: holders.iter().rev().cloned().collect(),
+        };
+        let first = Known::of(view(&[0, 1, 2, 3]), 32, None).desired;
+        for order in [[3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]] {
+            assert_eq!(
+                Known::of(view(&order), 32, None).desired,
+                first,
+                "{order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lapsed_member_gets_no_shard_but_stays_reachable() {
+        let view = View {
+            members: vec![member("node-a", true), member("node-b", false)],
+            holders: vec![ShardHolder {
+                shard: 0,
+                node: "node-b".to_owned(),
+                epoch: 4,
+            }],
+        };
+        let known = Known::of(view, 8, None);
+        assert!(known.desired.iter().all(|node| &**node == "node-a"));
+        assert_eq!(known.address("node-b").map(|a| &**a), Some("node-b:1"));
+        assert_eq!(known.members.len(), 1);
     }
 }

@@ -27,8 +27,11 @@ WITH renewed AS (
 SELECT count(*) FROM renewed
 ";
 
+/// Every member row, expired ones too (flagged): only live members get
+/// shards, but a holder whose membership lapsed while its leases still
+/// renew must stay reachable at its address.
 const MEMBERS: &str = r"
-SELECT node, address FROM {schema}.cluster_members WHERE expires_at > clock_timestamp()
+SELECT node, address, expires_at > clock_timestamp() FROM {schema}.cluster_members
 ";
 
 const HOLDERS: &str = r"
