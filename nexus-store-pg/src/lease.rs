@@ -577,7 +577,7 @@ impl PgLease {
     /// it at once. Other guards of the same hold lose it too.
     ///
     /// ```no_run
-    /// # async fn run(lease: nexus_store_pg::PgLease) -> Result<(), Box<dyn std::error::Error>> {
+    /// # async fn run(lease: nexus_store_pg::PgLease) -> Result<(), nexus_core::BoxError> {
     /// let guard = lease.acquire_shard(3).await?;
     /// lease.release_now(guard).await?;
     /// # Ok(())

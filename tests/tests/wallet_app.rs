@@ -178,7 +178,7 @@ async fn wallet_flow(base: &str) {
 
     let (status, index) = alice.get("/").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(index["endpoints"].as_array().unwrap().len(), 7);
+    assert_eq!(index["endpoints"].as_array().unwrap().len(), 8);
 
     assert_eq!(
         alice.get("/wallet/balance").await,
