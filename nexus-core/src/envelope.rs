@@ -139,6 +139,73 @@ impl From<RecordedEvent> for ReplayEvent {
     }
 }
 
+impl ReplayEvent {
+    /// This event as a replay hands it over, borrowed.
+    ///
+    /// ```
+    /// use nexus_core::ReplayEvent;
+    /// let owned = ReplayEvent {
+    ///     version: 3,
+    ///     event_type: "counter.added".to_owned(),
+    ///     schema_version: 1,
+    ///     payload: b"2".to_vec(),
+    /// };
+    /// let borrowed = owned.borrowed();
+    /// assert_eq!((borrowed.version, borrowed.event_type, borrowed.payload), (3, "counter.added", &b"2"[..]));
+    /// ```
+    pub fn borrowed(&self) -> ReplayEventRef<'_> {
+        ReplayEventRef {
+            version: self.version,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// A stored event as [`EventStore::replay`] hands it to its visitor:
+/// borrowed from the store's read buffer, so replaying a stream allocates
+/// nothing per event and holds one batch of rows at a time, not the stream.
+///
+/// ```
+/// use nexus_core::ReplayEventRef;
+/// use nexus_core::ReplayEvent;
+/// let event = ReplayEventRef { version: 1, event_type: "counter.added", schema_version: 1, payload: b"2" };
+/// assert_eq!(ReplayEvent::from(event).payload, b"2".to_vec());
+/// ```
+///
+/// [`EventStore::replay`]: crate::EventStore::replay
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayEventRef<'a> {
+    /// Version in the stream.
+    pub version: u64,
+    /// Stable type name.
+    pub event_type: &'a str,
+    /// Schema version of the payload.
+    pub schema_version: u32,
+    /// The encoded payload.
+    pub payload: &'a [u8],
+}
+
+impl From<ReplayEventRef<'_>> for ReplayEvent {
+    /// An owned copy of a replayed event.
+    ///
+    /// ```
+    /// use nexus_core::{ReplayEvent, ReplayEventRef};
+    /// let event = ReplayEventRef { version: 2, event_type: "t", schema_version: 1, payload: b"" };
+    /// let owned = ReplayEvent::from(event);
+    /// assert_eq!(owned.borrowed(), event);
+    /// ```
+    fn from(event: ReplayEventRef<'_>) -> Self {
+        Self {
+            version: event.version,
+            event_type: event.event_type.to_owned(),
+            schema_version: event.schema_version,
+            payload: event.payload.to_vec(),
+        }
+    }
+}
+
 /// What a successful append returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendOutcome {

@@ -81,7 +81,9 @@ pub use entity::{
     CommandOptions, ConfigError, Entities, EntitiesBuilder, EntityError, EntityRef, Outcome,
     ReplayPolicy, SendError, Supervision,
 };
-pub use envelope::{AppendOutcome, EventMetadata, NewEvent, RecordedEvent, ReplayEvent};
+pub use envelope::{
+    AppendOutcome, EventMetadata, NewEvent, RecordedEvent, ReplayEvent, ReplayEventRef,
+};
 pub use error::{BoxError, CodecError, StoreError};
 pub use event::DomainEvent;
 /// Derives [`DomainEvent`]: stable stored names and schema versions; see [`guide`].

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nexus_core::lease::Fence;
-use nexus_core::store::StreamHead;
+use nexus_core::store::{ReplayVisitor, StreamHead};
 use nexus_core::{
     AppendOutcome, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent,
     RecordedEvent, ReplayEvent, StoreError, StreamId,
@@ -532,6 +532,26 @@ impl EventStore for PgEventStore {
     ) -> Result<Vec<ReplayEvent>, StoreError> {
         self.stream_rows(&self.sql.replay_stream, stream, from_version, replayed)
             .await
+    }
+
+    /// Streams the replay statement's rows, each decoded in place (see
+    /// `crate::replay`): memory bounded by the driver's row buffer, no
+    /// allocation per event.
+    async fn replay(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        visit: &mut ReplayVisitor<'_>,
+    ) -> Result<(), StoreError> {
+        crate::replay::replay(
+            &self.pool,
+            &self.sql.replay_stream,
+            stream,
+            from_version,
+            visit,
+            |e| self.failed(e),
+        )
+        .await
     }
 
     async fn read_all(

@@ -135,6 +135,7 @@ mod event_store;
 mod lease;
 mod migrate;
 pub mod projection;
+mod replay;
 mod setup_error;
 mod snapshot_store;
 mod sql;

@@ -23,7 +23,7 @@ use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 
 use super::postgres::PgBenchError;
-use super::{Add, Budget, Tally, closed_loop, emit, quantile_us};
+use super::{Add, Budget, Selection, Tally, closed_loop, emit, quantile_us};
 
 /// Shards of the benchmark clusters.
 const SHARDS: u32 = 64;
@@ -105,11 +105,16 @@ async fn settle(nodes: &[Node]) -> Result<(), PgBenchError> {
     }
 }
 
-/// Runs both cluster workloads against `database_url`, each on schemas of
-/// its own, printing one JSON line each.
-pub async fn run(database_url: &str, budget: Budget) -> Result<(), PgBenchError> {
-    remote_ask(database_url, budget).await?;
-    many_entities(database_url, budget).await
+/// Runs the cluster workloads `only` selects against `database_url`, each
+/// on schemas of its own, printing one JSON line each.
+pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result<(), PgBenchError> {
+    if only.wants("cluster_remote_ask") {
+        remote_ask(database_url, budget).await?;
+    }
+    if only.wants("cluster_many_entities") {
+        many_entities(database_url, budget).await?;
+    }
+    Ok(())
 }
 
 async fn fresh_schema(url: &str) -> Result<(PgStoreConfig, String), PgBenchError> {

@@ -9,7 +9,7 @@ use nexus_core::store::memory::InMemoryEventStore;
 use nexus_core::{ActorSystem, Entities, WhenFull};
 use serde_json::json;
 
-use super::{Add, Budget, Tally, Total, closed_loop, emit, quantile_us};
+use super::{Add, Budget, Selection, Tally, Total, closed_loop, emit, quantile_us};
 
 /// Entities of the many-entities workload.
 const ENTITIES: usize = 10_000;
@@ -32,14 +32,26 @@ fn tallies(system: &ActorSystem, group_commit: usize) -> Entities<Tally> {
         .expect("the benchmark's options are valid")
 }
 
-/// Runs every in-memory workload, printing one line each.
-pub async fn run(budget: Budget) {
-    ask_latency(budget).await;
-    tell_throughput(budget).await;
-    many_entities(budget).await;
-    hot_entity(budget).await;
-    hot_entity_metrics(budget).await;
-    super::churn::run().await;
+/// Runs the in-memory workloads `only` selects, printing one line each.
+pub async fn run(budget: Budget, only: &Selection) {
+    if only.wants("mem_ask_latency") {
+        ask_latency(budget).await;
+    }
+    if only.wants("mem_tell_throughput") {
+        tell_throughput(budget).await;
+    }
+    if only.wants("mem_many_entities") {
+        many_entities(budget).await;
+    }
+    if only.wants("mem_hot_entity") {
+        hot_entity(budget).await;
+    }
+    if only.wants("mem_hot_entity_metrics") {
+        hot_entity_metrics(budget).await;
+    }
+    if only.wants("mem_entity_churn") {
+        super::churn::run().await;
+    }
 }
 
 /// Sequential asks to one entity: the latency of one persisted command.

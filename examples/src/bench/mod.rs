@@ -10,6 +10,9 @@ pub mod cluster;
 pub mod memory;
 pub mod postgres;
 pub mod projection;
+mod selection;
+
+pub use selection::Selection;
 
 use std::future::Future;
 use std::sync::Arc;

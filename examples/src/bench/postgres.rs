@@ -21,7 +21,9 @@
 //! - `pg_rehydrate_10k`: the median time to recover a 10,000-event stream
 //!   without a snapshot (`cold_load_ms`) and with one every 100 events
 //!   (`cold_load_snapshot_ms`), beside the median time of the stream read
-//!   alone (`read_stream_ms`).
+//!   alone (`read_stream_ms`) and of the raw baseline (`raw_read_ms`): plain
+//!   sqlx fetching the same 10,000 rows (`SELECT … ORDER BY version`), with
+//!   nothing decoded.
 
 use std::num::NonZeroU64;
 use std::sync::Arc;
@@ -38,7 +40,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{Add, Budget, Tally, TallyEvent, closed_loop, emit};
+use super::{Add, Budget, Selection, Tally, TallyEvent, closed_loop, emit};
 
 /// Concurrent callers of the throughput workloads.
 const CALLERS: usize = 32;
@@ -77,19 +79,28 @@ pub(crate) fn workload_error(error: impl std::fmt::Display) -> PgBenchError {
     PgBenchError::Workload(error.to_string())
 }
 
-/// Runs every Postgres workload against `database_url`, printing one JSON
-/// line each.
+/// Runs the Postgres workloads `only` selects against `database_url`,
+/// printing one JSON line each.
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use nexus_examples::bench::{Budget, postgres};
+/// use nexus_examples::bench::{Budget, Selection, postgres};
 /// # async fn run() -> Result<(), postgres::PgBenchError> {
 /// let budget = Budget { per_workload: Duration::from_secs(5) };
-/// postgres::run("postgres://postgres@127.0.0.1:5432/test", budget).await?;
+/// postgres::run("postgres://postgres@127.0.0.1:5432/test", budget, &Selection::all()).await?;
 /// # Ok(())
 /// # }
 /// ```
-pub async fn run(database_url: &str, budget: Budget) -> Result<(), PgBenchError> {
+pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result<(), PgBenchError> {
+    if !only.wants_any(&[
+        "pg_many_entities",
+        "pg_hot_entity",
+        "pg_hot_entity_async_commit",
+        "pg_reads",
+        "pg_rehydrate_10k",
+    ]) {
+        return Ok(());
+    }
     let options: PgConnectOptions = database_url.parse()?;
     let pool = connect_pool(options.clone()).await?;
     let schema = format!("nexus_bench_{}", uuid::Uuid::new_v4().simple());
@@ -99,11 +110,24 @@ pub async fn run(database_url: &str, budget: Budget) -> Result<(), PgBenchError>
         PgStoreConfig::new(connect_pool(options.options([("synchronous_commit", "off")])).await?)
             .schema(&schema)?;
     let outcome = async {
-        many_entities(&config, budget).await?;
-        hot_entity("pg_hot_entity", &config, budget).await?;
-        hot_entity("pg_hot_entity_async_commit", &async_commit, budget).await?;
-        reads(&config, budget).await?;
-        rehydrate(&config).await
+        if only.wants("pg_many_entities") {
+            many_entities(&config, budget).await?;
+        }
+        for (name, config) in [
+            ("pg_hot_entity", &config),
+            ("pg_hot_entity_async_commit", &async_commit),
+        ] {
+            if only.wants(name) {
+                hot_entity(name, config, budget).await?;
+            }
+        }
+        if only.wants("pg_reads") {
+            reads(&config, budget).await?;
+        }
+        if only.wants("pg_rehydrate_10k") {
+            rehydrate(&config).await?;
+        }
+        Ok(())
     }
     .await;
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
@@ -360,6 +384,23 @@ async fn rehydrate(config: &PgStoreConfig) -> Result<(), PgBenchError> {
         Ok(())
     })
     .await?;
+    let raw = format!(
+        "SELECT version, event_type, schema_version, payload_bytes FROM \"{}\".events
+         WHERE stream_id = $1 ORDER BY version",
+        config.schema_name()
+    );
+    let raw_read_ms = median_ms(|| async {
+        let rows = sqlx::query(&raw)
+            .bind(plain.as_str())
+            .fetch_all(config.pool())
+            .await?;
+        if u64::try_from(rows.len()) == Ok(REHYDRATE_EVENTS) {
+            Ok(())
+        } else {
+            Err(workload_error(format!("read {} raw rows", rows.len())))
+        }
+    })
+    .await?;
     emit(
         "pg_rehydrate_10k",
         json!({
@@ -367,6 +408,7 @@ async fn rehydrate(config: &PgStoreConfig) -> Result<(), PgBenchError> {
             "cold_load_snapshot_ms":
                 median_ms(|| load(&store, &codec, &snapshotted, Some(&snapshots))).await?,
             "read_stream_ms": read_stream_ms,
+            "raw_read_ms": raw_read_ms,
         }),
     );
     Ok(())

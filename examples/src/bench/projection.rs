@@ -30,7 +30,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 
 use super::postgres::PgBenchError;
-use super::{Budget, TallyEvent, emit, quantile_us};
+use super::{Budget, Selection, TallyEvent, emit, quantile_us};
 
 /// Events `pg_projection_catch_up` replays.
 pub const CATCH_UP_EVENTS: i64 = 200_000;
@@ -111,19 +111,22 @@ impl PgProjection for Totals {
     }
 }
 
-/// Runs both projection workloads against `database_url`, one JSON line
-/// each.
+/// Runs the projection workloads `only` selects against `database_url`,
+/// one JSON line each.
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use nexus_examples::bench::{Budget, projection};
+/// use nexus_examples::bench::{Budget, Selection, projection};
 /// # async fn run() -> Result<(), nexus_examples::bench::postgres::PgBenchError> {
 /// let budget = Budget { per_workload: Duration::from_secs(3) };
-/// projection::run("postgres://postgres@127.0.0.1:5432/test", budget).await?;
+/// projection::run("postgres://postgres@127.0.0.1:5432/test", budget, &Selection::all()).await?;
 /// # Ok(())
 /// # }
 /// ```
-pub async fn run(database_url: &str, budget: Budget) -> Result<(), PgBenchError> {
+pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result<(), PgBenchError> {
+    if !only.wants_any(&["pg_projection_catch_up", "pg_projection_lag"]) {
+        return Ok(());
+    }
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(30))
@@ -133,8 +136,13 @@ pub async fn run(database_url: &str, budget: Budget) -> Result<(), PgBenchError>
     let config = PgStoreConfig::new(pool.clone()).schema(&schema)?;
     config.migrate().await?;
     let outcome = async {
-        catch_up(&config).await?;
-        lag(&config, budget).await
+        if only.wants("pg_projection_catch_up") {
+            catch_up(&config).await?;
+        }
+        if only.wants("pg_projection_lag") {
+            lag(&config, budget).await?;
+        }
+        Ok(())
     }
     .await;
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))

@@ -2,16 +2,17 @@
 //! per line, each with a `"workload"` field.
 //!
 //! ```text
-//! cargo run --release -p nexus-examples --bin nexus-bench -- [--database-url URL] [--seconds N]
+//! cargo run --release -p nexus-examples --bin nexus-bench -- [--database-url URL] [--seconds N] [--only WORKLOAD]...
 //! ```
 //!
 //! The in-memory workloads always run; the Postgres workloads run after
-//! them when a database URL is given.
+//! them when a database URL is given. `--only` (repeatable) runs just the
+//! workloads it names, such as `--only pg_rehydrate_10k`.
 
 use std::time::Duration;
 
 use clap::Parser;
-use nexus_examples::bench::{self, Budget};
+use nexus_examples::bench::{self, Budget, Selection};
 
 /// Benchmarks of the Nexus runtime.
 #[derive(Debug, Parser)]
@@ -23,6 +24,10 @@ struct Args {
     /// How long each workload runs, in seconds.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Run only this workload (by its `"workload"` name); repeat it for
+    /// several. Every workload runs without it.
+    #[arg(long = "only", value_name = "WORKLOAD")]
+    only: Vec<String>,
 }
 
 #[tokio::main]
@@ -37,17 +42,18 @@ async fn main() {
     let budget = Budget {
         per_workload: Duration::from_secs(args.seconds.max(1)),
     };
-    bench::memory::run(budget).await;
+    let only = Selection::only(args.only);
+    bench::memory::run(budget, &only).await;
     if let Some(database_url) = args.database_url {
-        if let Err(error) = bench::postgres::run(&database_url, budget).await {
+        if let Err(error) = bench::postgres::run(&database_url, budget, &only).await {
             eprintln!("postgres workloads: {error}");
             std::process::exit(1);
         }
-        if let Err(error) = bench::projection::run(&database_url, budget).await {
+        if let Err(error) = bench::projection::run(&database_url, budget, &only).await {
             eprintln!("projection workloads: {error}");
             std::process::exit(1);
         }
-        if let Err(error) = bench::cluster::run(&database_url, budget).await {
+        if let Err(error) = bench::cluster::run(&database_url, budget, &only).await {
             eprintln!("cluster workloads: {error}");
             std::process::exit(1);
         }

@@ -1,14 +1,34 @@
 //! Checks of the [`EventStore`] contract.
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{event, events};
-use crate::{EventStore, ExpectedVersion, LogPosition, RecordedEvent, StoreError, StreamId};
+use crate::{
+    EventStore, ExpectedVersion, LogPosition, RecordedEvent, ReplayEvent, StoreError, StreamId,
+};
 
 fn stream(name: &str) -> StreamId {
     StreamId::new(format!("conformance-{name}"))
+}
+
+/// Every event [`EventStore::replay`] hands over from `from_version`, owned.
+async fn replay_whole(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    from_version: u64,
+) -> Vec<ReplayEvent> {
+    let mut seen = Vec::new();
+    store
+        .replay(stream, from_version, &mut |event| {
+            seen.push(ReplayEvent::from(event));
+            ControlFlow::Continue(())
+        })
+        .await
+        .expect("replay");
+    seen
 }
 
 async fn read_whole_log(store: &dyn EventStore) -> Vec<RecordedEvent> {
@@ -713,4 +733,102 @@ pub async fn duplicate_names_the_holder<S: EventStore>(store: Arc<S>) {
         other => panic!("expected DuplicateEventId, got {other:?}"),
     }
     assert_eq!(store.stream_version(&writer).await.unwrap(), 0);
+}
+
+/// The streaming replay hands over what the replay read returns, event by
+/// event: every version from the one asked for, consecutive and in order,
+/// over more events than one batch of a store that pages (so a batch
+/// boundary is crossed); nothing of a stream that does not exist; and no
+/// event after the visitor breaks.
+pub async fn streaming_replay<S: EventStore>(store: Arc<S>) {
+    const SIZES: [usize; 4] = [1, 299, 300, 700];
+    let s = stream("streaming");
+    let mut version = 0;
+    for size in SIZES {
+        store
+            .append(&s, ExpectedVersion::Exact(version), events("r", size))
+            .await
+            .expect("append");
+        version += size as u64;
+    }
+    let whole = replay_whole(&*store, &s, 1).await;
+    assert_eq!(
+        whole,
+        store.read_stream_for_replay(&s, 1).await.unwrap(),
+        "the streaming replay hands over what the replay read returns"
+    );
+    let versions: Vec<u64> = whole.iter().map(|e| e.version).collect();
+    assert_eq!(
+        versions,
+        (1..=version).collect::<Vec<_>>(),
+        "in order, no gap"
+    );
+    let payloads: Vec<Vec<u8>> = SIZES
+        .iter()
+        .flat_map(|&size| (0..size).map(|i| format!("r-{i}").into_bytes()))
+        .collect();
+    assert_eq!(
+        whole.iter().map(|e| e.payload.clone()).collect::<Vec<_>>(),
+        payloads,
+        "each event with its own payload"
+    );
+    for from in [0, 1, 2, 256, 257, 600, 601, 1300] {
+        let tail: Vec<u64> = replay_whole(&*store, &s, from)
+            .await
+            .iter()
+            .map(|e| e.version)
+            .collect();
+        assert_eq!(
+            tail,
+            (from.max(1)..=version).collect::<Vec<_>>(),
+            "replay from version {from}"
+        );
+    }
+    assert!(replay_whole(&*store, &s, version + 1).await.is_empty());
+    assert!(
+        replay_whole(&*store, &stream("streaming-none"), 1)
+            .await
+            .is_empty()
+    );
+
+    let mut seen = Vec::new();
+    store
+        .replay(&s, 1, &mut |event| {
+            seen.push(event.version);
+            if event.version == 300 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .await
+        .expect("a replay the visitor stops is a success");
+    assert_eq!(
+        seen,
+        (1..=300).collect::<Vec<_>>(),
+        "nothing is handed over after a break"
+    );
+}
+
+/// An archived stream replays as empty, like it reads, and archiving one
+/// stream leaves the replay of another whole.
+pub async fn streaming_replay_of_archived_stream<S: EventStore>(store: Arc<S>) {
+    let gone = stream("streaming-archived");
+    let kept = stream("streaming-kept");
+    for s in [&gone, &kept] {
+        store
+            .append(s, ExpectedVersion::NoStream, events("a", 3))
+            .await
+            .unwrap();
+    }
+    assert_eq!(replay_whole(&*store, &gone, 1).await.len(), 3);
+    store.archive_stream(&gone).await.expect("archive");
+    assert!(replay_whole(&*store, &gone, 1).await.is_empty());
+    assert!(replay_whole(&*store, &gone, 2).await.is_empty());
+    let kept_versions: Vec<u64> = replay_whole(&*store, &kept, 1)
+        .await
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(kept_versions, [1, 2, 3]);
 }

@@ -54,6 +54,8 @@ macro_rules! event_store_conformance {
             archiving,
             category_reads,
             duplicate_names_the_holder,
+            streaming_replay,
+            streaming_replay_of_archived_stream,
         );
     };
 }

@@ -11,14 +11,32 @@ mod state;
 pub use snapshot::{Snapshot, SnapshotStore};
 pub use state::{StateStore, StoredState, VersionedState};
 
+use std::ops::ControlFlow;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::lease::Fence;
 use crate::{
-    AppendOutcome, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, ReplayEvent, StoreError,
-    StreamId,
+    AppendOutcome, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, ReplayEvent,
+    ReplayEventRef, StoreError, StreamId,
 };
+
+/// What [`EventStore::replay`] hands each event to, in version order; it
+/// returns [`ControlFlow::Break`] to stop the read early (recovery does at
+/// the first event that does not decode).
+///
+/// ```
+/// use std::ops::ControlFlow;
+/// use nexus_core::store::ReplayVisitor;
+/// let mut count = 0_u64;
+/// let visit: &mut ReplayVisitor<'_> = &mut |_event| {
+///     count += 1;
+///     ControlFlow::Continue(())
+/// };
+/// # let _ = visit;
+/// ```
+pub type ReplayVisitor<'v> = dyn FnMut(ReplayEventRef<'_>) -> ControlFlow<()> + Send + 'v;
 
 /// An append-only store of event streams with one global log.
 ///
@@ -90,8 +108,10 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Reads `stream` from `from_version` (inclusive) as recovery needs it:
-    /// versions and payloads, without positions and metadata. The default
-    /// reads the whole records; a store overrides it to fetch less.
+    /// versions and payloads, without positions and metadata, collected.
+    /// The default reads the whole records; a store overrides it to fetch
+    /// less. Recovery itself uses [`replay`](Self::replay), which hands the
+    /// same events over as they are read instead of collecting them.
     async fn read_stream_for_replay(
         &self,
         stream: &StreamId,
@@ -99,6 +119,53 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<ReplayEvent>, StoreError> {
         let events = self.read_stream(stream, from_version).await?;
         Ok(events.into_iter().map(ReplayEvent::from).collect())
+    }
+
+    /// Replays `stream` from `from_version` (inclusive) to its end: what
+    /// [`read_stream_for_replay`](Self::read_stream_for_replay) reads, handed
+    /// to `visit` event by event as it is read instead of collected, in
+    /// version order, until `visit` breaks. A stream that does not exist or
+    /// is archived replays as empty.
+    ///
+    /// A store that overrides it holds one batch of rows at a time, so
+    /// recovering a stream of any length takes memory bounded by the batch,
+    /// not by the stream. The default reads
+    /// [`read_stream_for_replay`](Self::read_stream_for_replay) whole and
+    /// walks it, so a store that cannot stream still replays correctly.
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use nexus_core::{EventStore, ExpectedVersion, NewEvent, StreamId};
+    /// use nexus_core::store::memory::InMemoryEventStore;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = InMemoryEventStore::new();
+    /// let stream = StreamId::new("counter-c1");
+    /// let events = (0..5).map(|_| NewEvent::new("counter.added", 1, b"1".to_vec())).collect();
+    /// store.append(&stream, ExpectedVersion::NoStream, events).await.unwrap();
+    ///
+    /// let mut versions = Vec::new();
+    /// store
+    ///     .replay(&stream, 2, &mut |event| {
+    ///         versions.push(event.version);
+    ///         if event.version == 4 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(versions, [2, 3, 4]);
+    /// # });
+    /// ```
+    async fn replay(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        visit: &mut ReplayVisitor<'_>,
+    ) -> Result<(), StoreError> {
+        for event in self.read_stream_for_replay(stream, from_version).await? {
+            if visit(event.borrowed()).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Reads up to `limit` events of the global log positioned after `after`,

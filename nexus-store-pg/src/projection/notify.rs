@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use nexus_core::codec::EventCodec;
 use nexus_core::lease::Fence;
 use nexus_core::projection::{AtLeastOnce, Projection, Wakeup};
-use nexus_core::store::EventStore;
+use nexus_core::store::{EventStore, ReplayVisitor};
 use nexus_core::{
     AppendOutcome, DomainEvent, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, ReplayEvent,
     StoreError, StreamId,
@@ -126,6 +126,15 @@ impl<S: EventStore> EventStore for NotifyingStore<S> {
         self.inner
             .read_stream_for_replay(stream, from_version)
             .await
+    }
+
+    async fn replay(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        visit: &mut ReplayVisitor<'_>,
+    ) -> Result<(), StoreError> {
+        self.inner.replay(stream, from_version, visit).await
     }
 
     async fn read_all(

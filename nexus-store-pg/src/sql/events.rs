@@ -160,7 +160,8 @@ WHERE e.stream_id = $1 AND e.version >= $2
 ORDER BY e.version
 ";
 
-/// One stream from a version on, only what recovery decodes.
+/// One stream from a version on, only what recovery decodes: collected by
+/// `read_stream_for_replay`, streamed by `replay` (`crate::replay`).
 const REPLAY_STREAM: &str = r"
 SELECT e.version, e.event_type, e.schema_version,
        coalesce(e.payload_bytes, convert_to(e.payload::text, 'UTF8'))

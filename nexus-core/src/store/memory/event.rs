@@ -8,11 +8,16 @@ use uuid::Uuid;
 
 use super::{check_fence, lock};
 use crate::lease::Fence;
-use crate::store::StreamHead;
+use crate::store::{ReplayVisitor, StreamHead};
 use crate::{
-    AppendOutcome, EventStore, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, StoreError,
-    StreamId,
+    AppendOutcome, EventStore, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, ReplayEvent,
+    StoreError, StreamId,
 };
+
+/// Events a replay copies out per turn of the lock: the lock is never held
+/// while the visitor runs (user code, an `apply`), and a replay holds at
+/// most this many copies at once.
+const REPLAY_BATCH: usize = 256;
 
 /// An [`EventStore`] in memory. Cloning is not supported; share it in an
 /// `Arc`.
@@ -239,6 +244,49 @@ impl EventStore for InMemoryEventStore {
             .skip(skip)
             .map(|&i| inner.log[i].clone())
             .collect())
+    }
+
+    /// Copies the stream out in batches of [`REPLAY_BATCH`] and visits each
+    /// batch outside the lock, up to the head the replay started at: what
+    /// one read of the whole stream at that moment would have returned.
+    async fn replay(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        visit: &mut ReplayVisitor<'_>,
+    ) -> Result<(), StoreError> {
+        let head = {
+            let inner = lock(&self.inner);
+            if inner.archived.contains(stream) {
+                return Ok(());
+            }
+            inner.streams.get(stream).map_or(0, Vec::len)
+        };
+        let mut next = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        let mut batch = Vec::with_capacity(REPLAY_BATCH.min(head.saturating_sub(next)));
+        while next < head {
+            let end = head.min(next + REPLAY_BATCH);
+            {
+                let inner = lock(&self.inner);
+                let indexes = &inner.streams[stream][next..end];
+                batch.extend(indexes.iter().map(|&i| {
+                    let event = &inner.log[i];
+                    ReplayEvent {
+                        version: event.version,
+                        event_type: event.event_type.clone(),
+                        schema_version: event.schema_version,
+                        payload: event.payload.clone(),
+                    }
+                }));
+            }
+            for event in batch.drain(..) {
+                if visit(event.borrowed()).is_break() {
+                    return Ok(());
+                }
+            }
+            next = end;
+        }
+        Ok(())
     }
 
     async fn read_all(
