@@ -454,3 +454,79 @@ async fn an_ask_whose_sender_gave_up_is_refused_unapplied() {
     a.cluster.leave().await;
     a.system.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipelined_tells_through_a_node_that_hands_off_keep_their_order() {
+    // Each caller tells numbered appends to its own entities through node
+    // a, without waiting for them to be carried out, while b joins and a
+    // hands half its shards to b. An append out of its caller's order is
+    // rejected (a dead letter), and every later one of that entity too, so
+    // a reorder or a loss leaves an entity short of its count.
+    const CALLERS: u32 = 4;
+    const ENTITIES: u32 = 4;
+    const TELLS: u64 = 300;
+    let config = common::fresh_config().await;
+    let a = Arc::new(start_node(&config, "cluster-a").await);
+    settle(&[&a]).await;
+    let mut callers = tokio::task::JoinSet::new();
+    for caller in 0..CALLERS {
+        let a = Arc::clone(&a);
+        callers.spawn(async move {
+            let refs: Vec<_> = (0..ENTITIES)
+                .map(|e| a.sequences.of(format!("t{caller}-{e}")))
+                .collect();
+            for seq in 1..=TELLS {
+                for entity in &refs {
+                    entity
+                        .tell(Append { caller, seq })
+                        .await
+                        .unwrap_or_else(|error| panic!("{entity:?} refused tell {seq}: {error}"));
+                }
+                // Paced over about two seconds, so that the handoff falls
+                // among them.
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(2..12))).await;
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = start_node(&config, "cluster-b").await;
+    let joined_while_telling = !callers.is_empty() && callers.try_join_next().is_none();
+    assert!(
+        joined_while_telling,
+        "the callers were done before b joined"
+    );
+    while let Some(done) = callers.join_next().await {
+        done.expect("a caller failed");
+    }
+    settle(&[&a, &b]).await;
+    assert!(!b.cluster.held_shards().is_empty(), "b took shards from a");
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(20);
+    for caller in 0..CALLERS {
+        for e in 0..ENTITIES {
+            let id = format!("t{caller}-{e}");
+            loop {
+                let entries = a.sequences.of(&id).ask(Entries).await.unwrap();
+                let expected: Vec<(u32, u64)> = (1..=TELLS).map(|seq| (caller, seq)).collect();
+                if entries == expected {
+                    break;
+                }
+                let in_order = entries.iter().zip(&expected).all(|(got, want)| got == want);
+                assert!(
+                    in_order,
+                    "{id}: out of order: {:?}",
+                    &entries[..entries.len().min(20)]
+                );
+                assert!(
+                    tokio::time::Instant::now() < give_up,
+                    "{id}: {} of {TELLS} tells carried out",
+                    entries.len()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    assert!(b.sequences.live() > 0, "some of the told entities moved to b");
+    b.cluster.leave().await;
+    b.system.shutdown(Duration::from_secs(2)).await;
+    a.cluster.leave().await;
+}
