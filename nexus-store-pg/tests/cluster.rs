@@ -525,7 +525,10 @@ async fn pipelined_tells_through_a_node_that_hands_off_keep_their_order() {
             }
         }
     }
-    assert!(b.sequences.live() > 0, "some of the told entities moved to b");
+    assert!(
+        b.sequences.live() > 0,
+        "some of the told entities moved to b"
+    );
     b.cluster.leave().await;
     b.system.shutdown(Duration::from_secs(2)).await;
     a.cluster.leave().await;

@@ -302,3 +302,34 @@ pub async fn send(http: &Client, base: &str, owner: &str, op: Op) -> Answer {
         _ => panic!("unexpected answer {status}: {body}"),
     }
 }
+
+/// Waits until `child` (already sent SIGKILL) is gone: its exit status, or,
+/// when tokio never reports one (the SIGCHLD of a child reaped while another
+/// test's runtime shut down can be missed, and `wait` then hangs), its
+/// `/proc` entry gone or a zombie. Bounded by 10 s.
+///
+/// # Panics
+///
+/// When the process still runs after 10 s.
+pub async fn wait_killed(child: &mut tokio::process::Child) {
+    let pid = child.id();
+    if tokio::time::timeout(Duration::from_secs(2), child.wait())
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    let Some(pid) = pid else { return };
+    let give_up = Instant::now() + Duration::from_secs(8);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if status.is_empty() || status.contains("State:\tZ") {
+            return;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "process {pid} still runs after SIGKILL"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

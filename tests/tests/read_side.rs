@@ -527,7 +527,7 @@ async fn a_projection_killed_mid_batch_restarts_into_an_exact_fold_of_the_log() 
         // Mid-batch: each batch holds its transaction open for a while.
         tokio::time::sleep(Duration::from_millis(37)).await;
         child.start_kill().unwrap(); // SIGKILL
-        child.wait().await.unwrap();
+        nexus_tests::wallet_process::wait_killed(&mut child).await;
         kills += 1;
         seed(&*store, 20, 200).await;
         seeded += 200;
@@ -562,7 +562,7 @@ async fn a_projection_killed_mid_batch_restarts_into_an_exact_fold_of_the_log() 
     );
     assert_eq!(worker_model(&config).await, expected);
     child.start_kill().unwrap();
-    child.wait().await.unwrap();
+    nexus_tests::wallet_process::wait_killed(&mut child).await;
     drop_schema(&url, &schema).await;
 }
 

@@ -558,7 +558,7 @@ async fn kill_9_loses_no_acknowledged_write() {
     }
     tokio::time::sleep(Duration::from_millis(60 + fastrand::u64(0..60))).await;
     app.child.start_kill().unwrap();
-    app.child.wait().await.unwrap();
+    nexus_tests::wallet_process::wait_killed(&mut app.child).await;
     let (mut acked, mut unacked) = (0_i64, 0_i64);
     for (amount, task) in sent {
         if task.await.unwrap().is_some() {

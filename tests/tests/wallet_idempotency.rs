@@ -231,7 +231,7 @@ async fn after_kill_9_retries_with_keys_apply_each_deposit_exactly_once() {
     }
     tokio::time::sleep(Duration::from_millis(fastrand::u64(0..30))).await;
     app.child.start_kill().unwrap();
-    app.child.wait().await.unwrap();
+    nexus_tests::wallet_process::wait_killed(&mut app.child).await;
     let mut unanswered = Vec::new();
     let mut acked = 0;
     for task in first_round {
