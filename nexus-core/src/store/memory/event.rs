@@ -246,7 +246,7 @@ impl EventStore for InMemoryEventStore {
             .collect())
     }
 
-    /// Copies the stream out in batches of [`REPLAY_BATCH`] and visits each
+    /// Copies the stream out in batches of 256 events (`REPLAY_BATCH`) and visits each
     /// batch outside the lock, up to the head the replay started at: what
     /// one read of the whole stream at that moment would have returned.
     async fn replay(
