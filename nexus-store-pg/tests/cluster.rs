@@ -482,9 +482,9 @@ async fn pipelined_tells_through_a_node_that_hands_off_keep_their_order() {
                         .await
                         .unwrap_or_else(|error| panic!("{entity:?} refused tell {seq}: {error}"));
                 }
-                // Paced over about two seconds, so that the handoff falls
-                // among them.
-                tokio::time::sleep(Duration::from_millis(fastrand::u64(2..12))).await;
+                // Paced over about four seconds, so that the join and the
+                // handoff fall among them even on a slow machine.
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(6..22))).await;
             }
         });
     }
