@@ -529,6 +529,9 @@ async fn a_join_and_a_graceful_leave_move_shards_with_no_client_error() {
     // does), then SIGTERM; its shards are handed off while the others keep
     // forwarding to it.
     routed.lock().unwrap().retain(|base| base != apps[1].base());
+    // A load balancer's deregistration delay: requests that picked the node
+    // just before it was drained finish before its HTTP listener closes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     apps[1].signal("TERM");
     let three: Vec<String> = routed.lock().unwrap().clone();
     settled(&http, &three).await;
