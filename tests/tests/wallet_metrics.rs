@@ -166,8 +166,11 @@ async fn a_traceparent_reaches_the_event_and_projection_metrics_reach_metrics() 
             .text()
             .await
             .unwrap();
-        // Both deposits delivered (the untraced one may trail by a poll).
-        if exposition.contains("nexus_projection_events_total{projection=\"wallet_balances\"} 2") {
+        // Both deposits delivered (the untraced one may trail by a poll),
+        // and the lag gauge refreshed since (it is measured once drained).
+        if exposition.contains("nexus_projection_events_total{projection=\"wallet_balances\"} 2")
+            && metrics_of(&exposition, "nexus_projection_lag_events").abs() < f64::EPSILON
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
