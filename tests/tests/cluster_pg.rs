@@ -154,6 +154,16 @@ async fn settled(http: &Client, bases: &[String]) -> Vec<Value> {
     }
 }
 
+/// The shards a `GET /cluster` view says its node holds.
+fn held(view: &Value) -> Vec<u64> {
+    view["held"]
+        .as_array()
+        .expect("a view lists the held shards")
+        .iter()
+        .map(|shard| shard.as_u64().expect("a shard is a number"))
+        .collect()
+}
+
 /// The sum of the counter `name`'s samples in `base`'s `/metrics`.
 async fn counter(http: &Client, base: &str, name: &str) -> u64 {
     let text = http
@@ -189,12 +199,7 @@ async fn a_trace_crosses_the_hop(
     views: &[Value],
     config: &PgStoreConfig,
 ) {
-    let held_by_1: Vec<u64> = views[1]["held"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_u64().unwrap())
-        .collect();
+    let held_by_1 = held(&views[1]);
     let owner = (0..1000)
         .map(|i| format!("traced{i}"))
         .find(|o| held_by_1.contains(&u64::from(shard_of(o))))
@@ -231,11 +236,7 @@ async fn steady_load_through_every_node_counts_no_conflict() {
     let _one = ONE_AT_A_TIME.lock().await;
     let url = database_url();
     let (config, schema) = fresh_schema(&url).await;
-    let apps = [
-        node(&url, &schema, &[]).await,
-        node(&url, &schema, &[]).await,
-        node(&url, &schema, &[]).await,
-    ];
+    let apps = three_nodes(&url, &schema).await;
     let bases = bases_of(&apps);
     let http = http();
     let views = settled(&http, &bases).await;
@@ -287,18 +288,11 @@ async fn steady_load_through_every_node_counts_no_conflict() {
 async fn taken_over(http: &Client, bases: &[String], shards: &[u64], since: Instant) -> Duration {
     let give_up = since + Duration::from_secs(15);
     loop {
-        let mut held = Vec::new();
+        let mut taken = Vec::new();
         for base in bases {
-            let view = cluster_of(http, base).await;
-            held.extend(
-                view["held"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| s.as_u64().unwrap()),
-            );
+            taken.extend(held(&cluster_of(http, base).await));
         }
-        if shards.iter().all(|shard| held.contains(shard)) {
+        if shards.iter().all(|shard| taken.contains(shard)) {
             return since.elapsed();
         }
         assert!(
@@ -356,16 +350,11 @@ async fn a_killed_node_loses_nothing_and_its_owners_move_within_the_ttl() {
     let bases = bases_of(&apps);
     let http = http();
     let views = settled(&http, &bases).await;
-    let victim_shards: Vec<u32> = views[2]["held"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| u32::try_from(s.as_u64().unwrap()).unwrap())
-        .collect();
+    let victim_shards = held(&views[2]);
     let owners = owners(60);
     let victims: Vec<String> = owners
         .iter()
-        .filter(|o| victim_shards.contains(&shard_of(o)))
+        .filter(|o| victim_shards.contains(&u64::from(shard_of(o))))
         .cloned()
         .collect();
     assert!(!victims.is_empty(), "the victim owns some wallets");
@@ -596,12 +585,7 @@ async fn a_stopped_node_answers_nothing_stale_when_it_resumes() {
     // answered from the state it had.
     let load = Load::start(&http, 12, 300, &bases, &owners, &[], started);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let stopped_shards: Vec<u64> = cluster_of(&http, &bases[2]).await["held"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_u64().unwrap())
-        .collect();
+    let stopped_shards = held(&cluster_of(&http, &bases[2]).await);
     apps[2].signal("STOP");
     let stopped_at = Instant::now();
     let taken = taken_over(&http, &bases[..2], &stopped_shards, stopped_at).await;
@@ -663,12 +647,7 @@ async fn a_node_cut_off_from_postgres_stops_serving_and_the_others_take_over() {
     let bases = bases_of(&apps);
     let http = http();
     let views = settled(&http, &bases).await;
-    let cut_shards: Vec<u64> = views[2]["held"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_u64().unwrap())
-        .collect();
+    let cut_shards = held(&views[2]);
     let owners = owners(40);
     let started = Instant::now();
     let load = Load::start(&http, 16, 1000, &bases, &owners, &[], started);
