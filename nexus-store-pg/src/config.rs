@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use crate::PgSetupError;
+use crate::{AppendCoalescing, PgSetupError};
 
 /// A validated Postgres schema name, kept with its quoted form.
 ///
@@ -123,6 +123,7 @@ pub struct PgStoreConfig {
     pub(crate) schema: Schema,
     pub(crate) catch_up_wait: Duration,
     pub(crate) payloads: PayloadFormat,
+    pub(crate) coalescing: AppendCoalescing,
 }
 
 impl PgStoreConfig {
@@ -133,6 +134,7 @@ impl PgStoreConfig {
             schema: Schema::new("nexus").expect("the default schema name is valid"),
             catch_up_wait: Duration::from_millis(500),
             payloads: PayloadFormat::Binary,
+            coalescing: AppendCoalescing::new(),
         }
     }
 
@@ -167,6 +169,28 @@ impl PgStoreConfig {
     #[must_use]
     pub fn payloads(mut self, format: PayloadFormat) -> Self {
         self.payloads = format;
+        self
+    }
+
+    /// Whether and how the event store coalesces concurrent appends of
+    /// different streams into one statement and transaction (default:
+    /// [`AppendCoalescing::new`]; [`AppendCoalescing::off`] gives every
+    /// append its own). What each caller is told is the same either way;
+    /// see [`AppendCoalescing`].
+    ///
+    /// ```no_run
+    /// use nexus_store_pg::{AppendCoalescing, PgStoreConfig};
+    /// # async fn run(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = PgStoreConfig::new(pool)
+    ///     .schema("wallet_app")?
+    ///     .coalesce_appends(AppendCoalescing::new().in_flight(8));
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn coalesce_appends(mut self, coalescing: AppendCoalescing) -> Self {
+        self.coalescing = coalescing;
         self
     }
 

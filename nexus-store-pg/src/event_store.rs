@@ -1,6 +1,6 @@
 //! The Postgres event store.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +16,12 @@ use sqlx::PgPool;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use crate::batch::{Batch, check_ids};
+use crate::coalesce::Coalescer;
 use crate::convert::{FenceKey, conflict, corrupt, fenced, get, get_trusted, to_i64, to_u64};
 use crate::errors::{self, Failure, Stage};
 use crate::sql::events::EventSql;
-use crate::wire::{JsonText, Timestamp, TxId, is_jsonb_safe};
+use crate::wire::{Timestamp, TxId};
 use crate::{PayloadFormat, PgStoreConfig};
 
 /// An [`EventStore`] on Postgres.
@@ -57,10 +59,13 @@ use crate::{PayloadFormat, PgStoreConfig};
 /// ```
 #[derive(Clone, Debug)]
 pub struct PgEventStore {
-    pool: PgPool,
-    sql: Arc<EventSql>,
+    pub(crate) pool: PgPool,
+    pub(crate) sql: Arc<EventSql>,
     catch_up_wait: Duration,
-    payloads: PayloadFormat,
+    pub(crate) payloads: PayloadFormat,
+    /// `None` when appends are not coalesced (and in the coalescing
+    /// workers' own store).
+    coalescer: Option<Arc<Coalescer>>,
 }
 
 impl PgEventStore {
@@ -96,6 +101,15 @@ impl PgEventStore {
             sql: Arc::new(EventSql::new(&config.schema)),
             catch_up_wait: config.catch_up_wait,
             payloads: config.payloads,
+            coalescer: Coalescer::new(config.coalescing),
+        }
+    }
+
+    /// This store without coalescing: what a coalescing worker writes with.
+    pub(crate) fn direct(&self) -> Self {
+        Self {
+            coalescer: None,
+            ..self.clone()
         }
     }
 
@@ -199,11 +213,11 @@ impl PgEventStore {
     /// Appends `events`, under `fence` when given: shared by
     /// [`append`](EventStore::append) and
     /// [`append_fenced`](EventStore::append_fenced).
-    async fn append_batch(
+    pub(crate) async fn append_batch(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
         fence: Option<&Fence>,
     ) -> Result<AppendOutcome, StoreError> {
         expected.pinned().map(to_i64).transpose()?;
@@ -222,7 +236,7 @@ impl PgEventStore {
                 Err(conflict(stream, expected, actual))
             };
         }
-        let batch = Batch::new(stream, &events, self.payloads)?;
+        let batch = Batch::new(stream, events, self.payloads)?;
         // Only a race the database rolled back (a serialization failure or
         // a deadlock) runs the statement again, a few times: the head's row
         // lock orders every other writer, so `Any` never loops.
@@ -234,12 +248,12 @@ impl PgEventStore {
                     return Err(fenced(stream, fence));
                 }
                 Attempt::Refused => {
-                    return self.refused(stream, expected, &events, &batch.ids).await;
+                    return self.refused(stream, expected, events, &batch.ids).await;
                 }
                 Attempt::Raced => {
                     let actual = self.stream_version(stream).await?;
                     if !expected.accepts(actual) {
-                        return self.refused(stream, expected, &events, &batch.ids).await;
+                        return self.refused(stream, expected, events, &batch.ids).await;
                     }
                     tokio::task::yield_now().await;
                 }
@@ -251,7 +265,7 @@ impl PgEventStore {
 
     /// Why a batch was not stored: an idempotent retry (its original
     /// outcome), a reused id, an archived stream, or a version conflict.
-    async fn refused(
+    pub(crate) async fn refused(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
@@ -492,7 +506,18 @@ impl EventStore for PgEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        self.append_batch(stream, expected, events, None).await
+        let Some(coalescer) = self.coalescer.as_ref().filter(|_| !events.is_empty()) else {
+            return self.append_batch(stream, expected, &events, None).await;
+        };
+        // What an append alone would refuse before sending anything is
+        // refused here, so a group never holds a batch that cannot be
+        // written.
+        expected.pinned().map(to_i64).transpose()?;
+        check_ids(stream, &events)?;
+        match coalescer.append(self, stream, expected, events).await {
+            Ok(outcome) => outcome,
+            Err(events) => self.append_batch(stream, expected, &events, None).await,
+        }
     }
 
     /// Appends in the same statement that checks `fence` against the lease
@@ -510,7 +535,7 @@ impl EventStore for PgEventStore {
         events: Vec<NewEvent>,
         fence: &Fence,
     ) -> Result<AppendOutcome, StoreError> {
-        self.append_batch(stream, expected, events, Some(fence))
+        self.append_batch(stream, expected, &events, Some(fence))
             .await
     }
 
@@ -647,72 +672,6 @@ fn fenced_attempt(rows: &[PgRow]) -> Result<Attempt, StoreError> {
     outcome(rows).map(Attempt::Stored)
 }
 
-/// A batch as the column arrays the append statement binds.
-struct Batch<'a> {
-    ids: Vec<Uuid>,
-    types: Vec<&'a str>,
-    schema_versions: Vec<i64>,
-    /// The payloads stored as `jsonb` (NULL where `bytes` holds one).
-    json: Vec<Option<JsonText<'a>>>,
-    /// The payloads stored as `bytea` (NULL where `json` holds one).
-    bytes: Vec<Option<&'a [u8]>>,
-    correlations: Vec<Option<Uuid>>,
-    causations: Vec<Option<Uuid>>,
-    occurred: Vec<Timestamp>,
-    /// NULL for an event without headers.
-    headers: Vec<Option<sqlx::types::Json<&'a BTreeMap<String, String>>>>,
-}
-
-impl<'a> Batch<'a> {
-    /// The arrays of `events`; a batch that repeats an event id is refused.
-    fn new(
-        stream: &StreamId,
-        events: &'a [NewEvent],
-        format: PayloadFormat,
-    ) -> Result<Self, StoreError> {
-        let ids: Vec<Uuid> = events.iter().map(|e| e.metadata.event_id).collect();
-        let mut seen = HashSet::with_capacity(ids.len());
-        if let Some(&event_id) = ids.iter().find(|id| !seen.insert(**id)) {
-            return Err(StoreError::DuplicateEventId {
-                stream: stream.clone(),
-                event_id,
-            });
-        }
-        let mut batch = Self {
-            ids,
-            types: events.iter().map(|e| e.event_type.as_str()).collect(),
-            schema_versions: events.iter().map(|e| i64::from(e.schema_version)).collect(),
-            json: events
-                .iter()
-                .map(|e| {
-                    let json = format == PayloadFormat::Json && is_jsonb_safe(&e.payload);
-                    json.then_some(JsonText(&e.payload))
-                })
-                .collect(),
-            bytes: Vec::new(),
-            correlations: events.iter().map(|e| e.metadata.correlation_id).collect(),
-            causations: events.iter().map(|e| e.metadata.causation_id).collect(),
-            occurred: events
-                .iter()
-                .map(|e| Timestamp(e.metadata.timestamp))
-                .collect(),
-            headers: events
-                .iter()
-                .map(|e| {
-                    let headers = &e.metadata.headers;
-                    (!headers.is_empty()).then_some(sqlx::types::Json(headers))
-                })
-                .collect(),
-        };
-        batch.bytes = events
-            .iter()
-            .zip(&batch.json)
-            .map(|(e, json)| json.is_none().then_some(e.payload.as_slice()))
-            .collect();
-        Ok(batch)
-    }
-}
-
 /// The outcome of a stored batch from the `RETURNING version, tx_id, seq`
 /// rows.
 fn outcome(rows: &[PgRow]) -> Result<AppendOutcome, StoreError> {
@@ -769,7 +728,7 @@ fn replayed(row: &PgRow) -> Result<ReplayEvent, StoreError> {
     })
 }
 
-fn position(epoch: i32, tx: TxId, seq: i64) -> Result<LogPosition, StoreError> {
+pub(crate) fn position(epoch: i32, tx: TxId, seq: i64) -> Result<LogPosition, StoreError> {
     let epoch = u32::try_from(epoch).map_err(|_| corrupt(format!("negative log epoch {epoch}")))?;
     Ok(LogPosition::in_epoch(epoch, tx.0, to_u64(seq)?))
 }

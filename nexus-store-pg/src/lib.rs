@@ -126,8 +126,10 @@
 //! # }
 //! ```
 
+mod batch;
 #[cfg(feature = "cluster")]
 mod cluster;
+mod coalesce;
 mod config;
 mod convert;
 mod errors;
@@ -144,6 +146,7 @@ mod wire;
 
 #[cfg(feature = "cluster")]
 pub use cluster::PgCoordination;
+pub use coalesce::AppendCoalescing;
 pub use config::{PayloadFormat, PgStoreConfig, Schema};
 pub use event_store::PgEventStore;
 pub use event_store::{CatchUpLag, HorizonBlocker};

@@ -2,9 +2,12 @@
 //! baseline in the same run, in a fresh schema that is dropped afterwards.
 //!
 //! - `pg_many_entities`: 32 callers send commands to 1,000 tallies
-//!   (`cmds_per_s`), beside 32 callers doing a plain sqlx single-row
-//!   `INSERT` per transaction on a pool of the same size
-//!   (`raw_insert_per_s`), and their `ratio`.
+//!   (`cmds_per_s`, with the store's default coalescing of concurrent
+//!   appends of different streams, and `uncoalesced_cmds_per_s`, one
+//!   transaction per append; each with the events it stored per
+//!   transaction), beside 32 callers doing a plain sqlx single-row `INSERT`
+//!   per transaction on a pool of the same size (`raw_insert_per_s`), and
+//!   the ratios to it.
 //! - `pg_hot_entity`: 32 callers on one tally with group commit
 //!   (`cmds_per_s`, `conflict_retries`, and where the time goes:
 //!   `appends_per_s`, `mean_batch`, `append_ms`).
@@ -35,7 +38,9 @@ use nexus_core::{
     ActorSystem, Entities, EntitiesBuilder, EventMetadata, EventStore, ExpectedVersion,
     SnapshotStrategy, Snapshots, StoreError, StreamId, WhenFull, recover,
 };
-use nexus_store_pg::{PgEventStore, PgSetupError, PgSnapshotStore, PgStoreConfig};
+use nexus_store_pg::{
+    AppendCoalescing, PgEventStore, PgSetupError, PgSnapshotStore, PgStoreConfig,
+};
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -266,25 +271,67 @@ async fn many_entities(config: &PgStoreConfig, budget: Budget) -> Result<(), PgB
     })
     .await;
 
+    let uncoalesced = commands_to_many(
+        &config.clone().coalesce_appends(AppendCoalescing::off()),
+        budget,
+    )
+    .await?;
+    let coalesced = commands_to_many(config, budget).await?;
+    emit(
+        "pg_many_entities",
+        json!({
+            "cmds_per_s": coalesced.run.per_second(),
+            "events_per_transaction": coalesced.events_per_transaction,
+            "uncoalesced_cmds_per_s": uncoalesced.run.per_second(),
+            "uncoalesced_events_per_transaction": uncoalesced.events_per_transaction,
+            "raw_insert_per_s": raw.per_second(),
+            "ratio": coalesced.run.per_second() / raw.per_second(),
+            "uncoalesced_ratio": uncoalesced.run.per_second() / raw.per_second(),
+            "failed": coalesced.run.failed + uncoalesced.run.failed + raw.failed,
+        }),
+    );
+    Ok(())
+}
+
+/// One closed-loop run of `pg_many_entities` on the store of `config`.
+struct ManyEntities {
+    run: super::Throughput,
+    /// Events the run stored per transaction that stored them.
+    events_per_transaction: f64,
+}
+
+async fn commands_to_many(
+    config: &PgStoreConfig,
+    budget: Budget,
+) -> Result<ManyEntities, PgBenchError> {
     let system = ActorSystem::new();
     let entities = tallies(&system, Arc::new(PgEventStore::new(config)));
     warm_up(&entities).await?;
-    let framework = closed_loop(CALLERS, budget.per_workload, move |_| {
+    let (first_seq,): (Option<i64>,) = sqlx::query_as(&format!(
+        "SELECT max(seq) FROM \"{}\".events",
+        config.schema_name()
+    ))
+    .fetch_one(config.pool())
+    .await?;
+    let run = closed_loop(CALLERS, budget.per_workload, move |_| {
         let entity = entities.of(format!("e{}", fastrand::usize(0..ENTITIES)));
         async move { entity.ask(Add(1)).await }
     })
     .await;
     system.shutdown(Duration::from_secs(5)).await;
-    emit(
-        "pg_many_entities",
-        json!({
-            "cmds_per_s": framework.per_second(),
-            "raw_insert_per_s": raw.per_second(),
-            "ratio": framework.per_second() / raw.per_second(),
-            "failed": framework.failed + raw.failed,
-        }),
-    );
-    Ok(())
+    let (events, transactions): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(*), count(DISTINCT tx_id) FROM \"{}\".events WHERE seq > $1",
+        config.schema_name()
+    ))
+    .bind(first_seq.unwrap_or(0))
+    .fetch_one(config.pool())
+    .await?;
+    #[allow(clippy::cast_precision_loss)]
+    let events_per_transaction = events as f64 / transactions.max(1) as f64;
+    Ok(ManyEntities {
+        run,
+        events_per_transaction,
+    })
 }
 
 async fn hot_entity(

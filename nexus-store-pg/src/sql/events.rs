@@ -106,6 +106,73 @@ fn append(head: &str, fenced: bool) -> String {
     }
 }
 
+/// A coalesced append of several streams (`crate::coalesce`), one
+/// statement and one transaction for all: `$1` stream ids, `$2` expected
+/// versions (NULL for any), `$3` event counts, one element per stream, all
+/// of different streams; `$4` the stream (1-based, as `$1`'s ordinality)
+/// and `$5` the place within it (1-based) of each event, `$6`–`$14` the
+/// events' columns as in a one-stream append.
+///
+/// Each stream's head is written as a one-stream append writes it, by the
+/// CTE of its kind of expectation; a stream whose head is refused (a stale
+/// version, an existing stream for "no stream", an archived stream) gets no
+/// head row and so no events, and the others are stored: one stream's
+/// conflict never fails another. One store never has a stream in two
+/// coalesced statements at once, so its statements never wait on each
+/// other's head locks; two processes writing the same streams may deadlock
+/// (Postgres detects it and rolls one back), and each append of that group
+/// is then run alone.
+const APPEND_GROUP: &str = r"
+WITH input AS (
+    SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[]) WITH ORDINALITY
+        AS i(stream_id, expected, n_events, idx)
+),
+head_new AS (
+    INSERT INTO {schema}.streams (stream_id, aggregate_type, version)
+    SELECT stream_id, split_part(stream_id, '-', 1), n_events
+    FROM input WHERE expected = 0
+    ORDER BY stream_id
+    ON CONFLICT (stream_id) DO NOTHING
+    RETURNING stream_id, version
+),
+head_exact AS (
+    UPDATE {schema}.streams AS s
+    SET version = s.version + i.n_events, updated_at = now()
+    FROM input AS i
+    WHERE s.stream_id = i.stream_id AND i.expected > 0 AND s.version = i.expected
+      AND NOT s.archived
+    RETURNING s.stream_id, s.version
+),
+head_any AS (
+    INSERT INTO {schema}.streams AS s (stream_id, aggregate_type, version)
+    SELECT stream_id, split_part(stream_id, '-', 1), n_events
+    FROM input WHERE expected IS NULL
+    ORDER BY stream_id
+    ON CONFLICT (stream_id) DO UPDATE
+        SET version = s.version + excluded.version, updated_at = now()
+        WHERE NOT s.archived
+    RETURNING s.stream_id, s.version
+),
+head AS (
+    SELECT i.idx, h.stream_id, h.version - i.n_events AS base
+    FROM (SELECT * FROM head_new UNION ALL SELECT * FROM head_exact
+          UNION ALL SELECT * FROM head_any) AS h
+    JOIN input AS i ON i.stream_id = h.stream_id
+)
+INSERT INTO {schema}.events
+    (stream_id, version, event_id, event_type, schema_version, payload, payload_bytes,
+     correlation_id, causation_id, occurred_at, headers)
+SELECT head.stream_id, head.base + e.n, e.event_id, e.event_type, e.schema_version,
+       e.payload, e.payload_bytes, e.correlation_id, e.causation_id, e.occurred_at, e.headers
+FROM UNNEST($4::int8[], $5::int8[], $6::uuid[], $7::text[], $8::int8[], $9::jsonb[],
+            $10::bytea[], $11::uuid[], $12::uuid[], $13::timestamptz[], $14::jsonb[])
+         AS e(idx, n, event_id, event_type, schema_version, payload, payload_bytes,
+              correlation_id, causation_id, occurred_at, headers)
+JOIN head ON head.idx = e.idx
+ORDER BY e.idx, e.n
+RETURNING stream_id, epoch, version, tx_id, seq
+";
+
 /// The stream's version and whether shard `$2`'s lease is at epoch `$3`
 /// and not expired: an empty fenced append writes nothing, but a stale
 /// writer still learns that it is fenced rather than a version.
@@ -264,6 +331,7 @@ pub(crate) struct EventSql {
     pub(crate) append_new_fenced: String,
     pub(crate) append_exact_fenced: String,
     pub(crate) append_any_fenced: String,
+    pub(crate) append_group: String,
     pub(crate) fenced_head: String,
     pub(crate) stream_version: String,
     pub(crate) stream_head: String,
@@ -295,6 +363,7 @@ impl EventSql {
             append_new_fenced: render(&append(HEAD_NEW, true), schema),
             append_exact_fenced: render(&append(HEAD_EXACT, true), schema),
             append_any_fenced: render(&append(HEAD_ANY, true), schema),
+            append_group: render(APPEND_GROUP, schema),
             fenced_head: render(FENCED_HEAD, schema),
             stream_version: render(STREAM_VERSION, schema),
             stream_head: render(STREAM_HEAD, schema),

@@ -1,0 +1,234 @@
+//! Writing one coalesced group and telling each of its callers what
+//! happened to its own append.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use nexus_core::{AppendOutcome, StoreError};
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use super::queue::{Outcome, Pending};
+use crate::PgEventStore;
+use crate::batch::Batch;
+use crate::convert::{get, to_i64, to_u64};
+use crate::errors::{self, Failure, Stage};
+
+/// Why a group's statement stored nothing.
+enum GroupFailure {
+    /// The database refused the group as a whole (a reused event id, a
+    /// value it rejects, a deadlock): each append is run alone, so only a
+    /// bad one fails.
+    Alone,
+    /// The same for every append (unknown outcome, timeout, no server):
+    /// running them alone would meet it again.
+    Every(StoreError),
+}
+
+impl PgEventStore {
+    /// Writes `group` (appends of different streams) and answers each of
+    /// its callers.
+    pub(crate) async fn append_group(&self, mut group: Vec<Pending>) {
+        if group.len() == 1 {
+            let pending = group.pop().expect("a group of one");
+            let outcome = self.append_alone(&pending).await;
+            let _ = pending.reply.send(outcome);
+            return;
+        }
+        match self.write_group(&group).await {
+            Ok(mut stored) => {
+                for (pending, stored) in group.into_iter().zip(stored.iter_mut()) {
+                    let outcome = match stored.take() {
+                        Some(outcome) => Ok(outcome),
+                        None => self.refused_alone(&pending).await,
+                    };
+                    let _ = pending.reply.send(outcome);
+                }
+            }
+            Err(GroupFailure::Alone) => {
+                for pending in group {
+                    let outcome = self.append_alone(&pending).await;
+                    let _ = pending.reply.send(outcome);
+                }
+            }
+            Err(GroupFailure::Every(error)) => {
+                let mut errors = for_each(error, group.len()).into_iter();
+                for pending in group {
+                    let error = errors.next().expect("one error per append");
+                    let _ = pending.reply.send(Err(error));
+                }
+            }
+        }
+    }
+
+    async fn append_alone(&self, pending: &Pending) -> Outcome {
+        self.append_batch(&pending.stream, pending.expected, &pending.events, None)
+            .await
+    }
+
+    /// Why an append the group's statement did not store was refused: its
+    /// head did not match (a conflict, an archived stream), or it is a
+    /// retry of a stored batch (its original outcome).
+    async fn refused_alone(&self, pending: &Pending) -> Outcome {
+        let ids: Vec<Uuid> = pending.events.iter().map(|e| e.metadata.event_id).collect();
+        self.refused(&pending.stream, pending.expected, &pending.events, &ids)
+            .await
+    }
+
+    /// Runs the group's statement: the outcome of each append, `None` for
+    /// one whose head was refused.
+    async fn write_group(
+        &self,
+        group: &[Pending],
+    ) -> Result<Vec<Option<AppendOutcome>>, GroupFailure> {
+        let events: usize = group.iter().map(|p| p.events.len()).sum();
+        let mut batch = Batch::with_capacity(events, self.payloads);
+        let mut streams = Vec::with_capacity(group.len());
+        let mut expected = Vec::with_capacity(group.len());
+        let mut counts = Vec::with_capacity(group.len());
+        let mut event_stream = Vec::with_capacity(events);
+        let mut event_place = Vec::with_capacity(events);
+        for (index, pending) in (1_i64..).zip(group) {
+            streams.push(pending.stream.as_str());
+            // Checked by the caller before it queued the append.
+            expected.push(
+                pending
+                    .expected
+                    .pinned()
+                    .map(to_i64)
+                    .transpose()
+                    .ok()
+                    .flatten(),
+            );
+            counts.push(i64::try_from(pending.events.len()).unwrap_or(i64::MAX));
+            event_stream.extend(std::iter::repeat_n(index, pending.events.len()));
+            event_place.extend(1..=i64::try_from(pending.events.len()).unwrap_or(i64::MAX));
+            batch.extend(&pending.events);
+        }
+        let query = sqlx::query(&self.sql.append_group)
+            .bind(&streams)
+            .bind(&expected)
+            .bind(&counts)
+            .bind(&event_stream)
+            .bind(&event_place)
+            .bind(&batch.ids)
+            .bind(&batch.types)
+            .bind(&batch.schema_versions)
+            .bind(&batch.json)
+            .bind(&batch.bytes)
+            .bind(&batch.correlations)
+            .bind(&batch.causations)
+            .bind(&batch.occurred)
+            .bind(&batch.headers);
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| GroupFailure::Every(errors::store_error(e, &self.pool)))?;
+        match query.fetch_all(&mut *conn).await {
+            Ok(rows) => outcomes(group, &rows).map_err(GroupFailure::Every),
+            Err(error) => Err(
+                match errors::classify(error, &self.pool, Stage::WriteSent) {
+                    Failure::Unique
+                    | Failure::Race
+                    | Failure::Store(StoreError::Backend { .. }) => GroupFailure::Alone,
+                    Failure::Store(error) => GroupFailure::Every(error),
+                },
+            ),
+        }
+    }
+}
+
+/// Splits the `RETURNING stream_id, epoch, version, tx_id, seq` rows of a
+/// group by stream, in the group's order.
+fn outcomes(group: &[Pending], rows: &[PgRow]) -> Result<Vec<Option<AppendOutcome>>, StoreError> {
+    let index: HashMap<&str, usize> = group
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.stream.as_str(), i))
+        .collect();
+    let mut stored: Vec<Vec<(u64, nexus_core::LogPosition)>> = vec![Vec::new(); group.len()];
+    for row in rows {
+        let stream: &str = get(row, 0)?;
+        let Some(&at) = index.get(stream) else {
+            return Err(crate::convert::corrupt(format!(
+                "a coalesced append returned a row of stream {stream}, which it did not write"
+            )));
+        };
+        let version = to_u64(get(row, 2)?)?;
+        let position = crate::event_store::position(get(row, 1)?, get(row, 3)?, get(row, 4)?)?;
+        stored[at].push((version, position));
+    }
+    Ok(stored
+        .into_iter()
+        .map(|mut rows| {
+            if rows.is_empty() {
+                return None;
+            }
+            rows.sort_unstable_by_key(|(version, _)| *version);
+            Some(AppendOutcome {
+                version: rows.last().map_or(0, |(version, _)| *version),
+                positions: rows.into_iter().map(|(_, position)| position).collect(),
+            })
+        })
+        .collect())
+}
+
+/// The error of a group that failed as a whole, once for each of its
+/// `callers`, sharing its cause.
+fn for_each(error: StoreError, callers: usize) -> Vec<StoreError> {
+    let shared = |source: nexus_core::BoxError| SharedCause(Arc::from(source));
+    match error {
+        StoreError::Ambiguous { source } => {
+            let cause = shared(source);
+            (0..callers)
+                .map(|_| StoreError::Ambiguous {
+                    source: Box::new(cause.clone()),
+                })
+                .collect()
+        }
+        StoreError::Timeout { source } => {
+            let cause = shared(source);
+            (0..callers)
+                .map(|_| StoreError::Timeout {
+                    source: Box::new(cause.clone()),
+                })
+                .collect()
+        }
+        StoreError::Unavailable { source } => {
+            let cause = shared(source);
+            (0..callers)
+                .map(|_| StoreError::Unavailable {
+                    source: Box::new(cause.clone()),
+                })
+                .collect()
+        }
+        StoreError::PoolExhausted { waited_ms } => (0..callers)
+            .map(|_| StoreError::PoolExhausted { waited_ms })
+            .collect(),
+        other => {
+            let cause = shared(Box::new(other));
+            (0..callers)
+                .map(|_| StoreError::Backend {
+                    source: Box::new(cause.clone()),
+                })
+                .collect()
+        }
+    }
+}
+
+/// One cause told to several callers.
+#[derive(Clone, Debug)]
+struct SharedCause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
