@@ -514,7 +514,7 @@ impl EventStore for PgEventStore {
         // written.
         expected.pinned().map(to_i64).transpose()?;
         check_ids(stream, &events)?;
-        match coalescer.append(self, stream, expected, events).await {
+        match coalescer.append(self, stream, expected, events, None).await {
             Ok(outcome) => outcome,
             Err(events) => self.append_batch(stream, expected, &events, None).await,
         }
@@ -535,8 +535,24 @@ impl EventStore for PgEventStore {
         events: Vec<NewEvent>,
         fence: &Fence,
     ) -> Result<AppendOutcome, StoreError> {
-        self.append_batch(stream, expected, &events, Some(fence))
+        let Some(coalescer) = self.coalescer.as_ref().filter(|_| !events.is_empty()) else {
+            return self
+                .append_batch(stream, expected, &events, Some(fence))
+                .await;
+        };
+        expected.pinned().map(to_i64).transpose()?;
+        FenceKey::of(stream, fence)?;
+        check_ids(stream, &events)?;
+        match coalescer
+            .append(self, stream, expected, events, Some(fence))
             .await
+        {
+            Ok(outcome) => outcome,
+            Err(events) => {
+                self.append_batch(stream, expected, &events, Some(fence))
+                    .await
+            }
+        }
     }
 
     async fn read_stream(

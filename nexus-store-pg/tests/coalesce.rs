@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use nexus_core::lease::{Fence, OwnershipLease, Tenure};
 use nexus_core::{AppendOutcome, EventStore, ExpectedVersion, NewEvent, StoreError, StreamId};
-use nexus_store_pg::{AppendCoalescing, PgEventStore, PgStoreConfig};
+use nexus_store_pg::{AppendCoalescing, PgEventStore, PgLease, PgStoreConfig};
 use sqlx::{Connection, PgConnection};
 use tokio::task::JoinSet;
 
@@ -491,4 +492,71 @@ async fn without_coalescing_every_append_is_its_own_transaction() {
     .await
     .unwrap();
     assert_eq!(transactions, 16);
+}
+
+/// Fenced appends in one group: each is checked against its own lease, a
+/// stale fence refuses its append only, and the others share the
+/// transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_fence_in_a_group_refuses_only_its_own_append() {
+    let (config, store) = one_statement_at_a_time().await;
+    let a = PgLease::connect_with(&config, 8, common::fast_timing())
+        .await
+        .unwrap();
+    let b = PgLease::connect_with(
+        &common::other_process(&config, "coalesce-b").await,
+        8,
+        common::fast_timing(),
+    )
+    .await
+    .unwrap();
+    // Two streams of one shard: a's lease of it is taken over by b.
+    let stale_stream = StreamId::new("fenced-0");
+    let shard = a.shard_of(&stale_stream);
+    let current_stream = (1..)
+        .map(|n| StreamId::new(format!("fenced-{n}")))
+        .find(|s| a.shard_of(s) == shard)
+        .unwrap();
+    let stale = a.acquire(&stale_stream).await.unwrap();
+    let unrevoked = Fence::new(Tenure::unbounded(
+        stale.fence().shard(),
+        stale.fence().epoch(),
+    ));
+    common::expire(&config, shard).await;
+    let current = common::acquire_eventually(&b, &current_stream, Duration::from_secs(1)).await;
+
+    let gate = Gate::hold(&config, "gate-1").await;
+    let gated = start_gated(&config, &store, &gate).await;
+    let unfenced_stream = StreamId::new("plain-1");
+    let (refused, stored, plain, ()) = tokio::join!(
+        store.append_fenced(&stale_stream, ExpectedVersion::Any, events(1), &unrevoked),
+        store.append_fenced(
+            &current_stream,
+            ExpectedVersion::NoStream,
+            events(2),
+            current.fence()
+        ),
+        store.append(&unfenced_stream, ExpectedVersion::NoStream, events(1)),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            gate.open().await;
+        },
+    );
+    gated.await.unwrap().unwrap();
+    match refused {
+        Err(StoreError::Fenced {
+            shard: s, epoch, ..
+        }) => {
+            assert_eq!((s, epoch), (unrevoked.shard(), unrevoked.epoch()));
+        }
+        other => panic!("a stale fence is fenced off, got {other:?}"),
+    }
+    assert_eq!(stored.unwrap().version, 2);
+    assert_eq!(plain.unwrap().version, 1);
+    assert!(versions_of(&store, stale_stream.as_str()).await.is_empty());
+    assert_eq!(
+        transactions_of(&config, &[current_stream.as_str(), "plain-1"]).await,
+        1,
+        "the fenced and the plain append shared one transaction"
+    );
 }

@@ -4,15 +4,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use nexus_core::{AppendOutcome, StoreError};
+use nexus_core::{AppendOutcome, LogPosition, StoreError};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::queue::{Outcome, Pending};
 use crate::PgEventStore;
 use crate::batch::Batch;
-use crate::convert::{get, to_i64, to_u64};
+use crate::convert::{FenceKey, corrupt, fenced, get, to_i64, to_u64};
 use crate::errors::{self, Failure, Stage};
+use crate::event_store::position;
 
 /// Why a group's statement stored nothing.
 enum GroupFailure {
@@ -28,19 +29,22 @@ enum GroupFailure {
 impl PgEventStore {
     /// Writes `group` (appends of different streams) and answers each of
     /// its callers.
-    pub(crate) async fn append_group(&self, mut group: Vec<Pending>) {
-        if group.len() == 1 {
-            let pending = group.pop().expect("a group of one");
-            let outcome = self.append_alone(&pending).await;
-            let _ = pending.reply.send(outcome);
+    pub(crate) async fn append_group(&self, group: Vec<Pending>) {
+        let mut group = self.drop_stale_fences(group);
+        if group.len() <= 1 {
+            if let Some(pending) = group.pop() {
+                let outcome = self.append_alone(&pending).await;
+                let _ = pending.reply.send(outcome);
+            }
             return;
         }
         match self.write_group(&group).await {
-            Ok(mut stored) => {
-                for (pending, stored) in group.into_iter().zip(stored.iter_mut()) {
-                    let outcome = match stored.take() {
-                        Some(outcome) => Ok(outcome),
-                        None => self.refused_alone(&pending).await,
+            Ok(stored) => {
+                for (pending, stored) in group.into_iter().zip(stored) {
+                    let outcome = match stored {
+                        Stored::Appended(outcome) => Ok(outcome),
+                        Stored::Fenced => Err(fenced_off(&pending)),
+                        Stored::Refused => self.refused_alone(&pending).await,
                     };
                     let _ = pending.reply.send(outcome);
                 }
@@ -61,8 +65,26 @@ impl PgEventStore {
         }
     }
 
+    /// Answers the appends whose fence their holder's clock ended while
+    /// they waited, as an append alone refuses them before sending, and
+    /// keeps the rest.
+    fn drop_stale_fences(&self, group: Vec<Pending>) -> Vec<Pending> {
+        group
+            .into_iter()
+            .filter_map(|pending| match &pending.fence {
+                Some(fence) if !fence.is_current() => {
+                    let error = fenced_off(&pending);
+                    let _ = pending.reply.send(Err(error));
+                    None
+                }
+                _ => Some(pending),
+            })
+            .collect()
+    }
+
     async fn append_alone(&self, pending: &Pending) -> Outcome {
-        self.append_batch(&pending.stream, pending.expected, &pending.events, None)
+        let fence = pending.fence.as_ref();
+        self.append_batch(&pending.stream, pending.expected, &pending.events, fence)
             .await
     }
 
@@ -77,15 +99,14 @@ impl PgEventStore {
 
     /// Runs the group's statement: the outcome of each append, `None` for
     /// one whose head was refused.
-    async fn write_group(
-        &self,
-        group: &[Pending],
-    ) -> Result<Vec<Option<AppendOutcome>>, GroupFailure> {
+    async fn write_group(&self, group: &[Pending]) -> Result<Vec<Stored>, GroupFailure> {
         let events: usize = group.iter().map(|p| p.events.len()).sum();
         let mut batch = Batch::with_capacity(events, self.payloads);
         let mut streams = Vec::with_capacity(group.len());
         let mut expected = Vec::with_capacity(group.len());
         let mut counts = Vec::with_capacity(group.len());
+        let mut shards = Vec::with_capacity(group.len());
+        let mut epochs = Vec::with_capacity(group.len());
         let mut event_stream = Vec::with_capacity(events);
         let mut event_place = Vec::with_capacity(events);
         for (index, pending) in (1_i64..).zip(group) {
@@ -101,6 +122,13 @@ impl PgEventStore {
                     .flatten(),
             );
             counts.push(i64::try_from(pending.events.len()).unwrap_or(i64::MAX));
+            // Checked by the caller too; a fence is current (just checked).
+            let key = pending
+                .fence
+                .as_ref()
+                .and_then(|fence| FenceKey::of(&pending.stream, fence).ok());
+            shards.push(key.map(|k| k.shard));
+            epochs.push(key.map(|k| k.epoch));
             event_stream.extend(std::iter::repeat_n(index, pending.events.len()));
             event_place.extend(1..=i64::try_from(pending.events.len()).unwrap_or(i64::MAX));
             batch.extend(&pending.events);
@@ -109,6 +137,8 @@ impl PgEventStore {
             .bind(&streams)
             .bind(&expected)
             .bind(&counts)
+            .bind(&shards)
+            .bind(&epochs)
             .bind(&event_stream)
             .bind(&event_place)
             .bind(&batch.ids)
@@ -139,39 +169,66 @@ impl PgEventStore {
     }
 }
 
-/// Splits the `RETURNING stream_id, epoch, version, tx_id, seq` rows of a
-/// group by stream, in the group's order.
-fn outcomes(group: &[Pending], rows: &[PgRow]) -> Result<Vec<Option<AppendOutcome>>, StoreError> {
+/// What the group's statement did with one append.
+enum Stored {
+    Appended(AppendOutcome),
+    /// Its head was refused (a conflict, an archived stream, or a retry).
+    Refused,
+    /// Its fence was refused.
+    Fenced,
+}
+
+/// Splits the `stream_id, epoch, version, tx_id, seq` rows of a group by
+/// stream, in the group's order: a row per stored event, one with a NULL
+/// version per stream whose fence was refused.
+fn outcomes(group: &[Pending], rows: &[PgRow]) -> Result<Vec<Stored>, StoreError> {
     let index: HashMap<&str, usize> = group
         .iter()
         .enumerate()
         .map(|(i, p)| (p.stream.as_str(), i))
         .collect();
-    let mut stored: Vec<Vec<(u64, nexus_core::LogPosition)>> = vec![Vec::new(); group.len()];
+    let mut stored: Vec<Vec<(u64, LogPosition)>> = vec![Vec::new(); group.len()];
+    let mut fenced = vec![false; group.len()];
     for row in rows {
         let stream: &str = get(row, 0)?;
         let Some(&at) = index.get(stream) else {
-            return Err(crate::convert::corrupt(format!(
+            return Err(corrupt(format!(
                 "a coalesced append returned a row of stream {stream}, which it did not write"
             )));
         };
-        let version = to_u64(get(row, 2)?)?;
-        let position = crate::event_store::position(get(row, 1)?, get(row, 3)?, get(row, 4)?)?;
-        stored[at].push((version, position));
+        let Some(version) = get::<Option<i64>>(row, 2)? else {
+            fenced[at] = true;
+            continue;
+        };
+        let position = position(get(row, 1)?, get(row, 3)?, get(row, 4)?)?;
+        stored[at].push((to_u64(version)?, position));
     }
     Ok(stored
         .into_iter()
-        .map(|mut rows| {
+        .zip(fenced)
+        .map(|(mut rows, fenced)| {
+            if fenced {
+                return Stored::Fenced;
+            }
             if rows.is_empty() {
-                return None;
+                return Stored::Refused;
             }
             rows.sort_unstable_by_key(|(version, _)| *version);
-            Some(AppendOutcome {
+            Stored::Appended(AppendOutcome {
                 version: rows.last().map_or(0, |(version, _)| *version),
                 positions: rows.into_iter().map(|(_, position)| position).collect(),
             })
         })
         .collect())
+}
+
+/// The error of an append whose fence was refused.
+fn fenced_off(pending: &Pending) -> StoreError {
+    let fence = pending
+        .fence
+        .as_ref()
+        .expect("only a fenced append is fenced");
+    fenced(&pending.stream, fence)
 }
 
 /// The error of a group that failed as a whole, once for each of its

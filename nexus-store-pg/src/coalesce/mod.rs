@@ -24,8 +24,9 @@
 //! - an append waiting alone is sent at once, by itself, with the same
 //!   statement as without coalescing: a lone caller waits for no group.
 //!
-//! Fenced appends are not coalesced (each checks its own lease in its own
-//! statement).
+//! Fenced appends are coalesced too: each checks its own lease in the
+//! group's statement, as it would in its own, and a stale fence refuses
+//! that append only.
 
 mod group;
 mod queue;
@@ -33,6 +34,7 @@ mod queue;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use nexus_core::lease::Fence;
 use nexus_core::{ExpectedVersion, NewEvent, StoreError, StreamId};
 use tokio::sync::oneshot;
 
@@ -172,6 +174,7 @@ impl Coalescer {
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+        fence: Option<&Fence>,
     ) -> Result<Outcome, Vec<NewEvent>> {
         if !self.start_workers(store) {
             return Err(events);
@@ -181,6 +184,7 @@ impl Coalescer {
             stream: stream.clone(),
             expected,
             events,
+            fence: fence.cloned(),
             reply,
         };
         if let Err(pending) = self.queue.push(pending) {

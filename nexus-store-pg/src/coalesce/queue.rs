@@ -11,6 +11,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
+use nexus_core::lease::Fence;
 use nexus_core::{AppendOutcome, ExpectedVersion, NewEvent, StoreError, StreamId};
 use tokio::sync::{Notify, oneshot};
 
@@ -22,6 +23,8 @@ pub(crate) struct Pending {
     pub(crate) stream: StreamId,
     pub(crate) expected: ExpectedVersion,
     pub(crate) events: Vec<NewEvent>,
+    /// The lease the append relies on, for a fenced append.
+    pub(crate) fence: Option<Fence>,
     pub(crate) reply: oneshot::Sender<Outcome>,
 }
 
@@ -172,6 +175,7 @@ mod tests {
             stream: StreamId::new(stream),
             expected: ExpectedVersion::Any,
             events,
+            fence: None,
             reply,
         };
         (pending, receiver)
