@@ -30,7 +30,7 @@ impl PgEventStore {
     /// Writes `group` (appends of different streams) and answers each of
     /// its callers.
     pub(crate) async fn append_group(&self, group: Vec<Pending>) {
-        let mut group = self.drop_stale_fences(group);
+        let mut group = Self::drop_stale_fences(group);
         if group.len() <= 1 {
             if let Some(pending) = group.pop() {
                 let outcome = self.append_alone(&pending).await;
@@ -68,7 +68,7 @@ impl PgEventStore {
     /// Answers the appends whose fence their holder's clock ended while
     /// they waited, as an append alone refuses them before sending, and
     /// keeps the rest.
-    fn drop_stale_fences(&self, group: Vec<Pending>) -> Vec<Pending> {
+    fn drop_stale_fences(group: Vec<Pending>) -> Vec<Pending> {
         group
             .into_iter()
             .filter_map(|pending| match &pending.fence {
