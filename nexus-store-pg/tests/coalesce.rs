@@ -513,10 +513,10 @@ async fn a_stale_fence_in_a_group_refuses_only_its_own_append() {
     // Two streams of one shard: a's lease of it is taken over by b.
     let stale_stream = StreamId::new("fenced-0");
     let shard = a.shard_of(&stale_stream);
-    let current_stream = (1..)
+    let current_stream = (1..10_000)
         .map(|n| StreamId::new(format!("fenced-{n}")))
         .find(|s| a.shard_of(s) == shard)
-        .unwrap();
+        .expect("one of 10,000 ids falls in one of 8 shards");
     let stale = a.acquire(&stale_stream).await.unwrap();
     let unrevoked = Fence::new(Tenure::unbounded(
         stale.fence().shard(),
