@@ -101,7 +101,10 @@ impl PgEventStore {
             sql: Arc::new(EventSql::new(&config.schema)),
             catch_up_wait: config.catch_up_wait,
             payloads: config.payloads,
-            coalescer: Coalescer::new(config.coalescing),
+            coalescer: Coalescer::new(
+                config.coalescing,
+                config.pool.options().get_max_connections(),
+            ),
         }
     }
 

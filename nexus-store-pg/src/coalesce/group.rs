@@ -14,6 +14,7 @@ use crate::batch::Batch;
 use crate::convert::{FenceKey, corrupt, fenced, get, to_i64, to_u64};
 use crate::errors::{self, Failure, Stage};
 use crate::event_store::position;
+use crate::sql::append_group::GroupShape;
 
 /// Why a group's statement stored nothing.
 enum GroupFailure {
@@ -133,7 +134,11 @@ impl PgEventStore {
             event_place.extend(1..=i64::try_from(pending.events.len()).unwrap_or(i64::MAX));
             batch.extend(&pending.events);
         }
-        let query = sqlx::query(&self.sql.append_group)
+        let mut shape = GroupShape::default();
+        for pending in group {
+            shape.add(pending.expected, pending.fence.is_some());
+        }
+        let query = sqlx::query(&self.sql.append_group[shape.index()])
             .bind(&streams)
             .bind(&expected)
             .bind(&counts)

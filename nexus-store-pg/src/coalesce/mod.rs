@@ -44,8 +44,13 @@ use queue::{GroupLimits, Outcome, Pending, Queue};
 /// How a [`PgEventStore`] coalesces concurrent appends of different streams
 /// into one statement (see [`PgStoreConfig::coalesce_appends`](crate::PgStoreConfig::coalesce_appends)).
 ///
-/// On by default: up to 4 statements in flight, each with at most 64
-/// streams and 1,024 events.
+/// On by default: up to half the pool's connections in coalesced
+/// statements at once, each with at most 64 streams and 1,024 events.
+///
+/// More statements in flight overlap more commits (each waits for its WAL
+/// flush); fewer make larger groups, which cost the server less per event.
+/// Half the pool leaves the other half to reads and to appends of other
+/// kinds (snapshots, states, leases).
 ///
 /// ```
 /// use nexus_store_pg::AppendCoalescing;
@@ -55,17 +60,18 @@ use queue::{GroupLimits, Outcome, Pending, Queue};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AppendCoalescing {
-    in_flight: usize,
+    /// `None`: half the pool's connections.
+    in_flight: Option<usize>,
     max_streams: usize,
     max_events: usize,
 }
 
 impl AppendCoalescing {
-    /// The defaults: 4 statements in flight, 64 streams and 1,024 events
-    /// each.
+    /// The defaults: half the pool's connections in flight, 64 streams
+    /// and 1,024 events each.
     pub const fn new() -> Self {
         Self {
-            in_flight: 4,
+            in_flight: None,
             max_streams: 64,
             max_events: 1_024,
         }
@@ -74,16 +80,17 @@ impl AppendCoalescing {
     /// No coalescing: every append is its own statement and transaction.
     pub const fn off() -> Self {
         Self {
-            in_flight: 0,
+            in_flight: Some(0),
             ..Self::new()
         }
     }
 
     /// How many coalesced statements may run at once (each holds one
-    /// connection of the pool while it runs); 0 turns coalescing off.
+    /// connection of the pool while it runs; default half the pool's
+    /// connections); 0 turns coalescing off.
     #[must_use]
     pub const fn in_flight(mut self, statements: usize) -> Self {
-        self.in_flight = statements;
+        self.in_flight = Some(statements);
         self
     }
 
@@ -104,7 +111,13 @@ impl AppendCoalescing {
 
     /// Whether appends are coalesced at all.
     pub const fn is_on(&self) -> bool {
-        self.in_flight > 0
+        !matches!(self.in_flight, Some(0))
+    }
+
+    /// The statements in flight on a pool of `connections`.
+    fn statements(self, connections: u32) -> usize {
+        self.in_flight
+            .unwrap_or_else(|| usize::try_from(connections / 2).unwrap_or(1).max(1))
     }
 
     fn limits(self) -> GroupLimits {
@@ -136,6 +149,8 @@ pub(crate) struct Coalescer {
     queue: Arc<Queue>,
     live: Arc<AtomicUsize>,
     settings: AppendCoalescing,
+    /// How many workers run: one statement in flight each.
+    workers: usize,
 }
 
 impl std::fmt::Debug for Coalescer {
@@ -154,13 +169,15 @@ impl Drop for Coalescer {
 }
 
 impl Coalescer {
-    /// A coalescer with `settings`, or `None` when they turn it off.
-    pub(crate) fn new(settings: AppendCoalescing) -> Option<Arc<Self>> {
+    /// A coalescer with `settings` on a pool of `connections`, or `None`
+    /// when they turn it off.
+    pub(crate) fn new(settings: AppendCoalescing, connections: u32) -> Option<Arc<Self>> {
         settings.is_on().then(|| {
             Arc::new(Self {
                 queue: Arc::default(),
                 live: Arc::default(),
                 settings,
+                workers: settings.statements(connections),
             })
         })
     }
@@ -202,7 +219,7 @@ impl Coalescer {
     fn start_workers(&self, store: &PgEventStore) -> bool {
         loop {
             let live = self.live.load(Ordering::Acquire);
-            if live >= self.settings.in_flight {
+            if live >= self.workers {
                 return true;
             }
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {

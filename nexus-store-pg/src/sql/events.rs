@@ -15,6 +15,7 @@
 //! causation ids, timestamps, headers); a fenced one adds `$12` shard and
 //! `$13` epoch.
 
+use super::append_group::GroupShape;
 use super::render;
 use crate::config::Schema;
 
@@ -105,94 +106,6 @@ fn append(head: &str, fenced: bool) -> String {
         format!("WITH head AS ({head}) {INSERT_EVENTS}")
     }
 }
-
-/// A coalesced append of several streams (`crate::coalesce`), one
-/// statement and one transaction for all: `$1` stream ids, `$2` expected
-/// versions (NULL for any), `$3` event counts, `$4` fence shards and `$5`
-/// fence epochs (NULL for an unfenced append), one element per stream, all
-/// of different streams; `$6` the stream (1-based, as `$1`'s ordinality)
-/// and `$7` the place within it (1-based) of each event, `$8`–`$16` the
-/// events' columns as in a one-stream append.
-///
-/// Each stream's fence is checked as a one-stream fenced append checks it
-/// (its lease row locked `FOR KEY SHARE`), and its head written as a
-/// one-stream append writes it, by the CTE of its kind of expectation. A
-/// stream whose fence or head is refused (a stale version, an existing
-/// stream for "no stream", an archived stream) gets no head row and so no
-/// events, and the others are stored: one stream's refusal never fails
-/// another. Returns a row per stored event, and one with a NULL version
-/// per stream its fence refused.
-///
-/// One store never has a stream in two coalesced statements at once, so
-/// its statements never wait on each other's head locks; two processes
-/// writing the same streams may deadlock (Postgres detects it and rolls one
-/// back), and each append of that group is then run alone.
-const APPEND_GROUP: &str = r"
-WITH input AS (
-    SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int4[], $5::int8[])
-        WITH ORDINALITY AS i(stream_id, expected, n_events, shard, epoch, idx)
-),
-fence AS (
-    SELECT i.idx FROM input AS i
-    JOIN {schema}.leases AS l
-      ON l.shard = i.shard AND l.epoch = i.epoch AND l.expires_at > clock_timestamp()
-    FOR KEY SHARE OF l
-),
-allowed AS (
-    SELECT * FROM input AS i WHERE i.shard IS NULL OR i.idx IN (SELECT idx FROM fence)
-),
-head_new AS (
-    INSERT INTO {schema}.streams (stream_id, aggregate_type, version)
-    SELECT stream_id, split_part(stream_id, '-', 1), n_events
-    FROM allowed WHERE expected = 0
-    ORDER BY stream_id
-    ON CONFLICT (stream_id) DO NOTHING
-    RETURNING stream_id, version
-),
-head_exact AS (
-    UPDATE {schema}.streams AS s
-    SET version = s.version + a.n_events, updated_at = now()
-    FROM allowed AS a
-    WHERE s.stream_id = a.stream_id AND a.expected > 0 AND s.version = a.expected
-      AND NOT s.archived
-    RETURNING s.stream_id, s.version
-),
-head_any AS (
-    INSERT INTO {schema}.streams AS s (stream_id, aggregate_type, version)
-    SELECT stream_id, split_part(stream_id, '-', 1), n_events
-    FROM allowed WHERE expected IS NULL
-    ORDER BY stream_id
-    ON CONFLICT (stream_id) DO UPDATE
-        SET version = s.version + excluded.version, updated_at = now()
-        WHERE NOT s.archived
-    RETURNING s.stream_id, s.version
-),
-head AS (
-    SELECT a.idx, h.stream_id, h.version - a.n_events AS base
-    FROM (SELECT * FROM head_new UNION ALL SELECT * FROM head_exact
-          UNION ALL SELECT * FROM head_any) AS h
-    JOIN allowed AS a ON a.stream_id = h.stream_id
-),
-appended AS (
-    INSERT INTO {schema}.events
-        (stream_id, version, event_id, event_type, schema_version, payload, payload_bytes,
-         correlation_id, causation_id, occurred_at, headers)
-    SELECT head.stream_id, head.base + e.n, e.event_id, e.event_type, e.schema_version,
-           e.payload, e.payload_bytes, e.correlation_id, e.causation_id, e.occurred_at,
-           e.headers
-    FROM UNNEST($6::int8[], $7::int8[], $8::uuid[], $9::text[], $10::int8[], $11::jsonb[],
-                $12::bytea[], $13::uuid[], $14::uuid[], $15::timestamptz[], $16::jsonb[])
-             AS e(idx, n, event_id, event_type, schema_version, payload, payload_bytes,
-                  correlation_id, causation_id, occurred_at, headers)
-    JOIN head ON head.idx = e.idx
-    ORDER BY e.idx, e.n
-    RETURNING stream_id, epoch, version, tx_id, seq
-)
-SELECT stream_id, epoch, version, tx_id, seq FROM appended
-UNION ALL
-SELECT stream_id, NULL, NULL, NULL, NULL FROM input
-WHERE shard IS NOT NULL AND idx NOT IN (SELECT idx FROM fence)
-";
 
 /// The stream's version and whether shard `$2`'s lease is at epoch `$3`
 /// and not expired: an empty fenced append writes nothing, but a stale
@@ -352,7 +265,8 @@ pub(crate) struct EventSql {
     pub(crate) append_new_fenced: String,
     pub(crate) append_exact_fenced: String,
     pub(crate) append_any_fenced: String,
-    pub(crate) append_group: String,
+    /// The coalesced append of each [`GroupShape`], by its index.
+    pub(crate) append_group: Vec<String>,
     pub(crate) fenced_head: String,
     pub(crate) stream_version: String,
     pub(crate) stream_head: String,
@@ -384,7 +298,9 @@ impl EventSql {
             append_new_fenced: render(&append(HEAD_NEW, true), schema),
             append_exact_fenced: render(&append(HEAD_EXACT, true), schema),
             append_any_fenced: render(&append(HEAD_ANY, true), schema),
-            append_group: render(APPEND_GROUP, schema),
+            append_group: GroupShape::all()
+                .map(|shape| render(&shape.sql(), schema))
+                .collect(),
             fenced_head: render(FENCED_HEAD, schema),
             stream_version: render(STREAM_VERSION, schema),
             stream_head: render(STREAM_HEAD, schema),

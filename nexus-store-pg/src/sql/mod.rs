@@ -1,9 +1,12 @@
-//! Every SQL statement of the stores, one file per table.
+//! Every SQL statement of the stores, one file per table, and the
+//! coalesced append of several streams (`append_group`), which writes
+//! `streams` and `events` as a one-stream append does, in its own.
 //!
 //! Statements are templates over `{schema}`, rendered once per store with the
 //! configured (validated, quoted) schema name, so each is prepared once per
 //! connection and reused.
 
+pub(crate) mod append_group;
 #[cfg(feature = "cluster")]
 pub(crate) mod cluster;
 pub(crate) mod events;
