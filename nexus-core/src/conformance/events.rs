@@ -423,6 +423,97 @@ pub async fn concurrent_appenders_one_winner_per_version<S: EventStore>(store: A
     assert_eq!(stored, wins, "the stream holds exactly the winners' events");
 }
 
+/// Many writers append to many streams at once with randomised timing,
+/// each with its own expectation: a store that writes concurrent appends
+/// of different streams together (in one statement or transaction) must
+/// still give each append the outcome it would get alone. A current
+/// `Exact` is stored, a stale one is a conflict, `NoStream` on an existing
+/// stream is a conflict, and a batch reusing another stream's event id
+/// fails alone, storing nothing; no other append fails with them.
+pub async fn concurrent_streams_keep_their_own_checks<S: EventStore>(store: Arc<S>) {
+    const WRITERS: usize = 24;
+    const APPENDS: usize = 12;
+    let holder = stream("holder");
+    let held = event("held");
+    let held_id = held.metadata.event_id;
+    store
+        .append(&holder, ExpectedVersion::NoStream, vec![held])
+        .await
+        .expect("the holder's event");
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let store = Arc::clone(&store);
+        let holder = holder.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = stream(&format!("writer{writer}"));
+            let mut version = 0;
+            let mut stored = Vec::new();
+            for append in 0..APPENDS {
+                let label = format!("w{writer}-a{append}");
+                let n = fastrand::usize(1..=3);
+                let batch = events(&label, n);
+                match fastrand::u8(0..4) {
+                    0 if version > 0 => {
+                        let stale = ExpectedVersion::Exact(version - 1);
+                        let refused = store.append(&s, stale, batch).await.expect_err("stale");
+                        assert_conflict(&refused, &s, stale, version);
+                    }
+                    1 if version > 0 => {
+                        let refused = store
+                            .append(&s, ExpectedVersion::NoStream, batch)
+                            .await
+                            .expect_err("the stream exists");
+                        assert_conflict(&refused, &s, ExpectedVersion::NoStream, version);
+                    }
+                    2 => {
+                        let mut reusing = batch;
+                        reusing[n - 1].metadata.event_id = held_id;
+                        match store
+                            .append(&s, ExpectedVersion::Exact(version), reusing)
+                            .await
+                        {
+                            Err(StoreError::DuplicateEventId { stream, event_id }) => {
+                                assert_eq!((stream, event_id), (holder.clone(), held_id));
+                            }
+                            other => panic!("a reused id fails alone, got {other:?}"),
+                        }
+                    }
+                    _ => {
+                        let out = store
+                            .append(&s, ExpectedVersion::Exact(version), batch)
+                            .await
+                            .expect("the stream's only writer appends at its version");
+                        assert_eq!(out.version, version + n as u64);
+                        assert_eq!(out.positions.len(), n);
+                        version = out.version;
+                        stored.extend((0..n).map(|i| format!("{label}-{i}")));
+                    }
+                }
+                if fastrand::bool() {
+                    tokio::time::sleep(Duration::from_micros(fastrand::u64(0..300))).await;
+                }
+            }
+            (s, stored)
+        }));
+    }
+    for task in tasks {
+        let (s, stored) = task.await.expect("writer task");
+        let read: Vec<(u64, String)> = store
+            .read_stream(&s, 1)
+            .await
+            .expect("read")
+            .into_iter()
+            .map(|e| (e.version, String::from_utf8(e.payload).unwrap()))
+            .collect();
+        let expected: Vec<(u64, String)> = (1..).zip(stored).collect();
+        assert_eq!(
+            read, expected,
+            "{s} holds exactly its stored batches, gapless"
+        );
+    }
+    assert_eq!(store.stream_version(&holder).await.unwrap(), 1);
+}
+
 /// A reader tails the global log while writers append to many streams with
 /// randomised timing; it sees every committed event exactly once, in
 /// position order.

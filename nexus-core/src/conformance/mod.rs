@@ -49,6 +49,7 @@ macro_rules! event_store_conformance {
             idempotent_retry,
             round_trip,
             concurrent_appenders_one_winner_per_version,
+            concurrent_streams_keep_their_own_checks,
             reading_while_writing_skips_nothing,
             stream_heads,
             archiving,
