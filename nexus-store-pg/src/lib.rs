@@ -6,7 +6,12 @@
 //! ([`PgStoreConfig::migrate`]).
 //!
 //! - An append is one round trip: the batch travels as arrays, the version
-//!   check and the insert are one statement.
+//!   check and the insert are one statement. Concurrent appends of
+//!   different streams are coalesced into one statement and transaction
+//!   ([`AppendCoalescing`], on by default), each still checked on its own:
+//!   many entities share one commit, as Postgres's group commit shares a
+//!   WAL flush, and no caller is told anything its append alone would not
+//!   have told it.
 //! - The global log is read below the transaction horizon, so a reader never
 //!   skips an event that commits late.
 //! - [`PgLease`] makes one process the owner of a shard of streams, on a
