@@ -101,10 +101,7 @@ impl PgEventStore {
             sql: Arc::new(EventSql::new(&config.schema)),
             catch_up_wait: config.catch_up_wait,
             payloads: config.payloads,
-            coalescer: Coalescer::new(
-                config.coalescing,
-                config.pool.options().get_max_connections(),
-            ),
+            coalescer: Coalescer::new(config.coalescing, config.pool.options()),
         }
     }
 
@@ -515,11 +512,12 @@ impl EventStore for PgEventStore {
         // What an append alone would refuse before sending anything is
         // refused here, so a group never holds a batch that cannot be
         // written.
-        expected.pinned().map(to_i64).transpose()?;
+        let expected_column = expected.pinned().map(to_i64).transpose()?;
         check_ids(stream, &events)?;
+        let expected = (expected, expected_column);
         match coalescer.append(self, stream, expected, events, None).await {
             Ok(outcome) => outcome,
-            Err(events) => self.append_batch(stream, expected, &events, None).await,
+            Err(events) => self.append_batch(stream, expected.0, &events, None).await,
         }
     }
 
@@ -543,11 +541,12 @@ impl EventStore for PgEventStore {
                 .append_batch(stream, expected, &events, Some(fence))
                 .await;
         };
-        expected.pinned().map(to_i64).transpose()?;
-        FenceKey::of(stream, fence)?;
+        let expected_column = expected.pinned().map(to_i64).transpose()?;
+        let key = FenceKey::of(stream, fence)?;
         check_ids(stream, &events)?;
+        let with = (expected, expected_column);
         match coalescer
-            .append(self, stream, expected, events, Some(fence))
+            .append(self, stream, with, events, Some((fence.clone(), key)))
             .await
         {
             Ok(outcome) => outcome,

@@ -351,10 +351,15 @@ async fn a_retry_in_a_group_gets_its_original_outcome() {
         .unwrap();
     let gate = Gate::hold(&config, "gate-1").await;
     let gated = start_gated(&config, &store, &gate).await;
-    let (retried, other) = (StreamId::new("retried-1"), StreamId::new("other-1"));
-    let (retry, other, ()) = tokio::join!(
+    let (retried, other, third) = (
+        StreamId::new("retried-1"),
+        StreamId::new("other-1"),
+        StreamId::new("other-2"),
+    );
+    let (retry, other, third, ()) = tokio::join!(
         store.append(&retried, ExpectedVersion::NoStream, batch),
         store.append(&other, ExpectedVersion::NoStream, events(1)),
+        store.append(&third, ExpectedVersion::NoStream, events(1)),
         async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             gate.open().await;
@@ -363,6 +368,12 @@ async fn a_retry_in_a_group_gets_its_original_outcome() {
     gated.await.unwrap().unwrap();
     assert_eq!(retry.unwrap(), original);
     assert_eq!(other.unwrap().version, 1);
+    assert_eq!(third.unwrap().version, 1);
+    assert_eq!(
+        transactions_of(&config, &["other-1", "other-2"]).await,
+        1,
+        "the retry was in a group that stored the others"
+    );
     assert_eq!(versions_of(&store, "retried-1").await, [1, 2]);
 }
 
@@ -559,4 +570,164 @@ async fn a_stale_fence_in_a_group_refuses_only_its_own_append() {
         1,
         "the fenced and the plain append shared one transaction"
     );
+}
+
+/// A fence whose holder learns, while its append waits in the queue, that
+/// the lease is gone (its tenure revoked) stores nothing, as an append alone
+/// sent after the revocation would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fence_revoked_while_its_append_waits_stores_nothing() {
+    let (config, store) = one_statement_at_a_time().await;
+    let lease = PgLease::connect_with(&config, 8, common::fast_timing())
+        .await
+        .unwrap();
+    let revoked_stream = StreamId::new("revoked-0");
+    let held = lease.acquire(&revoked_stream).await.unwrap();
+    let tenure = Tenure::unbounded(held.fence().shard(), held.fence().epoch());
+    let fence = Fence::new(Arc::clone(&tenure));
+
+    let gate = Gate::hold(&config, "gate-1").await;
+    let gated = start_gated(&config, &store, &gate).await;
+    let plain = StreamId::new("plain-1");
+    let (refused, stored, ()) = tokio::join!(
+        store.append_fenced(
+            &revoked_stream,
+            ExpectedVersion::NoStream,
+            events(1),
+            &fence
+        ),
+        store.append(&plain, ExpectedVersion::NoStream, events(1)),
+        async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tenure.revoke();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            gate.open().await;
+        },
+    );
+    gated.await.unwrap().unwrap();
+    assert!(
+        matches!(refused, Err(StoreError::Fenced { .. })),
+        "a revoked fence is fenced off, got {refused:?}"
+    );
+    assert_eq!(stored.unwrap().version, 1);
+    assert!(
+        versions_of(&store, revoked_stream.as_str())
+            .await
+            .is_empty()
+    );
+}
+
+/// An append that waits for a statement longer than the pool's acquire
+/// timeout is told the pool was exhausted, and is not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_that_waits_past_the_acquire_timeout_is_pool_exhausted_and_unsent() {
+    let migrated = common::fresh_config().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_millis(200))
+        .connect_with(common::connect_options(migrated.schema_name().as_str()))
+        .await
+        .unwrap();
+    let config = PgStoreConfig::new(pool)
+        .schema(migrated.schema_name().as_str())
+        .unwrap()
+        .coalesce_appends(AppendCoalescing::new().in_flight(1));
+    let store = PgEventStore::new(&config);
+    let gate = Gate::hold(&config, "gate-1").await;
+    let gated = start_gated(&config, &store, &gate).await;
+    let late = StreamId::new("late-1");
+    let (outcome, ()) = tokio::join!(
+        store.append(&late, ExpectedVersion::NoStream, events(1)),
+        async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            gate.open().await;
+        },
+    );
+    gated.await.unwrap().unwrap();
+    assert!(
+        matches!(outcome, Err(StoreError::PoolExhausted { waited_ms: 200 })),
+        "got {outcome:?}"
+    );
+    assert!(versions_of(&store, "late-1").await.is_empty());
+}
+
+/// A lock timeout that one stream of a group meets (another transaction
+/// holds its head) cancels the group's statement; the other appends are
+/// then written alone and only the blocked one times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_timeout_on_one_stream_fails_only_its_own_append() {
+    let migrated = common::fresh_config().await;
+    let options = common::connect_options(migrated.schema_name().as_str())
+        .options([("lock_timeout", "300ms")]);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let config = PgStoreConfig::new(pool)
+        .schema(migrated.schema_name().as_str())
+        .unwrap()
+        .coalesce_appends(AppendCoalescing::new().in_flight(1));
+    let store = PgEventStore::new(&config);
+    let first = Gate::hold(&config, "gate-1").await;
+    let gated = start_gated(&config, &store, &first).await;
+    let blocked = Gate::hold(&config, "blocked-1").await;
+    let (free, stuck) = (StreamId::new("free-1"), blocked.stream.clone());
+    let (free_outcome, stuck_outcome, ()) = tokio::join!(
+        store.append(&free, ExpectedVersion::NoStream, events(1)),
+        store.append(&stuck, ExpectedVersion::NoStream, events(1)),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            first.open().await;
+        },
+    );
+    // The gate's own append may have timed out too; it does not matter here.
+    let _ = gated.await.unwrap();
+    assert_eq!(free_outcome.unwrap().version, 1);
+    assert!(
+        matches!(stuck_outcome, Err(StoreError::Timeout { .. })),
+        "got {stuck_outcome:?}"
+    );
+    blocked.open().await;
+}
+
+/// The coalescing workers run on the runtime of the first append; when that
+/// runtime is gone, an append from another runtime starts new ones instead
+/// of waiting for the dead ones forever.
+#[test]
+fn a_store_outlives_the_runtime_its_workers_started_on() {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    let store = first.block_on(async {
+        let store = PgEventStore::new(&common::fresh_config().await);
+        store
+            .append(
+                &StreamId::new("first-1"),
+                ExpectedVersion::NoStream,
+                events(1),
+            )
+            .await
+            .unwrap();
+        store
+    });
+    drop(first);
+    let second = runtime();
+    let outcome = second.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            store.append(
+                &StreamId::new("second-1"),
+                ExpectedVersion::NoStream,
+                events(1),
+            ),
+        )
+        .await
+    });
+    assert_eq!(outcome.expect("no hang").unwrap().version, 1);
 }

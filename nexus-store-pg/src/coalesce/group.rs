@@ -11,19 +11,21 @@ use uuid::Uuid;
 use super::queue::{Outcome, Pending};
 use crate::PgEventStore;
 use crate::batch::Batch;
-use crate::convert::{FenceKey, corrupt, fenced, get, to_i64, to_u64};
+use crate::convert::{corrupt, fenced, get, to_u64};
 use crate::errors::{self, Failure, Stage};
 use crate::event_store::position;
 use crate::sql::append_group::GroupShape;
 
 /// Why a group's statement stored nothing.
 enum GroupFailure {
-    /// The database refused the group as a whole (a reused event id, a
-    /// value it rejects, a deadlock): each append is run alone, so only a
-    /// bad one fails.
+    /// The statement was refused or cancelled as a whole and rolled back
+    /// (a reused event id, a value the database rejects, a deadlock, a
+    /// lock or statement timeout that one of its streams may have caused
+    /// alone): each append is run alone, so only a bad one fails.
     Alone,
-    /// The same for every append (unknown outcome, timeout, no server):
-    /// running them alone would meet it again.
+    /// The same for every append: its outcome is unknown (the connection
+    /// was lost after the statement was sent), or no statement could be
+    /// sent (no server, no free connection).
     Every(StoreError),
 }
 
@@ -39,19 +41,19 @@ impl PgEventStore {
             }
             return;
         }
+        // One order of head locks for every coalesced statement, so two of
+        // them (two stores, two processes) rarely wait on each other in
+        // opposite orders; a deadlock left is rolled back, and runs alone.
+        group.sort_unstable_by(|a, b| a.stream.as_str().cmp(b.stream.as_str()));
         match self.write_group(&group).await {
-            Ok(stored) => {
-                for (pending, stored) in group.into_iter().zip(stored) {
-                    let outcome = match stored {
-                        Stored::Appended(outcome) => Ok(outcome),
-                        Stored::Fenced => Err(fenced_off(&pending)),
-                        Stored::Refused => self.refused_alone(&pending).await,
-                    };
-                    let _ = pending.reply.send(outcome);
-                }
-            }
+            Ok(stored) => self.answer(group, stored).await,
             Err(GroupFailure::Alone) => {
                 for pending in group {
+                    // Nothing of the group was stored: an append whose
+                    // caller has gone is not sent again.
+                    if pending.reply.is_closed() {
+                        continue;
+                    }
                     let outcome = self.append_alone(&pending).await;
                     let _ = pending.reply.send(outcome);
                 }
@@ -66,13 +68,34 @@ impl PgEventStore {
         }
     }
 
+    /// Answers a written group: the stored and the fenced appends at once,
+    /// then each refused one after asking why (a round trip each).
+    async fn answer(&self, group: Vec<Pending>, stored: Vec<Stored>) {
+        let mut refused = Vec::new();
+        for (pending, stored) in group.into_iter().zip(stored) {
+            let outcome = match stored {
+                Stored::Appended(outcome) => Ok(outcome),
+                Stored::Fenced => Err(fenced_off(&pending)),
+                Stored::Refused => {
+                    refused.push(pending);
+                    continue;
+                }
+            };
+            let _ = pending.reply.send(outcome);
+        }
+        for pending in refused {
+            let outcome = self.refused_alone(&pending).await;
+            let _ = pending.reply.send(outcome);
+        }
+    }
+
     /// Answers the appends whose fence their holder's clock ended while
     /// they waited, as an append alone refuses them before sending, and
     /// keeps the rest.
     fn drop_stale_fences(group: Vec<Pending>) -> Vec<Pending> {
         group
             .into_iter()
-            .filter_map(|pending| match &pending.fence {
+            .filter_map(|pending| match pending.fence() {
                 Some(fence) if !fence.is_current() => {
                     let error = fenced_off(&pending);
                     let _ = pending.reply.send(Err(error));
@@ -84,7 +107,7 @@ impl PgEventStore {
     }
 
     async fn append_alone(&self, pending: &Pending) -> Outcome {
-        let fence = pending.fence.as_ref();
+        let fence = pending.fence();
         self.append_batch(&pending.stream, pending.expected, &pending.events, fence)
             .await
     }
@@ -112,22 +135,11 @@ impl PgEventStore {
         let mut event_place = Vec::with_capacity(events);
         for (index, pending) in (1_i64..).zip(group) {
             streams.push(pending.stream.as_str());
-            // Checked by the caller before it queued the append.
-            expected.push(
-                pending
-                    .expected
-                    .pinned()
-                    .map(to_i64)
-                    .transpose()
-                    .ok()
-                    .flatten(),
-            );
+            expected.push(pending.expected_column);
             counts.push(i64::try_from(pending.events.len()).unwrap_or(i64::MAX));
-            // Checked by the caller too; a fence is current (just checked).
-            let key = pending
-                .fence
-                .as_ref()
-                .and_then(|fence| FenceKey::of(&pending.stream, fence).ok());
+            // A fenced append always sends its lease's columns (NULL means
+            // unfenced), so the database checks every fence.
+            let key = pending.fence.as_ref().map(|(_, key)| *key);
             shards.push(key.map(|k| k.shard));
             epochs.push(key.map(|k| k.epoch));
             event_stream.extend(std::iter::repeat_n(index, pending.events.len()));
@@ -161,12 +173,20 @@ impl PgEventStore {
             .await
             .map_err(|e| GroupFailure::Every(errors::store_error(e, &self.pool)))?;
         match query.fetch_all(&mut *conn).await {
-            Ok(rows) => outcomes(group, &rows).map_err(GroupFailure::Every),
+            // The group committed: rows it cannot read leave each outcome
+            // unknown, never "nothing changed".
+            Ok(rows) => outcomes(group, &rows).map_err(|error| {
+                GroupFailure::Every(StoreError::Ambiguous {
+                    source: Box::new(error),
+                })
+            }),
             Err(error) => Err(
                 match errors::classify(error, &self.pool, Stage::WriteSent) {
                     Failure::Unique
                     | Failure::Race
-                    | Failure::Store(StoreError::Backend { .. }) => GroupFailure::Alone,
+                    | Failure::Store(StoreError::Backend { .. } | StoreError::Timeout { .. }) => {
+                        GroupFailure::Alone
+                    }
                     Failure::Store(error) => GroupFailure::Every(error),
                 },
             ),
@@ -229,10 +249,7 @@ fn outcomes(group: &[Pending], rows: &[PgRow]) -> Result<Vec<Stored>, StoreError
 
 /// The error of an append whose fence was refused.
 fn fenced_off(pending: &Pending) -> StoreError {
-    let fence = pending
-        .fence
-        .as_ref()
-        .expect("only a fenced append is fenced");
+    let fence = pending.fence().expect("only a fenced append is fenced");
     fenced(&pending.stream, fence)
 }
 

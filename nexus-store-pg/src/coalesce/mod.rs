@@ -13,16 +13,24 @@
 //!   "no stream" for an existing stream or an archived stream refuses that
 //!   stream only, and its caller gets the same error an append alone would
 //!   give, while the group's other streams are stored;
-//! - a group the database refuses as a whole (a reused event id, a payload
-//!   Postgres rejects, a deadlock with another process) stored nothing, and
-//!   each of its appends is then run alone: one bad batch never fails
-//!   another;
+//! - a group the database refuses or cancels as a whole (a reused event
+//!   id, a value Postgres rejects, a deadlock with another process, a lock
+//!   or statement timeout) stored nothing, and each of its appends is then
+//!   run alone: one bad or blocked batch never fails another;
 //! - a group whose outcome is unknown (its connection was lost after the
 //!   statement was sent) is [`Ambiguous`](nexus_core::StoreError::Ambiguous)
 //!   for every caller, and stored all or nothing: retrying each batch
 //!   (idempotent by event id) tells which;
-//! - an append waiting alone is sent at once, by itself, with the same
-//!   statement as without coalescing: a lone caller waits for no group.
+//! - an append that waits for a statement longer than the pool's acquire
+//!   timeout is [`PoolExhausted`](nexus_core::StoreError::PoolExhausted),
+//!   unsent, as an append alone that found no free connection; one whose
+//!   caller has gone is never sent;
+//! - the appends of one stream are written one at a time, in the order
+//!   they were made;
+//! - an append that finds a worker idle is sent at once, by itself, with
+//!   the same statement as without coalescing: a lone caller waits for no
+//!   group. Under load an append waits for a worker, which is what makes
+//!   the groups.
 //!
 //! Fenced appends are coalesced too: each checks its own lease in the
 //! group's statement, as it would in its own, and a stale fence refuses
@@ -33,12 +41,16 @@ mod queue;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use nexus_core::lease::Fence;
 use nexus_core::{ExpectedVersion, NewEvent, StoreError, StreamId};
-use tokio::sync::oneshot;
+use sqlx::Postgres;
+use sqlx::pool::PoolOptions;
+use tokio::sync::{Notify, oneshot};
 
 use crate::PgEventStore;
+use crate::convert::FenceKey;
 use queue::{GroupLimits, Outcome, Pending, Queue};
 
 /// How a [`PgEventStore`] coalesces concurrent appends of different streams
@@ -119,13 +131,6 @@ impl AppendCoalescing {
         self.in_flight
             .unwrap_or_else(|| usize::try_from(connections / 2).unwrap_or(1).max(1))
     }
-
-    fn limits(self) -> GroupLimits {
-        GroupLimits {
-            streams: self.max_streams,
-            events: self.max_events,
-        }
-    }
 }
 
 impl Default for AppendCoalescing {
@@ -148,9 +153,15 @@ struct WorkerStopped;
 pub(crate) struct Coalescer {
     queue: Arc<Queue>,
     live: Arc<AtomicUsize>,
+    /// Woken when a worker stops.
+    stopped: Arc<Notify>,
     settings: AppendCoalescing,
+    limits: GroupLimits,
     /// How many workers run: one statement in flight each.
     workers: usize,
+    /// How long an append waits for a statement before it is told the
+    /// pool is exhausted: the pool's acquire timeout.
+    wait: Duration,
 }
 
 impl std::fmt::Debug for Coalescer {
@@ -169,55 +180,87 @@ impl Drop for Coalescer {
 }
 
 impl Coalescer {
-    /// A coalescer with `settings` on a pool of `connections`, or `None`
-    /// when they turn it off.
-    pub(crate) fn new(settings: AppendCoalescing, connections: u32) -> Option<Arc<Self>> {
+    /// A coalescer with `settings` on `pool`, or `None` when they turn it
+    /// off.
+    pub(crate) fn new(
+        settings: AppendCoalescing,
+        pool: &PoolOptions<Postgres>,
+    ) -> Option<Arc<Self>> {
+        let wait = pool.get_acquire_timeout();
         settings.is_on().then(|| {
             Arc::new(Self {
                 queue: Arc::default(),
                 live: Arc::default(),
+                stopped: Arc::default(),
                 settings,
-                workers: settings.statements(connections),
+                limits: GroupLimits {
+                    streams: settings.max_streams,
+                    events: settings.max_events,
+                    wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                },
+                workers: settings.statements(pool.get_max_connections()),
+                wait,
             })
         })
     }
 
     /// Hands the append to a worker of `store` and waits for its outcome;
     /// gives the events back when no worker can take it (no runtime to run
-    /// one on), for the caller to append them itself.
+    /// one on), for the caller to append them itself. `expected_column` is
+    /// `expected` as bound, and a fenced append's fence comes with its
+    /// columns, both already checked.
     pub(crate) async fn append(
         &self,
         store: &PgEventStore,
         stream: &StreamId,
-        expected: ExpectedVersion,
+        (expected, expected_column): (ExpectedVersion, Option<i64>),
         events: Vec<NewEvent>,
-        fence: Option<&Fence>,
+        fence: Option<(Fence, FenceKey)>,
     ) -> Result<Outcome, Vec<NewEvent>> {
         if !self.start_workers(store) {
             return Err(events);
         }
-        let (reply, outcome) = oneshot::channel();
+        let (reply, mut outcome) = oneshot::channel();
         let pending = Pending {
             stream: stream.clone(),
             expected,
+            expected_column,
             events,
-            fence: fence.cloned(),
+            fence,
+            deadline: Instant::now() + self.wait,
             reply,
         };
         if let Err(pending) = self.queue.push(pending) {
             return Err(pending.events);
         }
-        Ok(outcome.await.unwrap_or_else(|_| {
-            Err(StoreError::Ambiguous {
-                source: Box::new(WorkerStopped),
-            })
-        }))
+        loop {
+            let stopped = self.stopped.notified();
+            tokio::pin!(stopped);
+            stopped.as_mut().enable();
+            tokio::select! {
+                biased;
+                answer = &mut outcome => {
+                    return Ok(answer.unwrap_or_else(|_| {
+                        Err(StoreError::Ambiguous {
+                            source: Box::new(WorkerStopped),
+                        })
+                    }));
+                }
+                // A worker stopped (its runtime shut down, or it panicked):
+                // start others on this caller's runtime, so the appends
+                // still queued are written.
+                () = &mut stopped => {
+                    self.start_workers(store);
+                }
+            }
+        }
     }
 
-    /// Starts workers up to the configured number; false when there is no
-    /// runtime to start them on.
+    /// Starts workers up to the configured number; false when none runs
+    /// and there is no runtime to start one on. Each missing worker is
+    /// tried once: a runtime shutting down drops a spawned task at once.
     fn start_workers(&self, store: &PgEventStore) -> bool {
-        loop {
+        for _ in 0..self.workers {
             let live = self.live.load(Ordering::Acquire);
             if live >= self.workers {
                 return true;
@@ -233,21 +276,30 @@ impl Coalescer {
                 let worker = Worker {
                     queue: Arc::clone(&self.queue),
                     store: store.direct(),
-                    limits: self.settings.limits(),
-                    _live: Live(Arc::clone(&self.live)),
+                    limits: self.limits,
+                    _live: Live {
+                        live: Arc::clone(&self.live),
+                        stopped: Arc::clone(&self.stopped),
+                    },
                 };
                 runtime.spawn(worker.run());
             }
         }
+        self.live.load(Ordering::Acquire) > 0
     }
 }
 
-/// Counts a running worker; dropped with the worker's task however it ends.
-struct Live(Arc<AtomicUsize>);
+/// Counts a running worker; dropped with the worker's task however it
+/// ends, waking the callers that wait so they can start another.
+struct Live {
+    live: Arc<AtomicUsize>,
+    stopped: Arc<Notify>,
+}
 
 impl Drop for Live {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        self.stopped.notify_waiters();
     }
 }
 

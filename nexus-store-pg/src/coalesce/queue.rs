@@ -11,9 +11,13 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
+use std::time::Instant;
+
 use nexus_core::lease::Fence;
 use nexus_core::{AppendOutcome, ExpectedVersion, NewEvent, StoreError, StreamId};
 use tokio::sync::{Notify, oneshot};
+
+use crate::convert::FenceKey;
 
 /// What an append's caller is told.
 pub(crate) type Outcome = Result<AppendOutcome, StoreError>;
@@ -22,10 +26,25 @@ pub(crate) type Outcome = Result<AppendOutcome, StoreError>;
 pub(crate) struct Pending {
     pub(crate) stream: StreamId,
     pub(crate) expected: ExpectedVersion,
+    /// `expected` as the statement binds it (NULL for any), converted
+    /// when the append was queued.
+    pub(crate) expected_column: Option<i64>,
     pub(crate) events: Vec<NewEvent>,
-    /// The lease the append relies on, for a fenced append.
-    pub(crate) fence: Option<Fence>,
+    /// The lease the append relies on, with its columns, for a fenced
+    /// append: a fenced append always sends them, so the database always
+    /// checks them.
+    pub(crate) fence: Option<(Fence, FenceKey)>,
+    /// When the append gives up waiting for a statement: as an append
+    /// alone waits at most the pool's acquire timeout for a connection.
+    pub(crate) deadline: Instant,
     pub(crate) reply: oneshot::Sender<Outcome>,
+}
+
+impl Pending {
+    /// The fence of a fenced append.
+    pub(crate) fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref().map(|(fence, _)| fence)
+    }
 }
 
 /// How large a group may grow.
@@ -35,6 +54,9 @@ pub(crate) struct GroupLimits {
     pub(crate) streams: usize,
     /// Events in one statement; a larger single append still goes alone.
     pub(crate) events: usize,
+    /// How long an append may wait for a statement, in milliseconds (the
+    /// pool's acquire timeout), for the error that tells it.
+    pub(crate) wait_ms: u64,
 }
 
 #[derive(Default)]
@@ -55,11 +77,11 @@ pub(crate) struct Queue {
 
 impl Queue {
     /// Queues `pending` for a worker; gives it back when the store is gone.
-    pub(crate) fn push(&self, pending: Pending) -> Result<(), Pending> {
+    pub(crate) fn push(&self, pending: Pending) -> Result<(), Box<Pending>> {
         {
             let mut state = self.lock();
             if state.closed {
-                return Err(pending);
+                return Err(Box::new(pending));
             }
             state.waiting.push_back(pending);
         }
@@ -132,13 +154,22 @@ impl Queue {
 /// Takes the oldest appends of streams not in flight, one per stream, up to
 /// `limits`, and marks their streams in flight. An append whose caller has
 /// gone (its future was dropped) is discarded unsent: nothing of it was
-/// written, and nobody waits for its outcome.
+/// written, and nobody waits for its outcome. One that waited past its
+/// deadline is answered [`StoreError::PoolExhausted`] unsent, as an append
+/// alone that found no free connection.
 fn take_group(state: &mut State, limits: GroupLimits) -> Vec<Pending> {
     let mut group = Vec::new();
     let mut events = 0;
     let mut kept = VecDeque::with_capacity(state.waiting.len());
+    let now = Instant::now();
     while let Some(pending) = state.waiting.pop_front() {
         if pending.reply.is_closed() {
+            continue;
+        }
+        if pending.deadline <= now {
+            let _ = pending.reply.send(Err(StoreError::PoolExhausted {
+                waited_ms: limits.wait_ms,
+            }));
             continue;
         }
         let fits = group.is_empty()
@@ -157,6 +188,8 @@ fn take_group(state: &mut State, limits: GroupLimits) -> Vec<Pending> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::{GroupLimits, Pending, Queue, State, take_group};
     use nexus_core::{ExpectedVersion, NewEvent, StreamId};
     use tokio::sync::oneshot;
@@ -164,6 +197,7 @@ mod tests {
     const LIMITS: GroupLimits = GroupLimits {
         streams: 3,
         events: 10,
+        wait_ms: 1_000,
     };
 
     fn pending(stream: &str, events: usize) -> (Pending, oneshot::Receiver<super::Outcome>) {
@@ -174,8 +208,10 @@ mod tests {
         let pending = Pending {
             stream: StreamId::new(stream),
             expected: ExpectedVersion::Any,
+            expected_column: None,
             events,
             fence: None,
+            deadline: Instant::now() + Duration::from_secs(60),
             reply,
         };
         (pending, receiver)
@@ -227,6 +263,20 @@ mod tests {
         state.waiting.extend([gone, kept]);
         assert_eq!(streams(&take_group(&mut state, LIMITS)), ["b-1"]);
         assert!(state.waiting.is_empty());
+    }
+
+    #[test]
+    fn an_append_past_its_deadline_is_answered_pool_exhausted_unsent() {
+        let mut state = State::default();
+        let (mut late, mut receiver) = pending("a-1", 1);
+        late.deadline = Instant::now();
+        let (kept, _receiver) = pending("b-1", 1);
+        state.waiting.extend([late, kept]);
+        assert_eq!(streams(&take_group(&mut state, LIMITS)), ["b-1"]);
+        match receiver.try_recv() {
+            Ok(Err(nexus_core::StoreError::PoolExhausted { waited_ms: 1_000 })) => {}
+            other => panic!("a late append is told the pool was exhausted, got {other:?}"),
+        }
     }
 
     #[tokio::test]
