@@ -17,7 +17,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::batch::{Batch, check_ids};
-use crate::coalesce::Coalescer;
+use crate::coalesce::{Coalescer, Via};
 use crate::convert::{FenceKey, conflict, corrupt, fenced, get, get_trusted, to_i64, to_u64};
 use crate::errors::{self, Failure, Stage};
 use crate::sql::events::EventSql;
@@ -175,6 +175,7 @@ impl PgEventStore {
         expected: ExpectedVersion,
         batch: &Batch<'_>,
         fence: Option<FenceKey>,
+        via: &mut Via<'_>,
     ) -> Result<Attempt, StoreError> {
         let head = expected.pinned().map(to_i64).transpose()?;
         let mut query = sqlx::query(self.append_sql(expected, fence.is_some()))
@@ -194,8 +195,14 @@ impl PgEventStore {
         }
         // Acquired first: a failure to get a connection sent nothing, one
         // after the statement went out may have committed.
-        let mut conn = self.pool.acquire().await.map_err(|e| self.failed(e))?;
-        let rows = query.fetch_all(&mut *conn).await;
+        let mut conn = via
+            .connection(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
+        let rows = query.fetch_all(conn.get()).await;
+        if let Err(error) = &rows {
+            conn.failed(error);
+        }
         match rows {
             Ok(rows) if fence.is_some() => fenced_attempt(&rows),
             Ok(rows) if rows.is_empty() => Ok(Attempt::Refused),
@@ -219,6 +226,7 @@ impl PgEventStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
         fence: Option<&Fence>,
+        mut via: Via<'_>,
     ) -> Result<AppendOutcome, StoreError> {
         expected.pinned().map(to_i64).transpose()?;
         let key = fence.map(|f| FenceKey::of(stream, f)).transpose()?;
@@ -241,7 +249,10 @@ impl PgEventStore {
         // a deadlock) runs the statement again, a few times: the head's row
         // lock orders every other writer, so `Any` never loops.
         for _ in 0..RACE_RETRIES {
-            match self.try_append(stream, expected, &batch, key).await? {
+            match self
+                .try_append(stream, expected, &batch, key, &mut via)
+                .await?
+            {
                 Attempt::Stored(out) => return Ok(out),
                 Attempt::Fenced => {
                     let fence = fence.expect("only a fenced append is fenced");
@@ -507,7 +518,9 @@ impl EventStore for PgEventStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
         let Some(coalescer) = self.coalescer.as_ref().filter(|_| !events.is_empty()) else {
-            return self.append_batch(stream, expected, &events, None).await;
+            return self
+                .append_batch(stream, expected, &events, None, Via::Pool)
+                .await;
         };
         // What an append alone would refuse before sending anything is
         // refused here, so a group never holds a batch that cannot be
@@ -517,7 +530,10 @@ impl EventStore for PgEventStore {
         let expected = (expected, expected_column);
         match coalescer.append(self, stream, expected, events, None).await {
             Ok(outcome) => outcome,
-            Err(events) => self.append_batch(stream, expected.0, &events, None).await,
+            Err(events) => {
+                self.append_batch(stream, expected.0, &events, None, Via::Pool)
+                    .await
+            }
         }
     }
 
@@ -538,7 +554,7 @@ impl EventStore for PgEventStore {
     ) -> Result<AppendOutcome, StoreError> {
         let Some(coalescer) = self.coalescer.as_ref().filter(|_| !events.is_empty()) else {
             return self
-                .append_batch(stream, expected, &events, Some(fence))
+                .append_batch(stream, expected, &events, Some(fence), Via::Pool)
                 .await;
         };
         let expected_column = expected.pinned().map(to_i64).transpose()?;
@@ -551,7 +567,7 @@ impl EventStore for PgEventStore {
         {
             Ok(outcome) => outcome,
             Err(events) => {
-                self.append_batch(stream, expected, &events, Some(fence))
+                self.append_batch(stream, expected, &events, Some(fence), Via::Pool)
                     .await
             }
         }

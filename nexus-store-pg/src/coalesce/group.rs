@@ -8,6 +8,7 @@ use nexus_core::{AppendOutcome, LogPosition, StoreError};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use super::held::Via;
 use super::queue::{Outcome, Pending};
 use crate::PgEventStore;
 use crate::batch::Batch;
@@ -15,6 +16,9 @@ use crate::convert::{corrupt, fenced, get, to_u64};
 use crate::errors::{self, Failure, Stage};
 use crate::event_store::position;
 use crate::sql::append_group::GroupShape;
+
+/// The connection a worker holds between statements.
+pub(crate) type Held = Option<sqlx::pool::PoolConnection<sqlx::Postgres>>;
 
 /// Why a group's statement stored nothing.
 enum GroupFailure {
@@ -32,11 +36,11 @@ enum GroupFailure {
 impl PgEventStore {
     /// Writes `group` (appends of different streams) and answers each of
     /// its callers.
-    pub(crate) async fn append_group(&self, group: Vec<Pending>) {
+    pub(crate) async fn append_group(&self, group: Vec<Pending>, held: &mut Held) {
         let mut group = Self::drop_stale_fences(group);
         if group.len() <= 1 {
             if let Some(pending) = group.pop() {
-                let outcome = self.append_alone(&pending).await;
+                let outcome = self.append_alone(&pending, held).await;
                 let _ = pending.reply.send(outcome);
             }
             return;
@@ -45,7 +49,7 @@ impl PgEventStore {
         // them (two stores, two processes) rarely wait on each other in
         // opposite orders; a deadlock left is rolled back, and runs alone.
         group.sort_unstable_by(|a, b| a.stream.as_str().cmp(b.stream.as_str()));
-        match self.write_group(&group).await {
+        match self.write_group(&group, held).await {
             Ok(stored) => self.answer(group, stored).await,
             Err(GroupFailure::Alone) => {
                 for pending in group {
@@ -54,7 +58,7 @@ impl PgEventStore {
                     if pending.reply.is_closed() {
                         continue;
                     }
-                    let outcome = self.append_alone(&pending).await;
+                    let outcome = self.append_alone(&pending, held).await;
                     let _ = pending.reply.send(outcome);
                 }
             }
@@ -106,10 +110,17 @@ impl PgEventStore {
             .collect()
     }
 
-    async fn append_alone(&self, pending: &Pending) -> Outcome {
+    async fn append_alone(&self, pending: &Pending, held: &mut Held) -> Outcome {
         let fence = pending.fence();
-        self.append_batch(&pending.stream, pending.expected, &pending.events, fence)
-            .await
+        let via = Via::Held(held);
+        self.append_batch(
+            &pending.stream,
+            pending.expected,
+            &pending.events,
+            fence,
+            via,
+        )
+        .await
     }
 
     /// Why an append the group's statement did not store was refused: its
@@ -123,7 +134,11 @@ impl PgEventStore {
 
     /// Runs the group's statement: the outcome of each append, `None` for
     /// one whose head was refused.
-    async fn write_group(&self, group: &[Pending]) -> Result<Vec<Stored>, GroupFailure> {
+    async fn write_group(
+        &self,
+        group: &[Pending],
+        held: &mut Held,
+    ) -> Result<Vec<Stored>, GroupFailure> {
         let events: usize = group.iter().map(|p| p.events.len()).sum();
         let mut batch = Batch::with_capacity(events, self.payloads);
         let mut streams = Vec::with_capacity(group.len());
@@ -167,12 +182,16 @@ impl PgEventStore {
             .bind(&batch.causations)
             .bind(&batch.occurred)
             .bind(&batch.headers);
-        let mut conn = self
-            .pool
-            .acquire()
+        let mut via = Via::Held(held);
+        let mut conn = via
+            .connection(&self.pool)
             .await
             .map_err(|e| GroupFailure::Every(errors::store_error(e, &self.pool)))?;
-        match query.fetch_all(&mut *conn).await {
+        let rows = query.fetch_all(conn.get()).await;
+        if let Err(error) = &rows {
+            conn.failed(error);
+        }
+        match rows {
             // The group committed: rows it cannot read leave each outcome
             // unknown, never "nothing changed".
             Ok(rows) => outcomes(group, &rows).map_err(|error| {

@@ -37,7 +37,10 @@
 //! that append only.
 
 mod group;
+mod held;
 mod queue;
+
+pub(crate) use held::Via;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -314,12 +317,23 @@ struct Worker {
 
 impl Worker {
     async fn run(self) {
-        while let Some(group) = self.queue.next_group(self.limits).await {
+        let mut held = None;
+        loop {
+            let group = if let Some(group) = self.queue.try_group(self.limits) {
+                group
+            } else {
+                // Nothing to write: an idle worker holds no connection.
+                held = None;
+                let Some(group) = self.queue.next_group(self.limits).await else {
+                    return;
+                };
+                group
+            };
             let streams = InFlight {
                 queue: &self.queue,
                 streams: group.iter().map(|p| p.stream.clone()).collect(),
             };
-            self.store.append_group(group).await;
+            self.store.append_group(group, &mut held).await;
             drop(streams);
         }
     }

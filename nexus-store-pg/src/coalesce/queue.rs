@@ -89,6 +89,12 @@ impl Queue {
         Ok(())
     }
 
+    /// The next group to write if one waits now.
+    pub(crate) fn try_group(&self, limits: GroupLimits) -> Option<Vec<Pending>> {
+        let group = take_group(&mut self.lock(), limits);
+        (!group.is_empty()).then_some(group)
+    }
+
     /// The next group to write, waiting for one; `None` once the store is
     /// dropped and nothing waits.
     pub(crate) async fn next_group(&self, limits: GroupLimits) -> Option<Vec<Pending>> {
