@@ -7,6 +7,7 @@
 
 pub mod churn;
 pub mod cluster;
+pub mod latencies;
 pub mod memory;
 pub mod postgres;
 pub mod projection;
