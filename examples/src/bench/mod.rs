@@ -11,6 +11,7 @@ pub mod latencies;
 pub mod memory;
 pub mod postgres;
 pub mod projection;
+pub mod raw_commit;
 mod selection;
 
 pub use selection::Selection;

@@ -7,7 +7,10 @@
 //!   (`raw_insert_per_s`), and their `ratio`.
 //! - `pg_hot_entity`: 32 callers on one tally with group commit
 //!   (`cmds_per_s`, `conflict_retries`, and where the time goes:
-//!   `appends_per_s`, `mean_batch`, `append_ms`).
+//!   `appends_per_s`, `mean_batch`, `append_ms`), beside
+//!   `raw_commit_per_s`, one connection committing one single-row `INSERT`
+//!   after another in plain sqlx (see [`raw_commit`](super::raw_commit)),
+//!   and their `ratio`.
 //! - `pg_hot_entity_async_commit`: the same with `synchronous_commit = off`
 //!   on the store's connections. Labelled apart because it trades the last
 //!   few hundred milliseconds of acknowledged commands on a server crash
@@ -310,6 +313,13 @@ async fn hot_entity(
     })
     .await;
     system.shutdown(Duration::from_secs(5)).await;
+    // Right after, on the same database: what one connection commits alone.
+    let raw = super::raw_commit::sequential_commits(
+        config.pool(),
+        config.schema_name().as_str(),
+        budget.per_workload,
+    )
+    .await?;
     let (appends, seconds) = appends_of();
     let appends = appends - appends_before;
     let append_time = Duration::from_secs_f64((seconds - seconds_before).max(0.0));
@@ -323,6 +333,8 @@ async fn hot_entity(
         name,
         json!({
             "cmds_per_s": run.per_second(),
+            "raw_commit_per_s": raw.per_second(),
+            "ratio": run.per_second() / raw.per_second(),
             "conflict_retries": recorder.counter(names::CONFLICTS, &tally),
             "appends_per_s": appends_per_s,
             "mean_batch": mean_batch,
