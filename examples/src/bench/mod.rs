@@ -8,6 +8,7 @@
 pub mod churn;
 pub mod cluster;
 pub mod latencies;
+pub mod matrix;
 pub mod memory;
 pub mod postgres;
 pub mod projection;

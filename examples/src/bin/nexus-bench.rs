@@ -67,6 +67,10 @@ async fn main() {
             eprintln!("cluster workloads: {error}");
             std::process::exit(1);
         }
+        if let Err(error) = bench::matrix::run(&database_url, budget, &only).await {
+            eprintln!("matrix workload: {error}");
+            std::process::exit(1);
+        }
     }
     if let Some(path) = args.plot {
         let title = "nexus-bench: latency per workload";
