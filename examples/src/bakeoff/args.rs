@@ -5,8 +5,8 @@ use clap::Parser;
 use super::workload::Workload;
 
 /// `seat-bakeoff [--database-url URL] [--buyers 200] [--seats 50]
-/// [--hot-seats 10] [--hot-share 0.8] [--seed N]`; the defaults are the
-/// bake-off article's workload.
+/// [--hot-seats 10] [--hot-share 0.8] [--seed N] [--plot FILE.svg]`; the
+/// defaults are the bake-off article's workload.
 ///
 /// ```
 /// use clap::Parser;
@@ -39,6 +39,9 @@ pub struct Args {
     /// The seed of the buyers' choices: the same seed, the same choices.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Also draw both designs' latency CDFs into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 impl Args {

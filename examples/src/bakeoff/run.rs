@@ -23,6 +23,16 @@ const POOL_SIZE: u32 = 32;
 /// streams are apart by run id).
 const EVENT_SCHEMA: &str = "bakeoff";
 
+/// One design's report, with every buyer's latency behind its quantiles
+/// (for `--plot`).
+#[derive(Clone, Debug)]
+pub struct DesignRun {
+    /// What the design did.
+    pub report: DesignReport,
+    /// How long each buyer waited, in buyer order.
+    pub latencies: Vec<Duration>,
+}
+
 /// Runs both designs, optimistic first, on Postgres when `args` names a
 /// database and in memory otherwise, and reports each. Bad arguments are
 /// refused before anything is connected.
@@ -33,12 +43,13 @@ const EVENT_SCHEMA: &str = "bakeoff";
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let args = Args::try_parse_from(["seat-bakeoff", "--buyers", "30", "--seats", "5", "--hot-seats", "2"]).unwrap();
 /// let args = Args { database_url: None, ..args };
-/// let reports = run(&args).await.unwrap();
-/// assert_eq!(reports.len(), 2);
-/// assert!(reports.iter().all(|r| r.double_bookings == 0 && r.winners <= 5));
+/// let runs = run(&args).await.unwrap();
+/// assert_eq!(runs.len(), 2);
+/// assert!(runs.iter().all(|r| r.report.double_bookings == 0 && r.report.winners <= 5));
+/// assert!(runs.iter().all(|r| r.latencies.len() == 30));
 /// # });
 /// ```
-pub async fn run(args: &Args) -> Result<Vec<DesignReport>, BakeoffError> {
+pub async fn run(args: &Args) -> Result<Vec<DesignRun>, BakeoffError> {
     let workload = args.workload();
     workload.validate()?;
     let choices = workload.choices();
@@ -71,7 +82,10 @@ pub async fn run(args: &Args) -> Result<Vec<DesignReport>, BakeoffError> {
         "bake-off starting"
     );
     let optimistic = optimistic(&workload, &choices, table).await?;
-    tracing::info!(wall_ms = optimistic.wall_ms, "optimistic design done");
+    tracing::info!(
+        wall_ms = optimistic.report.wall_ms,
+        "optimistic design done"
+    );
     let (fired, retries) = run_buyers(Arc::clone(&store), &run, &choices).await?;
     let (winners, double_bookings) = count_from_store(&*store, &run, workload.seats).await?;
     let actor = report(
@@ -82,7 +96,7 @@ pub async fn run(args: &Args) -> Result<Vec<DesignReport>, BakeoffError> {
         double_bookings,
         retries,
     );
-    tracing::info!(wall_ms = actor.wall_ms, "actor design done");
+    tracing::info!(wall_ms = actor.report.wall_ms, "actor design done");
     Ok(vec![optimistic, actor])
 }
 
@@ -91,7 +105,7 @@ async fn optimistic(
     workload: &Workload,
     choices: &[usize],
     table: Arc<dyn SeatTable>,
-) -> Result<DesignReport, BakeoffError> {
+) -> Result<DesignRun, BakeoffError> {
     let fired = fire(choices, |buyer, seat| {
         let table = Arc::clone(&table);
         async move { buy(&*table, seat, &buyer_name(buyer)).await }
@@ -130,8 +144,8 @@ fn report<T>(
     winners: u64,
     double_bookings: u64,
     retries: u64,
-) -> DesignReport {
-    DesignReport {
+) -> DesignRun {
+    let report = DesignReport {
         design: design.to_owned(),
         buyers: workload.buyers,
         seats: workload.seats,
@@ -141,5 +155,9 @@ fn report<T>(
         p50_ms: quantile_ms(&fired.latencies, 0.5),
         p99_ms: quantile_ms(&fired.latencies, 0.99),
         wall_ms: fired.wall.as_secs_f64() * 1_000.0,
+    };
+    DesignRun {
+        report,
+        latencies: fired.latencies.clone(),
     }
 }
