@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod projection;
 pub mod raw_commit;
 mod selection;
+pub mod turns;
 
 pub use selection::Selection;
 

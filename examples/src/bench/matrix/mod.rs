@@ -8,9 +8,8 @@
 //! the raw baseline: the same number of writers doing plain sqlx
 //! transactions of the same rows (`raw_appends_per_s`, `raw_events_per_s`;
 //! see [`raw`]). Both share one pool with a connection per writer, so a
-//! cell's concurrency is its writers on either side, and they take turns
-//! (four each, alternating) so that the shared disk's slow spells fall on
-//! both. `ratio` is Nexus's
+//! cell's concurrency is its writers on either side, and they take
+//! [`turns`](super::turns). `ratio` is Nexus's
 //! events/s over the raw ones; `payload_bytes` is the size of one event's
 //! encoded payload. Every side of a cell runs for `--seconds`,
 //! so the whole matrix takes 18 × `--seconds` plus set-up.
@@ -30,15 +29,13 @@ use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 
 use super::postgres::{PgBenchError, workload_error};
-use super::{Budget, Selection, Throughput, closed_loop, emit};
+use super::{Budget, Selection, closed_loop, emit, turns};
 use raw::RawWriters;
 
 /// The writers of the matrix's rows.
 pub const WRITERS: [usize; 3] = [1, 10, 50];
 /// The events per append of the matrix's columns.
 pub const EVENTS_PER_APPEND: [usize; 3] = [1, 10, 100];
-/// Turns each side of a cell takes, alternating, within its `--seconds`.
-const ROUNDS: u32 = 4;
 
 /// Runs `pg_matrix` against `database_url` when `only` selects it, in a
 /// schema of its own that is dropped afterwards.
@@ -126,8 +123,8 @@ async fn cell(
     // The two sides take turns, so that a slow spell of the shared disk
     // falls on both rather than on whichever ran then.
     let (mut raw_turns, mut framework_turns) = (Vec::new(), Vec::new());
-    let turn = budget.per_workload / ROUNDS;
-    for _ in 0..ROUNDS {
+    let turn = turns::turn(budget.per_workload);
+    for _ in 0..turns::TURNS {
         let raw = Arc::clone(&raw);
         raw_turns.push(
             closed_loop(writers, turn, move |writer| {
@@ -146,7 +143,10 @@ async fn cell(
         );
     }
     system.shutdown(Duration::from_secs(5)).await;
-    let (raw_run, framework) = (combined(&raw_turns), combined(&framework_turns));
+    let (raw_run, framework) = (
+        turns::combined(&raw_turns),
+        turns::combined(&framework_turns),
+    );
 
     #[allow(clippy::cast_precision_loss)]
     let per_append = events as f64;
@@ -166,30 +166,4 @@ async fn cell(
         }),
     );
     Ok(())
-}
-
-/// The turns of one side as one run: their operations over their time.
-fn combined(turns: &[Throughput]) -> Throughput {
-    Throughput {
-        ok: turns.iter().map(|t| t.ok).sum(),
-        failed: turns.iter().map(|t| t.failed).sum(),
-        elapsed: turns.iter().map(|t| t.elapsed).sum(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn turns_combine_into_one_rate() {
-        let turn = |ok, ms| Throughput {
-            ok,
-            failed: 1,
-            elapsed: Duration::from_millis(ms),
-        };
-        let both = combined(&[turn(100, 500), turn(300, 500)]);
-        assert_eq!((both.ok, both.failed), (400, 2));
-        assert!((both.per_second() - 400.0).abs() < 1e-9);
-    }
 }
