@@ -10,7 +10,7 @@
 //!   `appends_per_s`, `mean_batch`, `append_ms`), beside
 //!   `raw_commit_per_s`, one connection committing one single-row `INSERT`
 //!   after another in plain sqlx (see [`raw_commit`](super::raw_commit)),
-//!   measured in [`turns`](super::turns) with the entity, and their `ratio`.
+//!   measured in [`turns`] with the entity, and their `ratio`.
 //! - `pg_hot_entity_async_commit`: the same with `synchronous_commit = off`
 //!   on the store's connections (and on the raw loop's, which shares
 //!   them). Labelled apart because it trades the last

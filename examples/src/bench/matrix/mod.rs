@@ -4,15 +4,15 @@
 //!
 //! Each writer owns one [`Journal`] and sends it one command at a time, so
 //! every command is one append of `events_per_append` events
-//! (`appends_per_s`, `events_per_s`). Right before it, in the same cell,
-//! the raw baseline: the same number of writers doing plain sqlx
-//! transactions of the same rows (`raw_appends_per_s`, `raw_events_per_s`;
-//! see [`raw`]). Both share one pool with a connection per writer, so a
-//! cell's concurrency is its writers on either side, and they take
-//! [`turns`](super::turns). `ratio` is Nexus's
+//! (`appends_per_s`, `events_per_s`). Beside it, in the same cell, the raw
+//! baseline: as many writers doing plain sqlx transactions of the same
+//! rows, one `INSERT … UNNEST` each, into a table with the event log's
+//! columns and keys (`raw_appends_per_s`, `raw_events_per_s`). Both sides
+//! share one pool with a connection per writer, so a cell's concurrency is
+//! its writers on either side, and they take [`turns`]. `ratio` is Nexus's
 //! events/s over the raw ones; `payload_bytes` is the size of one event's
-//! encoded payload. Every side of a cell runs for `--seconds`,
-//! so the whole matrix takes 18 × `--seconds` plus set-up.
+//! encoded payload. Each side of a cell runs for `--seconds`, so the whole
+//! matrix takes 18 × `--seconds` plus set-up.
 
 mod journal;
 mod raw;
@@ -82,7 +82,7 @@ pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result
     outcome
 }
 
-/// One cell: the raw baseline, then Nexus, at `writers` × `events`.
+/// One cell at `writers` × `events`: the raw baseline and Nexus in turns.
 async fn cell(
     config: &PgStoreConfig,
     budget: Budget,
