@@ -7,7 +7,7 @@
 //! (`appends_per_s`, `events_per_s`). Beside it, in the same cell, the raw
 //! baseline: as many writers doing plain sqlx transactions of the same
 //! rows, one `INSERT … UNNEST` each, into a table with the event log's
-//! columns and keys (`raw_appends_per_s`, `raw_events_per_s`). Both sides
+//! main columns and keys (`raw_appends_per_s`, `raw_events_per_s`). Both sides
 //! share one pool with a connection per writer, so a cell's concurrency is
 //! its writers on either side, and they take [`turns`]. `ratio` is Nexus's
 //! events/s over the raw ones; `payload_bytes` is the size of one event's

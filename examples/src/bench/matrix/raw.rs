@@ -1,15 +1,16 @@
 //! The matrix's raw baseline: plain sqlx writing the same rows as an
 //! append, in one `INSERT … UNNEST` per transaction, into a table with the
-//! event log's columns and keys, without the framework around it.
+//! event log's main columns and keys, without the framework around it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use sqlx::PgPool;
 
-/// The raw table: the event log's row, with its two keys (a stream's
-/// versions and the event ids), so a raw insert checks what an append
-/// checks.
+/// The raw table: the event log's position, stream, version, id, type and
+/// payload columns with its two keys (a stream's versions and the event
+/// ids), so that a raw insert checks what an append checks; not its
+/// position and category indexes, nor a stream head row.
 pub fn create_table(schema: &str) -> String {
     format!(
         "CREATE TABLE \"{schema}\".raw_events (
