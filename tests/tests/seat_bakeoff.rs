@@ -225,3 +225,48 @@ async fn the_postgres_table_counts_a_write_that_skipped_the_holder_check() {
     assert_eq!(table.winners().await.unwrap(), 1);
     assert_eq!(table.double_bookings().await.unwrap(), 1);
 }
+
+#[test]
+fn plot_draws_both_designs_after_a_warm_up_round() {
+    let dir = std::env::temp_dir().join(format!("bakeoff-plot-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cdf.svg");
+    let path_arg = path.to_str().unwrap();
+    let output = bakeoff(
+        &[
+            "--buyers",
+            "60",
+            "--seats",
+            "10",
+            "--hot-seats",
+            "3",
+            "--warm-up",
+            "--plot",
+            path_arg,
+        ],
+        None,
+    );
+    // After the untimed round, the timed one still seats every chosen
+    // seat exactly once.
+    let reports = reports(&output);
+    let workload = Workload {
+        buyers: 60,
+        seats: 10,
+        hot_seats: 3,
+        hot_share: 0.8,
+        seed: 42,
+    };
+    for report in &reports {
+        assert_eq!(report.winners, chosen_seats(&workload), "{}", report.design);
+        assert_eq!(report.double_bookings, 0, "{}", report.design);
+    }
+    let svg = std::fs::read_to_string(&path).expect("the plot was written");
+    assert!(svg.contains("seat bake-off: 60 buyers, 10 seats, in memory"));
+    for design in ["optimistic", "actor"] {
+        assert!(
+            svg.contains(&format!("{design}  (p50 ")),
+            "{design} in the legend"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

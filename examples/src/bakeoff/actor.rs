@@ -61,7 +61,23 @@ pub async fn run_buyers(
             Err(other) => return Err(BakeoffError::Reservation(other.to_string())),
         }
     }
-    let conflicts = recorder.counter(names::CONFLICTS, &[("aggregate", Seat::NAME)]);
+    let seat = [("aggregate", Seat::NAME)];
+    let conflicts = recorder.counter(names::CONFLICTS, &seat);
+    // Where a buyer's wait goes: its seat's recovery (pool wait included),
+    // then the batch's append; both are means over the seats.
+    let (recoveries, recovering) = recorder.histogram(names::RECOVERY_DURATION, &seat);
+    let (appends, appending) = recorder.histogram(names::APPEND_DURATION, &seat);
+    let (batches, batch_commands) = recorder.histogram(names::BATCH_SIZE, &seat);
+    #[allow(clippy::cast_precision_loss)]
+    let mean = |sum: f64, n: u64| sum / n.max(1) as f64;
+    tracing::info!(
+        recoveries,
+        recovery_ms = mean(recovering, recoveries) * 1e3,
+        appends,
+        append_ms = mean(appending, appends) * 1e3,
+        batch = mean(batch_commands, batches),
+        "actor design: where the time went"
+    );
     Ok((fired, conflicts))
 }
 

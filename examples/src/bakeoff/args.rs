@@ -5,8 +5,8 @@ use clap::Parser;
 use super::workload::Workload;
 
 /// `seat-bakeoff [--database-url URL] [--buyers 200] [--seats 50]
-/// [--hot-seats 10] [--hot-share 0.8] [--seed N]`; the defaults are the
-/// bake-off article's workload.
+/// [--hot-seats 10] [--hot-share 0.8] [--seed N] [--warm-up] [--plot FILE.svg]`;
+/// the defaults are the bake-off article's workload.
 ///
 /// ```
 /// use clap::Parser;
@@ -14,6 +14,7 @@ use super::workload::Workload;
 /// let args = Args::try_parse_from(["seat-bakeoff", "--buyers", "20", "--seed", "7"]).unwrap();
 /// assert_eq!((args.buyers, args.seats, args.hot_seats), (20, 50, 10));
 /// assert_eq!(args.workload().seed, 7);
+/// assert!(!args.warm_up);
 /// ```
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -39,6 +40,14 @@ pub struct Args {
     /// The seed of the buyers' choices: the same seed, the same choices.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// First run each design once untimed, on rows and streams of its own,
+    /// so that the timed burst finds the pool's connections open and
+    /// having run the design's statements (its entities still start cold).
+    #[arg(long)]
+    pub warm_up: bool,
+    /// Also draw both designs' latency CDFs into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 impl Args {

@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 use super::args::Args;
 use super::report::table;
 use super::run::run;
+use crate::plot::{LatencySeries, write_latency_cdfs};
 
 /// Exit code of arguments that describe no workload (clap's usage errors
 /// use it too).
@@ -55,11 +56,28 @@ fn init_logs() {
 }
 
 fn bake(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let reports = tokio::runtime::Runtime::new()?.block_on(run(args))?;
+    let runs = tokio::runtime::Runtime::new()?.block_on(run(args))?;
+    let reports: Vec<_> = runs.iter().map(|r| r.report.clone()).collect();
     for report in &reports {
         println!("{}", serde_json::to_string(report)?);
     }
     println!();
     print!("{}", table(&reports));
+    if let Some(path) = &args.plot {
+        let series: Vec<_> = runs
+            .into_iter()
+            .map(|r| LatencySeries::new(r.report.design, r.latencies))
+            .collect();
+        let store = if args.database_url.is_some() {
+            "Postgres"
+        } else {
+            "in memory"
+        };
+        let title = format!(
+            "seat bake-off: {} buyers, {} seats, {store}",
+            args.buyers, args.seats
+        );
+        write_latency_cdfs(path, &title, &series)?;
+    }
     Ok(())
 }

@@ -24,5 +24,5 @@ pub use cli::cli_main;
 pub use error::BakeoffError;
 pub use optimistic::{Attempt, MemorySeats, PgSeats, RETRY_CAP, SeatTable, buy};
 pub use report::{DesignReport, quantile_ms, table};
-pub use run::run;
+pub use run::{DesignRun, run};
 pub use workload::{Workload, WorkloadError};

@@ -182,6 +182,8 @@ async fn remote_ask(url: &str, budget: Budget) -> Result<(), PgBenchError> {
     let half = budget.per_workload / 2;
     let mut local = sequential_asks(&nodes[0].tallies, &here, half).await?;
     let mut remote = sequential_asks(&nodes[0].tallies, &there, half).await?;
+    super::latencies::keep("cluster_remote_ask (remote)", &remote);
+    super::latencies::keep("cluster_remote_ask (local)", &local);
     emit(
         "cluster_remote_ask",
         json!({

@@ -67,6 +67,7 @@ async fn ask_latency(budget: Budget) {
         samples.push(sent.elapsed());
     }
     let count = samples.len();
+    super::latencies::keep("mem_ask_latency", &samples);
     emit(
         "mem_ask_latency",
         json!({

@@ -7,10 +7,14 @@
 
 pub mod churn;
 pub mod cluster;
+pub mod latencies;
+pub mod matrix;
 pub mod memory;
 pub mod postgres;
 pub mod projection;
+pub mod raw_commit;
 mod selection;
+pub mod turns;
 
 pub use selection::Selection;
 

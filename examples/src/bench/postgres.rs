@@ -10,9 +10,13 @@
 //!   the ratios to it.
 //! - `pg_hot_entity`: 32 callers on one tally with group commit
 //!   (`cmds_per_s`, `conflict_retries`, and where the time goes:
-//!   `appends_per_s`, `mean_batch`, `append_ms`).
+//!   `appends_per_s`, `mean_batch`, `append_ms`), beside
+//!   `raw_commit_per_s`, one connection committing one single-row `INSERT`
+//!   after another in plain sqlx (see [`raw_commit`](super::raw_commit)),
+//!   measured in [`turns`] with the entity, and their `ratio`.
 //! - `pg_hot_entity_async_commit`: the same with `synchronous_commit = off`
-//!   on the store's connections. Labelled apart because it trades the last
+//!   on the store's connections (and on the raw loop's, which shares
+//!   them). Labelled apart because it trades the last
 //!   few hundred milliseconds of acknowledged commands on a server crash
 //!   for not waiting on the WAL flush; the default stays durable.
 //! - `pg_reads`: 32 callers query 1,000 warm tallies (`Total` writes
@@ -45,7 +49,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{Add, Budget, Selection, Tally, TallyEvent, closed_loop, emit};
+use super::{Add, Budget, Selection, Tally, TallyEvent, closed_loop, emit, turns};
 
 /// Concurrent callers of the throughput workloads.
 const CALLERS: usize = 32;
@@ -351,12 +355,24 @@ async fn hot_entity(
     let tally = [("aggregate", "tally")];
     let appends_of = || recorder.histogram(names::APPEND_DURATION, &tally);
     let (appends_before, seconds_before) = appends_of();
-    let run = closed_loop(CALLERS, budget.per_workload, move |_| {
+    // In turns with the entity, on the same database: what one connection
+    // commits alone.
+    let (mut runs, mut raws) = (Vec::new(), Vec::new());
+    let turn = turns::turn(budget.per_workload);
+    for _ in 0..turns::TURNS {
         let hot = hot.clone();
-        async move { hot.ask(Add(1)).await }
-    })
-    .await;
+        runs.push(
+            closed_loop(CALLERS, turn, move |_| {
+                let hot = hot.clone();
+                async move { hot.ask(Add(1)).await }
+            })
+            .await,
+        );
+        let schema = config.schema_name().as_str();
+        raws.push(super::raw_commit::sequential_commits(config.pool(), schema, turn).await?);
+    }
     system.shutdown(Duration::from_secs(5)).await;
+    let (run, raw) = (turns::combined(&runs), turns::combined(&raws));
     let (appends, seconds) = appends_of();
     let appends = appends - appends_before;
     let append_time = Duration::from_secs_f64((seconds - seconds_before).max(0.0));
@@ -370,6 +386,8 @@ async fn hot_entity(
         name,
         json!({
             "cmds_per_s": run.per_second(),
+            "raw_commit_per_s": raw.per_second(),
+            "ratio": run.per_second() / raw.per_second(),
             "conflict_retries": recorder.counter(names::CONFLICTS, &tally),
             "appends_per_s": appends_per_s,
             "mean_batch": mean_batch,

@@ -376,6 +376,7 @@ async fn lag(config: &PgStoreConfig, budget: Budget) -> Result<(), PgBenchError>
     handle.stop().await;
     #[allow(clippy::cast_precision_loss)]
     let appends_per_s = samples.len() as f64 / elapsed.as_secs_f64();
+    super::latencies::keep("pg_projection_lag", &samples);
     let p50 = quantile_us(&mut samples, 0.5) / 1000.0;
     let p99 = quantile_us(&mut samples, 0.99) / 1000.0;
     emit(

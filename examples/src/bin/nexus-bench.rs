@@ -2,17 +2,20 @@
 //! per line, each with a `"workload"` field.
 //!
 //! ```text
-//! cargo run --release -p nexus-examples --bin nexus-bench -- [--database-url URL] [--seconds N] [--only WORKLOAD]...
+//! cargo run --release -p nexus-examples --bin nexus-bench -- [--database-url URL] [--seconds N] [--only WORKLOAD]... [--plot FILE.svg]
 //! ```
 //!
 //! The in-memory workloads always run; the Postgres workloads run after
 //! them when a database URL is given. `--only` (repeatable) runs just the
-//! workloads it names, such as `--only pg_rehydrate_10k`.
+//! workloads it names, such as `--only pg_rehydrate_10k`. `--plot` draws
+//! the latency CDF of every workload that times its requests.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use nexus_examples::bench::{self, Budget, Selection};
+use nexus_examples::plot;
 
 /// Benchmarks of the Nexus runtime.
 #[derive(Debug, Parser)]
@@ -28,6 +31,10 @@ struct Args {
     /// several. Every workload runs without it.
     #[arg(long = "only", value_name = "WORKLOAD")]
     only: Vec<String>,
+    /// Also draw the latency CDFs of the workloads that time requests
+    /// into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -43,6 +50,9 @@ async fn main() {
         per_workload: Duration::from_secs(args.seconds.max(1)),
     };
     let only = Selection::only(args.only);
+    if args.plot.is_some() {
+        bench::latencies::keep_from_now();
+    }
     bench::memory::run(budget, &only).await;
     if let Some(database_url) = args.database_url {
         if let Err(error) = bench::postgres::run(&database_url, budget, &only).await {
@@ -55,6 +65,17 @@ async fn main() {
         }
         if let Err(error) = bench::cluster::run(&database_url, budget, &only).await {
             eprintln!("cluster workloads: {error}");
+            std::process::exit(1);
+        }
+        if let Err(error) = bench::matrix::run(&database_url, budget, &only).await {
+            eprintln!("matrix workload: {error}");
+            std::process::exit(1);
+        }
+    }
+    if let Some(path) = args.plot {
+        let title = "nexus-bench: latency per workload";
+        if let Err(error) = plot::write_latency_cdfs(&path, title, &bench::latencies::take()) {
+            eprintln!("--plot: {error}");
             std::process::exit(1);
         }
     }
