@@ -5,9 +5,12 @@
 //! Postgres workloads sit beside it in their own module and share the
 //! [`Tally`] aggregate, the [`closed_loop`] driver and [`emit`].
 
+pub mod allocs;
 pub mod churn;
 pub mod cluster;
+mod kameo_peer;
 pub mod memory;
+pub mod parks;
 pub mod postgres;
 pub mod projection;
 mod selection;
