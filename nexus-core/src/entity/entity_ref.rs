@@ -167,14 +167,17 @@ impl<A: Aggregate> EntityRef<A> {
             }
             self.exchange_local(command, options, None).await
         };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .unwrap_or_else(|_| {
-                Err(EntityError::Timeout {
-                    stream: self.key.stream.clone(),
-                    after: timeout,
-                })
-            })
+        // A pooled timer, not `tokio::time::timeout`: see `Deadlines` for
+        // the wake-up a fresh timer per ask costs.
+        let deadline = self.registry.deadlines.after(timeout);
+        tokio::select! {
+            biased;
+            outcome = exchange => outcome,
+            () = deadline => Err(EntityError::Timeout {
+                stream: self.key.stream.clone(),
+                after: timeout,
+            }),
+        }
     }
 
     /// Sends `command` into the local mailbox (holding `gate`, a cluster

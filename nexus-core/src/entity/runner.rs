@@ -21,6 +21,7 @@
 use std::collections::VecDeque;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,7 @@ pub(crate) async fn run<A: Aggregate>(registry: Arc<Registry<A>>, cell: Arc<Cell
         carry: VecDeque::new(),
         restarts: RestartWindow::default(),
         cooling_until: None,
+        receive_timer: None,
     };
     tokio::select! {
         biased;
@@ -112,6 +114,8 @@ struct Runner<A: Aggregate> {
     restarts: RestartWindow,
     /// Past the restart limit: commands are refused until then.
     cooling_until: Option<tokio::time::Instant>,
+    /// The receive timeout's timer, made at the first wait.
+    receive_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// A lease guard the entity holds, counted in `nexus_leases_held` until
@@ -217,27 +221,41 @@ impl<A: Aggregate> Runner<A> {
                 .settings
                 .receive_timeout
                 .filter(|_| self.registry.system.phase() == Phase::Running);
+            let (cell, lease) = (&self.cell, &self.lease);
+            // One timer per incarnation, moved later at every wait: a fresh
+            // timer per wait would wake a parked worker each time (see
+            // `Deadlines`), moving one later does not.
+            let receive_timer = idle.map(|idle| {
+                let at = tokio::time::Instant::now() + idle;
+                let timer = self
+                    .receive_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                timer.as_mut().reset(at);
+                timer.as_mut()
+            });
             let wait = async {
-                match idle {
-                    Some(idle) => tokio::time::timeout(idle, self.cell.mailbox.recv())
-                        .await
-                        .ok(),
-                    None => Some(self.cell.mailbox.recv().await),
+                match receive_timer {
+                    Some(timer) => tokio::select! {
+                        biased;
+                        received = cell.mailbox.recv() => Some(received),
+                        () = timer => None,
+                    },
+                    None => Some(cell.mailbox.recv().await),
                 }
             };
             // An entity whose lease ends while it waits frees its state at
             // once rather than keep what another owner may be changing.
             let lost = async {
-                match &self.lease {
+                match lease {
                     Some(guard) => guard.lost().await,
                     None => std::future::pending().await,
                 }
             };
-            self.cell.set_idle(true, &self.registry);
+            cell.set_idle(true, &self.registry);
             if self.registry.wants_room() {
                 // Another entity waits for room: make it now if nothing is
                 // queued (a message that is queued wins, see `biased`).
-                self.cell.evict.notify_one();
+                cell.evict.notify_one();
             }
             let received = tokio::select! {
                 biased;
@@ -247,7 +265,7 @@ impl<A: Aggregate> Runner<A> {
                 },
                 () = lost => return Next::LeaseLost,
                 // The registry needs room for another entity.
-                () = self.cell.evict.notified() => return Next::Idle,
+                () = cell.evict.notified() => return Next::Idle,
             };
             self.cell.set_idle(false, &self.registry);
             match received {
