@@ -60,6 +60,8 @@ pub(crate) async fn run<A: Aggregate>(registry: Arc<Registry<A>>, cell: Arc<Cell
         restarts: RestartWindow::default(),
         cooling_until: None,
         receive_timer: None,
+        recycled: Decision::default(),
+        spare_batch: Vec::new(),
     };
     tokio::select! {
         biased;
@@ -116,6 +118,10 @@ struct Runner<A: Aggregate> {
     cooling_until: Option<tokio::time::Instant>,
     /// The receive timeout's timer, made at the first wait.
     receive_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The last batch's decision, whose buffers the next batch reuses.
+    recycled: Decision<A>,
+    /// The last answered batch's buffer, empty, for the next batch.
+    spare_batch: Vec<Boxed<A>>,
 }
 
 /// A lease guard the entity holds, counted in `nexus_leases_held` until
@@ -214,7 +220,8 @@ impl<A: Aggregate> Runner<A> {
 
     async fn next_batch(&mut self) -> Next<A> {
         let max = self.registry.settings.group_commit;
-        let mut batch = Vec::new();
+        // The last batch's buffer, emptied: no allocation per batch.
+        let mut batch = std::mem::take(&mut self.spare_batch);
         if self.carry.is_empty() {
             let idle = self
                 .registry
@@ -348,6 +355,7 @@ impl<A: Aggregate> Runner<A> {
             Flow::Continue
         };
         if decision.events() == 0 {
+            self.recycled = decision;
             return self.answer_unwritten(batch, live, fresh, flow_after).await;
         }
         let registry = Arc::clone(&self.registry);
@@ -378,8 +386,11 @@ impl<A: Aggregate> Runner<A> {
         let loaded_version = live.version;
         live.version = committed.version;
         live.exists = true;
-        self.answer_written(batch, &live, loaded_version, &decision.counts, &committed);
-        self.snapshot(live, decision.snapshot_due).await;
+        self.spare_batch =
+            self.answer_written(batch, &live, loaded_version, &decision.counts, &committed);
+        let snapshot_due = decision.snapshot_due;
+        self.recycled = decision;
+        self.snapshot(live, snapshot_due).await;
         Attempt::Done(flow_after)
     }
 
@@ -414,7 +425,8 @@ impl<A: Aggregate> Runner<A> {
     ) -> Result<Decision<A>, Flow> {
         let registry = Arc::clone(&self.registry);
         let stream = &self.cell.key.stream;
-        match decide_batch(batch, live, &registry.settings) {
+        let recycled = std::mem::take(&mut self.recycled);
+        match decide_batch(batch, live, &registry.settings, recycled) {
             Ok(mut decision) => {
                 for (index, error) in decision.unencodable.drain(..).rev() {
                     decision.counts.remove(index);
@@ -443,17 +455,18 @@ impl<A: Aggregate> Runner<A> {
 
     /// Answers every command of a batch that committed, each with the
     /// version and position right after its own events.
+    /// Returns the batch's buffer, emptied.
     fn answer_written(
         &self,
-        batch: Vec<Boxed<A>>,
+        mut batch: Vec<Boxed<A>>,
         live: &Loaded<A>,
         loaded_version: u64,
         counts: &[usize],
         committed: &Committed,
-    ) {
+    ) -> Vec<Boxed<A>> {
         let stream = &self.cell.key.stream;
         let mut offset = 0usize;
-        for (message, count) in batch.into_iter().zip(counts) {
+        for (message, count) in batch.drain(..).zip(counts) {
             offset += count;
             let position = (*count > 0)
                 .then(|| committed.positions.get(offset - 1).copied())
@@ -461,6 +474,7 @@ impl<A: Aggregate> Runner<A> {
             let version = loaded_version + offset as u64;
             message.complete(&live.state, stream, Written { version, position });
         }
+        batch
     }
 
     /// Takes a snapshot after a commit when the strategy asks for one, then
@@ -500,7 +514,7 @@ impl<A: Aggregate> Runner<A> {
     /// entity found behind catches up and decides the batch again.
     async fn answer_unwritten(
         &mut self,
-        batch: Vec<Boxed<A>>,
+        mut batch: Vec<Boxed<A>>,
         live: Loaded<A>,
         fresh: bool,
         flow: Flow,
@@ -527,9 +541,10 @@ impl<A: Aggregate> Runner<A> {
             version: live.version,
             position: None,
         };
-        for message in batch {
+        for message in batch.drain(..) {
             message.complete(&live.state, stream, at);
         }
+        self.spare_batch = batch;
         self.live = Some(live);
         Attempt::Done(flow)
     }
