@@ -39,6 +39,9 @@ pub async fn run(budget: Budget, only: &Selection) {
     if only.wants("mem_ask_latency") {
         ask_latency(budget).await;
     }
+    if only.wants("mem_ask_in_task") {
+        ask_in_task(budget).await;
+    }
     if only.wants("mem_ask_paced") {
         ask_paced(budget).await;
     }
@@ -77,7 +80,17 @@ async fn ask_paced(budget: Budget) {
     ask_latency_paced("mem_ask_paced", budget, Duration::from_micros(50)).await;
 }
 
-async fn ask_latency_paced(workload: &str, budget: Budget, pace: Duration) {
+/// [`ask_latency`] from a task on the runtime rather than from `main`'s
+/// thread: an entity woken by a task on a worker runs on that worker next
+/// (tokio's LIFO slot), and its reply wakes the caller there too, so the
+/// ask crosses no thread at all.
+async fn ask_in_task(budget: Budget) {
+    tokio::spawn(ask_latency_paced("mem_ask_in_task", budget, Duration::ZERO))
+        .await
+        .expect("the in-task workload panicked");
+}
+
+async fn ask_latency_paced(workload: &'static str, budget: Budget, pace: Duration) {
     const ASK_TIMEOUT: Duration = Duration::from_secs(30);
     let system = ActorSystem::new();
     let tally = tallies(&system, 1).of("latency");
