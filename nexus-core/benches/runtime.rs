@@ -63,9 +63,10 @@ fn tell_burst(c: &mut Criterion) {
 
 fn hot_entity(c: &mut Criterion) {
     let rt = runtime();
-    let system = rt.block_on(async { ActorSystem::new() });
     let mut group = c.benchmark_group("hot_entity_32_concurrent_asks");
     for group_commit in [1, 64] {
+        // One system each: a system serves one registry per aggregate.
+        let system = rt.block_on(async { ActorSystem::new() });
         let counter = rt.block_on(async { counters(&system, group_commit).of("hot") });
         group.bench_with_input(
             BenchmarkId::from_parameter(format!("group_commit_{group_commit}")),

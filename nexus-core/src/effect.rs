@@ -27,7 +27,7 @@ type SideEffectFn<A> = Box<dyn FnOnce(&A) + Send>;
 /// ```
 #[must_use = "an effect does nothing until the handler returns it"]
 pub struct Effect<A: Aggregate, R = ()> {
-    pub(crate) events: Vec<A::Event>,
+    pub(crate) events: Events<A::Event>,
     pub(crate) stop: bool,
     pub(crate) side_effects: Vec<SideEffectFn<A>>,
     pub(crate) reply: ReplyFn<A, R>,
@@ -36,11 +36,15 @@ pub struct Effect<A: Aggregate, R = ()> {
 impl<A: Aggregate> Effect<A, ()> {
     /// Persist one event.
     pub fn persist(event: A::Event) -> Self {
-        Self::persist_all(vec![event])
+        Self::persisting(Events::One(event))
     }
 
     /// Persist several events atomically: all are stored or none.
     pub fn persist_all(events: Vec<A::Event>) -> Self {
+        Self::persisting(Events::Many(events))
+    }
+
+    fn persisting(events: Events<A::Event>) -> Self {
         Self {
             events,
             stop: false,
@@ -98,7 +102,7 @@ impl<A: Aggregate, R> Effect<A, R> {
 
     /// The events this effect persists.
     pub fn events(&self) -> &[A::Event] {
-        &self.events
+        self.events.as_slice()
     }
 
     /// Whether the entity stops after this effect.
@@ -123,7 +127,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Effect")
-            .field("events", &self.events)
+            .field("events", &self.events.as_slice())
             .field("stop", &self.stop)
             .field("side_effects", &self.side_effects.len())
             .finish_non_exhaustive()
@@ -132,7 +136,7 @@ where
 
 /// An effect taken apart: what the runtime persists, then the hooks it calls.
 pub(crate) struct EffectParts<A: Aggregate, R> {
-    pub(crate) events: Vec<A::Event>,
+    pub(crate) events: Events<A::Event>,
     pub(crate) stop: bool,
     pub(crate) side_effects: Vec<SideEffectFn<A>>,
     pub(crate) reply: ReplyFn<A, R>,
@@ -145,5 +149,34 @@ impl<A: Aggregate, R> EffectParts<A, R> {
             side_effect(state);
         }
         (self.reply)(state)
+    }
+}
+
+/// The events an effect persists: one, kept inline so that
+/// [`Effect::persist`] allocates nothing, or any number.
+pub(crate) enum Events<E> {
+    One(E),
+    Many(Vec<E>),
+}
+
+impl<E> Events<E> {
+    pub(crate) fn as_slice(&self) -> &[E] {
+        match self {
+            Self::One(event) => std::slice::from_ref(event),
+            Self::Many(events) => events,
+        }
+    }
+}
+
+impl<E> IntoIterator for Events<E> {
+    type Item = E;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<E>, std::vec::IntoIter<E>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let (one, many) = match self {
+            Self::One(event) => (Some(event), Vec::new()),
+            Self::Many(events) => (None, events),
+        };
+        one.into_iter().chain(many)
     }
 }

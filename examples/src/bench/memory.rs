@@ -9,7 +9,9 @@ use nexus_core::store::memory::InMemoryEventStore;
 use nexus_core::{ActorSystem, Entities, WhenFull};
 use serde_json::json;
 
-use super::{Add, Budget, Selection, Tally, Total, closed_loop, emit, quantile_us};
+use super::{
+    Add, Budget, Selection, Tally, Total, closed_loop, emit, kameo_peer, parks, quantile_us,
+};
 
 /// Entities of the many-entities workload.
 const ENTITIES: usize = 10_000;
@@ -37,6 +39,12 @@ pub async fn run(budget: Budget, only: &Selection) {
     if only.wants("mem_ask_latency") {
         ask_latency(budget).await;
     }
+    if only.wants("mem_ask_in_task") {
+        ask_in_task(budget).await;
+    }
+    if only.wants("mem_ask_paced") {
+        ask_paced(budget).await;
+    }
     if only.wants("mem_tell_throughput") {
         tell_throughput(budget).await;
     }
@@ -49,34 +57,88 @@ pub async fn run(budget: Budget, only: &Selection) {
     if only.wants("mem_hot_entity_metrics") {
         hot_entity_metrics(budget).await;
     }
+    if only.wants("mem_allocs") {
+        super::allocs::run().await;
+    }
     if only.wants("mem_entity_churn") {
         super::churn::run().await;
     }
 }
 
-/// Sequential asks to one entity: the latency of one persisted command.
+/// Sequential asks to one entity: the latency of one persisted command,
+/// then kameo's plain ask in the same harness, and kameo's ask bounded by
+/// a fresh timer per ask as Nexus used to bound its own (what that timer
+/// costs).
 async fn ask_latency(budget: Budget) {
+    ask_latency_paced("mem_ask_latency", budget, Duration::ZERO).await;
+}
+
+/// [`ask_latency`] with 50 µs of caller work before each ask, as an HTTP
+/// handler has: the entity's worker has parked by the time the ask comes,
+/// so every ask pays the wake-ups it causes.
+async fn ask_paced(budget: Budget) {
+    ask_latency_paced("mem_ask_paced", budget, Duration::from_micros(50)).await;
+}
+
+/// [`ask_latency`] from a task on the runtime rather than from `main`'s
+/// thread: an entity woken by a task on a worker runs on that worker next
+/// (tokio's LIFO slot), and its reply wakes the caller there too, so the
+/// ask crosses no thread at all.
+async fn ask_in_task(budget: Budget) {
+    tokio::spawn(ask_latency_paced("mem_ask_in_task", budget, Duration::ZERO))
+        .await
+        .expect("the in-task workload panicked");
+}
+
+async fn ask_latency_paced(workload: &'static str, budget: Budget, pace: Duration) {
+    const ASK_TIMEOUT: Duration = Duration::from_secs(30);
     let system = ActorSystem::new();
     let tally = tallies(&system, 1).of("latency");
     tally.ask(Total).await.expect("warm-up");
     let mut samples = Vec::new();
+    let parks = parks::total();
     let start = Instant::now();
     while start.elapsed() < budget.per_workload {
+        work_for(pace);
         let sent = Instant::now();
         tally.ask(Add(1)).await.expect("an in-memory ask succeeds");
         samples.push(sent.elapsed());
     }
+    let parks_per_ask = parks::per_op(parks, parks::total(), samples.len());
+    system.shutdown(Duration::from_secs(10)).await;
+    // Nothing of Nexus's (its pooled timers) stays behind for kameo's turn.
+    drop(tally);
     let count = samples.len();
-    super::latencies::keep("mem_ask_latency", &samples);
+    super::latencies::keep(workload, &samples);
+    let p50 = quantile_us(&mut samples, 0.50);
+    let mut peer = kameo_peer::ask_latency(budget.per_workload, None, pace).await;
+    let peer_p50 = quantile_us(&mut peer.samples, 0.50);
+    let mut timed = kameo_peer::ask_latency(budget.per_workload, Some(ASK_TIMEOUT), pace).await;
     emit(
-        "mem_ask_latency",
+        workload,
         json!({
-            "p50_us": quantile_us(&mut samples, 0.50),
+            "p50_us": p50,
             "p99_us": quantile_us(&mut samples, 0.99),
             "asks": count,
+            "parks_per_ask": parks_per_ask,
+            "kameo_p50_us": peer_p50,
+            "kameo_p99_us": quantile_us(&mut peer.samples, 0.99),
+            "kameo_asks": peer.samples.len(),
+            "kameo_parks_per_ask": peer.parks_per_ask,
+            "kameo_with_timeout_p50_us": quantile_us(&mut timed.samples, 0.50),
+            "kameo_with_timeout_parks_per_ask": timed.parks_per_ask,
+            "speedup_vs_kameo": peer_p50 / p50,
         }),
     );
-    system.shutdown(Duration::from_secs(10)).await;
+}
+
+/// Busy for `pace` on the caller's thread (a sleep would be a timer, and
+/// timers are what the paced workload measures).
+pub(super) fn work_for(pace: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < pace {
+        std::hint::spin_loop();
+    }
 }
 
 /// One sender tells as fast as the mailbox accepts; the time runs until
@@ -98,13 +160,21 @@ async fn tell_throughput(budget: Budget) {
     let total = tally.ask(Total).await.expect("an in-memory ask succeeds");
     let elapsed = start.elapsed();
     assert_eq!(total, told, "every told command was processed");
+    system.shutdown(Duration::from_secs(10)).await;
     #[allow(clippy::cast_precision_loss)]
     let per_second = told as f64 / elapsed.as_secs_f64();
+    let (peer, peer_told) = kameo_peer::tell_throughput(budget.per_workload).await;
     emit(
         "mem_tell_throughput",
-        json!({ "msgs_per_s": per_second, "msgs": told, "group_commit": GROUP_COMMIT }),
+        json!({
+            "msgs_per_s": per_second,
+            "msgs": told,
+            "group_commit": GROUP_COMMIT,
+            "kameo_msgs_per_s": peer,
+            "kameo_msgs": peer_told,
+            "speedup_vs_kameo": per_second / peer,
+        }),
     );
-    system.shutdown(Duration::from_secs(10)).await;
 }
 
 /// 32 callers ask random entities among 10,000.
@@ -154,6 +224,8 @@ async fn hot_entity(budget: Budget) {
         total, run.ok,
         "the total is the sum of acknowledged commands"
     );
+    system.shutdown(Duration::from_secs(10)).await;
+    let peer = kameo_peer::hot_actor(CALLERS, budget.per_workload).await;
     emit(
         "mem_hot_entity",
         json!({
@@ -162,9 +234,12 @@ async fn hot_entity(budget: Budget) {
             "failed": run.failed,
             "callers": CALLERS,
             "group_commit": GROUP_COMMIT,
+            "kameo_asks_per_s": peer.per_second(),
+            "kameo_asks": peer.ok,
+            "kameo_failed": peer.failed,
+            "speedup_vs_kameo": run.per_second() / peer.per_second(),
         }),
     );
-    system.shutdown(Duration::from_secs(10)).await;
 }
 
 /// `mem_hot_entity` without a metrics recorder and with the Prometheus

@@ -5,11 +5,14 @@
 //! Postgres workloads sit beside it in their own module and share the
 //! [`Tally`] aggregate, the [`closed_loop`] driver and [`emit`].
 
+pub mod allocs;
 pub mod churn;
 pub mod cluster;
+mod kameo_peer;
 pub mod latencies;
 pub mod matrix;
 pub mod memory;
+pub mod parks;
 pub mod postgres;
 pub mod projection;
 pub mod raw_commit;

@@ -3,6 +3,7 @@
 
 mod actor_ref;
 mod behavior;
+pub(crate) mod deadlines;
 pub(crate) mod mailbox;
 pub(crate) mod system;
 

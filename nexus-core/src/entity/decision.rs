@@ -28,7 +28,34 @@ pub(crate) struct Decision<A: Aggregate> {
     pub(crate) stop: bool,
 }
 
+impl<A: Aggregate> Default for Decision<A> {
+    fn default() -> Self {
+        Self {
+            encoded: Vec::new(),
+            events: Vec::new(),
+            metadata: Vec::new(),
+            counts: Vec::new(),
+            unencodable: Vec::new(),
+            snapshot_due: false,
+            stop: false,
+        }
+    }
+}
+
 impl<A: Aggregate> Decision<A> {
+    /// The same decision emptied, its buffers kept: a batch decided with it
+    /// allocates only what outgrows the batches before.
+    fn cleared(mut self) -> Self {
+        self.encoded.clear();
+        self.events.clear();
+        self.metadata.clear();
+        self.counts.clear();
+        self.unencodable.clear();
+        self.snapshot_due = false;
+        self.stop = false;
+        self
+    }
+
     /// How many events the batch writes.
     pub(crate) fn events(&self) -> usize {
         self.counts.iter().sum()
@@ -50,17 +77,11 @@ pub(crate) fn decide_batch<A: Aggregate>(
     batch: &mut [Boxed<A>],
     live: &mut Loaded<A>,
     settings: &Settings<A>,
+    recycled: Decision<A>,
 ) -> Result<Decision<A>, Panicked> {
     let persistence = &settings.persistence;
-    let mut decision = Decision {
-        encoded: Vec::new(),
-        events: Vec::new(),
-        metadata: Vec::new(),
-        counts: Vec::with_capacity(batch.len()),
-        unencodable: Vec::new(),
-        snapshot_due: false,
-        stop: false,
-    };
+    let mut decision = recycled.cleared();
+    decision.counts.reserve(batch.len());
     let mut version = live.version;
     for (index, message) in batch.iter_mut().enumerate() {
         let decided = catch_unwind(AssertUnwindSafe(|| {
@@ -68,16 +89,20 @@ pub(crate) fn decide_batch<A: Aggregate>(
                 return Ok(None);
             };
             let start = decision.encoded.len();
-            persistence.encode_events(&events, message.options(), &mut decision.encoded)?;
+            persistence.encode_events(
+                events.as_slice(),
+                message.options(),
+                &mut decision.encoded,
+            )?;
             let metadata = decision.encoded[start..].iter().map(|e| e.metadata.clone());
             decision.metadata.extend(metadata);
-            for event in &events {
+            for event in events.as_slice() {
                 live.state.apply(event);
                 version += 1;
                 decision.snapshot_due |= persistence.snapshot_due(&live.state, event, version);
             }
             message.prepare_reply(&live.state);
-            let count = events.len();
+            let count = events.as_slice().len();
             decision.events.extend(events);
             Ok(Some((count, stop)))
         }));

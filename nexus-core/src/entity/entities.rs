@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::EntityRef;
 use super::builder::EntitiesBuilder;
+use super::held_cell::HeldCell;
 use super::registry::{EntityKey, Registry};
 use crate::{ActorSystem, Aggregate, StreamId};
 
@@ -95,6 +96,7 @@ impl<A: Aggregate> Entities<A> {
         EntityRef {
             registry: Arc::clone(&self.registry),
             key,
+            held: HeldCell::empty(),
         }
     }
 

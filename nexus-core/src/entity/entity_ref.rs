@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedRwLockReadGuard, oneshot};
 
 use super::command_options::{CommandOptions, Outcome};
+use super::held_cell::HeldCell;
 use super::message::{Envelope, Request};
 use super::registry::{EntityKey, Registry};
 use crate::actor::mailbox::Refused;
@@ -39,6 +40,9 @@ use crate::{Aggregate, EntityError, Handles, SendError, StoreError, StreamId};
 pub struct EntityRef<A: Aggregate> {
     pub(crate) registry: Arc<Registry<A>>,
     pub(crate) key: Arc<EntityKey>,
+    /// The live cell the last send reached: the next one goes there without
+    /// a registry lookup while its mailbox accepts.
+    pub(crate) held: HeldCell<A>,
 }
 
 impl<A: Aggregate> Clone for EntityRef<A> {
@@ -46,6 +50,7 @@ impl<A: Aggregate> Clone for EntityRef<A> {
         Self {
             registry: Arc::clone(&self.registry),
             key: Arc::clone(&self.key),
+            held: self.held.clone(),
         }
     }
 }
@@ -161,20 +166,23 @@ impl<A: Aggregate> EntityRef<A> {
             #[cfg(feature = "cluster")]
             if let Some(binding) = &self.registry.settings.cluster {
                 let deadline = tokio::time::Instant::now() + timeout;
-                return self
-                    .exchange_routed(binding, command, options, deadline)
-                    .await;
+                // Boxed: the routed future (a peer's HTTP exchange) is
+                // large, and the local path's future would be as large.
+                return Box::pin(self.exchange_routed(binding, command, options, deadline)).await;
             }
             self.exchange_local(command, options, None).await
         };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .unwrap_or_else(|_| {
-                Err(EntityError::Timeout {
-                    stream: self.key.stream.clone(),
-                    after: timeout,
-                })
-            })
+        // A pooled timer, not `tokio::time::timeout`: see `Deadlines` for
+        // the wake-up a fresh timer per ask costs.
+        let deadline = self.registry.deadlines.after(timeout);
+        tokio::select! {
+            biased;
+            outcome = exchange => outcome,
+            () = deadline => Err(EntityError::Timeout {
+                stream: self.key.stream.clone(),
+                after: timeout,
+            }),
+        }
     }
 
     /// Sends `command` into the local mailbox (holding `gate`, a cluster
@@ -302,7 +310,8 @@ impl<A: Aggregate> EntityRef<A> {
     {
         #[cfg(feature = "cluster")]
         if let Some(binding) = &self.registry.settings.cluster {
-            return self.enqueue_routed(binding, command).await;
+            // Boxed, as in `exchange`: the local tell's future stays small.
+            return Box::pin(self.enqueue_routed(binding, command)).await;
         }
         self.enqueue_local(command, None).await
     }
@@ -435,16 +444,23 @@ impl<A: Aggregate> EntityRef<A> {
         sent
     }
 
-    /// Enqueues into the live cell, following the id to its next cell when
-    /// the one found closes under the send (passivation, stop).
+    /// Enqueues into the live cell (the one this ref reached last, while its
+    /// mailbox accepts), following the id to its next cell when the one
+    /// found closes under the send (passivation, stop).
     async fn deliver(&self, mut envelope: Envelope<A>) -> Result<(), NotAccepted<Envelope<A>>> {
         let wait = self.registry.settings.when_full == crate::WhenFull::Wait;
         loop {
-            let cell = match self.registry.resolve(&self.key, wait).await {
-                Some(Ok(cell)) => cell,
-                // The limit of active entities is reached and none is idle.
-                Some(Err(())) => return Err(NotAccepted::Full(envelope)),
-                None => return Err(NotAccepted::ShuttingDown(envelope)),
+            let cell = match self.held.get() {
+                Some(cell) => cell,
+                None => match self.registry.resolve(&self.key, wait).await {
+                    Some(Ok(cell)) => {
+                        self.held.set(&cell);
+                        cell
+                    }
+                    // The limit of active entities is reached and none is idle.
+                    Some(Err(())) => return Err(NotAccepted::Full(envelope)),
+                    None => return Err(NotAccepted::ShuttingDown(envelope)),
+                },
             };
             match cell
                 .mailbox
@@ -455,7 +471,10 @@ impl<A: Aggregate> EntityRef<A> {
                 Err(Refused::Full(back)) => return Err(NotAccepted::Full(back)),
                 // The cell was retired (and removed under the same lock), or
                 // the system closed it: resolving again tells which.
-                Err(Refused::Closed(back)) => envelope = back,
+                Err(Refused::Closed(back)) => {
+                    self.held.forget(&cell);
+                    envelope = back;
+                }
             }
         }
     }

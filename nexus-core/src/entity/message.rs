@@ -11,6 +11,7 @@ use tracing::Span;
 use tracing::field::{Empty, display};
 
 use super::command_options::{CommandOptions, Outcome};
+use crate::effect::Events;
 use crate::telemetry::{CommandOutcome, EntityMetrics};
 use crate::{Aggregate, CommandContext, Effect, EntityError, LogPosition, StreamId};
 
@@ -25,7 +26,7 @@ pub(crate) enum Envelope<A: Aggregate> {
 /// What deciding a command produced.
 pub(crate) enum Decided<E> {
     /// Persist these events (maybe none), then stop if asked.
-    Accepted { events: Vec<E>, stop: bool },
+    Accepted { events: Events<E>, stop: bool },
     /// The aggregate rejected the command; the rejection is kept to answer
     /// after the batch committed.
     Rejected,

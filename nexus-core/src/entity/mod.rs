@@ -12,6 +12,7 @@ mod entities;
 mod entity_ref;
 mod error;
 mod fanout;
+mod held_cell;
 mod message;
 mod persistence;
 pub(crate) mod registry;

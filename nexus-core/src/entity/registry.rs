@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use super::builder::Settings;
 use super::message::Envelope;
 use super::runner;
+use crate::actor::deadlines::Deadlines;
 use crate::actor::mailbox::Mailbox;
 use crate::actor::system::{Closeable, SystemShared};
 use crate::telemetry::EntityMetrics;
@@ -83,6 +84,8 @@ pub(crate) struct Registry<A: Aggregate> {
     origin: Instant,
     /// Bound to the recorder in effect when the registry was made.
     pub(crate) metrics: Arc<EntityMetrics>,
+    /// The timers that bound this aggregate's asks.
+    pub(crate) deadlines: Deadlines,
 }
 
 impl<A: Aggregate> Registry<A> {
@@ -103,6 +106,7 @@ impl<A: Aggregate> Registry<A> {
             waiting: AtomicUsize::new(0),
             origin: Instant::now(),
             metrics: Arc::new(EntityMetrics::register(A::NAME)),
+            deadlines: Deadlines::default(),
         });
         let weak: Weak<dyn Closeable> = Arc::downgrade(&registry) as Weak<Self>;
         if !system.claim(A::NAME, weak.clone()) {

@@ -21,6 +21,7 @@
 use std::collections::VecDeque;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,9 @@ pub(crate) async fn run<A: Aggregate>(registry: Arc<Registry<A>>, cell: Arc<Cell
         carry: VecDeque::new(),
         restarts: RestartWindow::default(),
         cooling_until: None,
+        receive_timer: None,
+        recycled: Decision::default(),
+        spare_batch: Vec::new(),
     };
     tokio::select! {
         biased;
@@ -112,6 +116,12 @@ struct Runner<A: Aggregate> {
     restarts: RestartWindow,
     /// Past the restart limit: commands are refused until then.
     cooling_until: Option<tokio::time::Instant>,
+    /// The receive timeout's timer, made at the first wait.
+    receive_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The last batch's decision, whose buffers the next batch reuses.
+    recycled: Decision<A>,
+    /// The last answered batch's buffer, empty, for the next batch.
+    spare_batch: Vec<Boxed<A>>,
 }
 
 /// A lease guard the entity holds, counted in `nexus_leases_held` until
@@ -210,34 +220,49 @@ impl<A: Aggregate> Runner<A> {
 
     async fn next_batch(&mut self) -> Next<A> {
         let max = self.registry.settings.group_commit;
-        let mut batch = Vec::new();
+        // The last batch's buffer, emptied: no allocation per batch.
+        let mut batch = std::mem::take(&mut self.spare_batch);
         if self.carry.is_empty() {
             let idle = self
                 .registry
                 .settings
                 .receive_timeout
                 .filter(|_| self.registry.system.phase() == Phase::Running);
+            let (cell, lease) = (&self.cell, &self.lease);
+            // One timer per incarnation, moved later at every wait: a fresh
+            // timer per wait would wake a parked worker each time (see
+            // `Deadlines`), moving one later does not.
+            let receive_timer = idle.map(|idle| {
+                let at = tokio::time::Instant::now() + idle;
+                let timer = self
+                    .receive_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                timer.as_mut().reset(at);
+                timer.as_mut()
+            });
             let wait = async {
-                match idle {
-                    Some(idle) => tokio::time::timeout(idle, self.cell.mailbox.recv())
-                        .await
-                        .ok(),
-                    None => Some(self.cell.mailbox.recv().await),
+                match receive_timer {
+                    Some(timer) => tokio::select! {
+                        biased;
+                        received = cell.mailbox.recv() => Some(received),
+                        () = timer => None,
+                    },
+                    None => Some(cell.mailbox.recv().await),
                 }
             };
             // An entity whose lease ends while it waits frees its state at
             // once rather than keep what another owner may be changing.
             let lost = async {
-                match &self.lease {
+                match lease {
                     Some(guard) => guard.lost().await,
                     None => std::future::pending().await,
                 }
             };
-            self.cell.set_idle(true, &self.registry);
+            cell.set_idle(true, &self.registry);
             if self.registry.wants_room() {
                 // Another entity waits for room: make it now if nothing is
                 // queued (a message that is queued wins, see `biased`).
-                self.cell.evict.notify_one();
+                cell.evict.notify_one();
             }
             let received = tokio::select! {
                 biased;
@@ -247,7 +272,7 @@ impl<A: Aggregate> Runner<A> {
                 },
                 () = lost => return Next::LeaseLost,
                 // The registry needs room for another entity.
-                () = self.cell.evict.notified() => return Next::Idle,
+                () = cell.evict.notified() => return Next::Idle,
             };
             self.cell.set_idle(false, &self.registry);
             match received {
@@ -330,6 +355,7 @@ impl<A: Aggregate> Runner<A> {
             Flow::Continue
         };
         if decision.events() == 0 {
+            self.recycled = decision;
             return self.answer_unwritten(batch, live, fresh, flow_after).await;
         }
         let registry = Arc::clone(&self.registry);
@@ -360,8 +386,11 @@ impl<A: Aggregate> Runner<A> {
         let loaded_version = live.version;
         live.version = committed.version;
         live.exists = true;
-        self.answer_written(batch, &live, loaded_version, &decision.counts, &committed);
-        self.snapshot(live, decision.snapshot_due).await;
+        self.spare_batch =
+            self.answer_written(batch, &live, loaded_version, &decision.counts, &committed);
+        let snapshot_due = decision.snapshot_due;
+        self.recycled = decision;
+        self.snapshot(live, snapshot_due).await;
         Attempt::Done(flow_after)
     }
 
@@ -396,7 +425,8 @@ impl<A: Aggregate> Runner<A> {
     ) -> Result<Decision<A>, Flow> {
         let registry = Arc::clone(&self.registry);
         let stream = &self.cell.key.stream;
-        match decide_batch(batch, live, &registry.settings) {
+        let recycled = std::mem::take(&mut self.recycled);
+        match decide_batch(batch, live, &registry.settings, recycled) {
             Ok(mut decision) => {
                 for (index, error) in decision.unencodable.drain(..).rev() {
                     decision.counts.remove(index);
@@ -425,17 +455,18 @@ impl<A: Aggregate> Runner<A> {
 
     /// Answers every command of a batch that committed, each with the
     /// version and position right after its own events.
+    /// Returns the batch's buffer, emptied.
     fn answer_written(
         &self,
-        batch: Vec<Boxed<A>>,
+        mut batch: Vec<Boxed<A>>,
         live: &Loaded<A>,
         loaded_version: u64,
         counts: &[usize],
         committed: &Committed,
-    ) {
+    ) -> Vec<Boxed<A>> {
         let stream = &self.cell.key.stream;
         let mut offset = 0usize;
-        for (message, count) in batch.into_iter().zip(counts) {
+        for (message, count) in batch.drain(..).zip(counts) {
             offset += count;
             let position = (*count > 0)
                 .then(|| committed.positions.get(offset - 1).copied())
@@ -443,6 +474,7 @@ impl<A: Aggregate> Runner<A> {
             let version = loaded_version + offset as u64;
             message.complete(&live.state, stream, Written { version, position });
         }
+        batch
     }
 
     /// Takes a snapshot after a commit when the strategy asks for one, then
@@ -482,7 +514,7 @@ impl<A: Aggregate> Runner<A> {
     /// entity found behind catches up and decides the batch again.
     async fn answer_unwritten(
         &mut self,
-        batch: Vec<Boxed<A>>,
+        mut batch: Vec<Boxed<A>>,
         live: Loaded<A>,
         fresh: bool,
         flow: Flow,
@@ -509,9 +541,10 @@ impl<A: Aggregate> Runner<A> {
             version: live.version,
             position: None,
         };
-        for message in batch {
+        for message in batch.drain(..) {
             message.complete(&live.state, stream, at);
         }
+        self.spare_batch = batch;
         self.live = Some(live);
         Attempt::Done(flow)
     }

@@ -102,10 +102,10 @@ impl<A: Aggregate, R> Outcome<A, R> {
     fn new(mut state: A, decided: Result<crate::Effect<A, R>, A::Error>) -> Self {
         let result = decided.map(|effect| {
             let parts = effect.into_parts();
-            for event in &parts.events {
+            for event in parts.events.as_slice() {
                 state.apply(event);
             }
-            let events = parts.events.clone();
+            let events = parts.events.as_slice().to_vec();
             let stopped = parts.stop;
             let reply = parts.complete(&state);
             Accepted {

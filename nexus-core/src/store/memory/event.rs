@@ -31,8 +31,9 @@ const REPLAY_BATCH: usize = 256;
 pub struct InMemoryEventStore {
     // Invariant: `log` is in position order, every stream's events are the
     // log's events of that stream in version order 1..=n, and `ids` maps each
-    // stored event id to its (stream, version). One lock keeps all three in
-    // step, which is what makes an append atomic.
+    // stored event id to its index in the log (where its stream and version
+    // are). One lock keeps all three in step, which is what makes an append
+    // atomic.
     inner: Mutex<Inner>,
 }
 
@@ -40,7 +41,7 @@ pub struct InMemoryEventStore {
 struct Inner {
     streams: HashMap<StreamId, Vec<usize>>,
     log: Vec<RecordedEvent>,
-    ids: HashMap<Uuid, (StreamId, u64)>,
+    ids: HashMap<Uuid, usize>,
     archived: HashSet<StreamId>,
 }
 
@@ -69,8 +70,11 @@ impl Inner {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        let mut seen = std::collections::HashSet::with_capacity(events.len());
-        if let Some(e) = events.iter().find(|e| !seen.insert(e.metadata.event_id)) {
+        // One event cannot repeat an id within its batch: no set to build.
+        let mut seen = std::collections::HashSet::new();
+        if events.len() > 1
+            && let Some(e) = events.iter().find(|e| !seen.insert(e.metadata.event_id))
+        {
             return Err(StoreError::DuplicateEventId {
                 stream: stream.clone(),
                 event_id: e.metadata.event_id,
@@ -99,9 +103,8 @@ impl Inner {
             let sequence = self.log.len() as u64 + 1;
             let position = LogPosition::new(sequence, sequence);
             positions.push(position);
-            self.ids
-                .insert(event.metadata.event_id, (stream.clone(), version));
             let index = self.log.len();
+            self.ids.insert(event.metadata.event_id, index);
             self.log.push(RecordedEvent {
                 stream_id: stream.clone(),
                 version,
@@ -111,7 +114,13 @@ impl Inner {
                 payload: event.payload,
                 metadata: event.metadata,
             });
-            self.streams.entry(stream.clone()).or_default().push(index);
+            // Looked up before `entry`, which would copy the id each time.
+            match self.streams.get_mut(stream) {
+                Some(indexes) => indexes.push(index),
+                None => {
+                    self.streams.insert(stream.clone(), vec![index]);
+                }
+            }
         }
         Ok(AppendOutcome { version, positions })
     }
@@ -151,7 +160,10 @@ impl Inner {
         };
         // Names a stored id and the stream that holds it.
         let duplicate = |event_id: Uuid| {
-            let holder = self.ids.get(&event_id).map_or(stream, |(held, _)| held);
+            let holder = self
+                .ids
+                .get(&event_id)
+                .map_or(stream, |&index| &self.log[index].stream_id);
             StoreError::DuplicateEventId {
                 stream: holder.clone(),
                 event_id,
@@ -163,14 +175,15 @@ impl Inner {
                 .map(|e| e.metadata.event_id)
                 .find(|id| self.ids.contains_key(id))
         };
-        let Some((first_stream, first_version)) = self.ids.get(&first.metadata.event_id) else {
+        let Some(&first_index) = self.ids.get(&first.metadata.event_id) else {
             return match first_stored() {
                 Some(id) => Err(duplicate(id)),
                 None => Ok(None),
             };
         };
-        let base = first_version - 1;
-        if first_stream != stream || expected.pinned().is_some_and(|v| v != base) {
+        let stored_first = &self.log[first_index];
+        let base = stored_first.version - 1;
+        if &stored_first.stream_id != stream || expected.pinned().is_some_and(|v| v != base) {
             return Err(duplicate(first.metadata.event_id));
         }
         let indexes = &self.streams[stream];
