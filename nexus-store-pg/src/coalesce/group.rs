@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::held::Via;
-use super::queue::{Outcome, Pending};
+use super::queue::{Outcome, Pending, Queue};
 use crate::PgEventStore;
 use crate::batch::Batch;
 use crate::convert::{corrupt, fenced, get, to_u64};
@@ -19,6 +19,18 @@ use crate::sql::append_group::GroupShape;
 
 /// The connection a worker holds between statements.
 pub(crate) type Held = Option<sqlx::pool::PoolConnection<sqlx::Postgres>>;
+
+/// Gives the worker's connection back when no append waits, before the
+/// group's callers are answered: a connection is kept only for a statement
+/// sent right after another one on it came back, while the next append
+/// made after an answer gets a connection the pool checks first (so a
+/// connection lost in between is found before anything is sent, and the
+/// append is `Unavailable`, not `Ambiguous`).
+fn release_when_idle(held: &mut Held, queue: &Queue) {
+    if queue.is_idle() {
+        *held = None;
+    }
+}
 
 /// Why a group's statement stored nothing.
 enum GroupFailure {
@@ -36,11 +48,12 @@ enum GroupFailure {
 impl PgEventStore {
     /// Writes `group` (appends of different streams) and answers each of
     /// its callers.
-    pub(crate) async fn append_group(&self, group: Vec<Pending>, held: &mut Held) {
+    pub(crate) async fn append_group(&self, group: Vec<Pending>, held: &mut Held, queue: &Queue) {
         let mut group = Self::drop_stale_fences(group);
         if group.len() <= 1 {
             if let Some(pending) = group.pop() {
                 let outcome = self.append_alone(&pending, held).await;
+                release_when_idle(held, queue);
                 let _ = pending.reply.send(outcome);
             }
             return;
@@ -49,7 +62,9 @@ impl PgEventStore {
         // them (two stores, two processes) rarely wait on each other in
         // opposite orders; a deadlock left is rolled back, and runs alone.
         group.sort_unstable_by(|a, b| a.stream.as_str().cmp(b.stream.as_str()));
-        match self.write_group(&group, held).await {
+        let written = self.write_group(&group, held).await;
+        release_when_idle(held, queue);
+        match written {
             Ok(stored) => self.answer(group, stored).await,
             Err(GroupFailure::Alone) => {
                 for pending in group {

@@ -3,7 +3,9 @@
 //! A pool hands out a connection only after a round trip that checks it
 //! (sqlx's `test_before_acquire`, on by default); a worker that writes group
 //! after group keeps its connection instead, and gives it back as soon as
-//! the queue is empty, so an idle store holds none.
+//! no append waits when a statement comes back, so an idle store holds
+//! none, and a statement goes out unchecked only right after the previous
+//! one on the same connection came back.
 
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;

@@ -333,7 +333,7 @@ impl Worker {
                 queue: &self.queue,
                 streams: group.iter().map(|p| p.stream.clone()).collect(),
             };
-            self.store.append_group(group, &mut held).await;
+            self.store.append_group(group, &mut held, &self.queue).await;
             drop(streams);
         }
     }

@@ -89,6 +89,11 @@ impl Queue {
         Ok(())
     }
 
+    /// Whether no append waits.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.lock().waiting.is_empty()
+    }
+
     /// The next group to write if one waits now.
     pub(crate) fn try_group(&self, limits: GroupLimits) -> Option<Vec<Pending>> {
         let group = take_group(&mut self.lock(), limits);
