@@ -5,6 +5,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use nexus_core::{NewEvent, StoreError, StreamId};
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
 use uuid::Uuid;
 
 use crate::PayloadFormat;
@@ -74,6 +77,27 @@ impl<'a> Batch<'a> {
                 (!metadata.headers.is_empty()).then_some(sqlx::types::Json(&metadata.headers)),
             );
         }
+    }
+}
+
+impl Batch<'_> {
+    /// Binds the columns, in the order every append statement takes them
+    /// (ids, types, schema versions, JSON and byte payloads, correlation
+    /// and causation ids, timestamps, headers).
+    pub(crate) fn bind_to<'q>(
+        &'q self,
+        query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
+            .bind(&self.ids)
+            .bind(&self.types)
+            .bind(&self.schema_versions)
+            .bind(&self.json)
+            .bind(&self.bytes)
+            .bind(&self.correlations)
+            .bind(&self.causations)
+            .bind(&self.occurred)
+            .bind(&self.headers)
     }
 }
 

@@ -178,18 +178,10 @@ impl PgEventStore {
         via: &mut Via<'_>,
     ) -> Result<Attempt, StoreError> {
         let head = expected.pinned().map(to_i64).transpose()?;
-        let mut query = sqlx::query(self.append_sql(expected, fence.is_some()))
+        let query = sqlx::query(self.append_sql(expected, fence.is_some()))
             .bind(stream.as_str())
-            .bind(head)
-            .bind(&batch.ids)
-            .bind(&batch.types)
-            .bind(&batch.schema_versions)
-            .bind(&batch.json)
-            .bind(&batch.bytes)
-            .bind(&batch.correlations)
-            .bind(&batch.causations)
-            .bind(&batch.occurred)
-            .bind(&batch.headers);
+            .bind(head);
+        let mut query = batch.bind_to(query);
         if let Some(key) = fence {
             query = query.bind(key.shard).bind(key.epoch);
         }

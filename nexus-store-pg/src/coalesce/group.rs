@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use nexus_core::{AppendOutcome, LogPosition, StoreError};
+use nexus_core::{AppendOutcome, BoxError, LogPosition, StoreError};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
@@ -187,16 +187,8 @@ impl PgEventStore {
             .bind(&shards)
             .bind(&epochs)
             .bind(&event_stream)
-            .bind(&event_place)
-            .bind(&batch.ids)
-            .bind(&batch.types)
-            .bind(&batch.schema_versions)
-            .bind(&batch.json)
-            .bind(&batch.bytes)
-            .bind(&batch.correlations)
-            .bind(&batch.causations)
-            .bind(&batch.occurred)
-            .bind(&batch.headers);
+            .bind(&event_place);
+        let query = batch.bind_to(query);
         let mut via = Via::Held(held);
         let mut conn = via
             .connection(&self.pool)
@@ -290,44 +282,22 @@ fn fenced_off(pending: &Pending) -> StoreError {
 /// The error of a group that failed as a whole, once for each of its
 /// `callers`, sharing its cause.
 fn for_each(error: StoreError, callers: usize) -> Vec<StoreError> {
-    let shared = |source: nexus_core::BoxError| SharedCause(Arc::from(source));
-    match error {
-        StoreError::Ambiguous { source } => {
-            let cause = shared(source);
-            (0..callers)
-                .map(|_| StoreError::Ambiguous {
-                    source: Box::new(cause.clone()),
-                })
-                .collect()
+    type Rebuild = fn(BoxError) -> StoreError;
+    let (rebuild, source): (Rebuild, BoxError) = match error {
+        StoreError::Ambiguous { source } => (|source| StoreError::Ambiguous { source }, source),
+        StoreError::Timeout { source } => (|source| StoreError::Timeout { source }, source),
+        StoreError::Unavailable { source } => (|source| StoreError::Unavailable { source }, source),
+        StoreError::PoolExhausted { waited_ms } => {
+            return (0..callers)
+                .map(|_| StoreError::PoolExhausted { waited_ms })
+                .collect();
         }
-        StoreError::Timeout { source } => {
-            let cause = shared(source);
-            (0..callers)
-                .map(|_| StoreError::Timeout {
-                    source: Box::new(cause.clone()),
-                })
-                .collect()
-        }
-        StoreError::Unavailable { source } => {
-            let cause = shared(source);
-            (0..callers)
-                .map(|_| StoreError::Unavailable {
-                    source: Box::new(cause.clone()),
-                })
-                .collect()
-        }
-        StoreError::PoolExhausted { waited_ms } => (0..callers)
-            .map(|_| StoreError::PoolExhausted { waited_ms })
-            .collect(),
-        other => {
-            let cause = shared(Box::new(other));
-            (0..callers)
-                .map(|_| StoreError::Backend {
-                    source: Box::new(cause.clone()),
-                })
-                .collect()
-        }
-    }
+        other => (|source| StoreError::Backend { source }, Box::new(other)),
+    };
+    let cause = SharedCause(Arc::from(source));
+    (0..callers)
+        .map(|_| rebuild(Box::new(cause.clone())))
+        .collect()
 }
 
 /// One cause told to several callers.
