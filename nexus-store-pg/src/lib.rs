@@ -91,6 +91,13 @@
 //!   reader back. [`PgEventStore::catch_up_lag`] names it (pid, database,
 //!   age) and counts the events behind it, and a reader that waited past
 //!   its catch-up wait logs it. Set `idle_in_transaction_session_timeout`.
+//! - **Fenced writers**: a fenced append holds its lease row's key-share
+//!   lock until it commits. A process paused after Postgres ran its
+//!   statement but before the message that commits it arrived holds that
+//!   lock, and so every takeover of the shard, until it resumes. Set
+//!   `idle_in_transaction_session_timeout` on the store's pool below the
+//!   lease's ttl (the wallet app sets half of it), and Postgres rolls such
+//!   an append back in time.
 //!
 //! ```no_run
 //! use nexus_core::{EventStore, ExpectedVersion, NewEvent, StreamId};

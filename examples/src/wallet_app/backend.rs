@@ -21,7 +21,7 @@ use nexus_store_pg::{
     LeaseTiming, PayloadFormat, PgCoordination, PgEventStore, PgLease, PgSetupError, PgStateStore,
     PgStoreConfig,
 };
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::balances::Balances;
 use super::config::Config;
@@ -187,11 +187,22 @@ impl Backend {
                 states: Arc::new(InMemoryStateStore::new()),
             });
         };
+        let mut options: PgConnectOptions = url.parse()?;
+        if config.cluster || config.lease_shards.is_some() {
+            // A fenced append holds its lease row's key-share lock until it
+            // commits. A process stopped after Postgres ran its statement but
+            // before the message that commits it arrived (a pause, SIGSTOP)
+            // would hold that lock, and with it every takeover of the shard;
+            // Postgres ends such a transaction after this long, well within
+            // the lease's ttl, rolling the append back.
+            let idle = format!("{}ms", (config.lease_ttl_ms / 2).max(1));
+            options = options.options([("idle_in_transaction_session_timeout", idle.as_str())]);
+        }
         // A short acquire timeout turns an exhausted pool into a 503 quickly.
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size)
             .acquire_timeout(Duration::from_secs(2))
-            .connect(url)
+            .connect_with(options)
             .await?;
         // The wallets' events are JSON: stored as jsonb, they can be queried in SQL.
         let store = PgStoreConfig::new(pool)
