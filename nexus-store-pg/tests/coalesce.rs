@@ -36,6 +36,26 @@ async fn one_statement_at_a_time() -> (PgStoreConfig, PgEventStore) {
     (config, store)
 }
 
+/// The same on a pool of its own: `pool`'s options, connecting with
+/// `connect` applied to the test database's options.
+async fn one_statement_at_a_time_on(
+    pool: sqlx::postgres::PgPoolOptions,
+    connect: impl FnOnce(sqlx::postgres::PgConnectOptions) -> sqlx::postgres::PgConnectOptions,
+) -> (PgStoreConfig, PgEventStore) {
+    let migrated = common::fresh_config().await;
+    let schema = migrated.schema_name().as_str();
+    let pool = pool
+        .connect_with(connect(common::connect_options(schema)))
+        .await
+        .unwrap();
+    let config = PgStoreConfig::new(pool)
+        .schema(schema)
+        .unwrap()
+        .coalesce_appends(AppendCoalescing::new().in_flight(1));
+    let store = PgEventStore::new(&config);
+    (config, store)
+}
+
 /// Holds a new stream's head row in an open transaction: an append of that
 /// stream waits on it until [`Gate::open`].
 struct Gate {
@@ -621,18 +641,10 @@ async fn a_fence_revoked_while_its_append_waits_stores_nothing() {
 /// timeout is told the pool was exhausted, and is not sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_that_waits_past_the_acquire_timeout_is_pool_exhausted_and_unsent() {
-    let migrated = common::fresh_config().await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
-        .acquire_timeout(Duration::from_millis(200))
-        .connect_with(common::connect_options(migrated.schema_name().as_str()))
-        .await
-        .unwrap();
-    let config = PgStoreConfig::new(pool)
-        .schema(migrated.schema_name().as_str())
-        .unwrap()
-        .coalesce_appends(AppendCoalescing::new().in_flight(1));
-    let store = PgEventStore::new(&config);
+        .acquire_timeout(Duration::from_millis(200));
+    let (config, store) = one_statement_at_a_time_on(pool, |options| options).await;
     let gate = Gate::hold(&config, "gate-1").await;
     let gated = start_gated(&config, &store, &gate).await;
     let late = StreamId::new("late-1");
@@ -656,19 +668,10 @@ async fn an_append_that_waits_past_the_acquire_timeout_is_pool_exhausted_and_uns
 /// then written alone and only the blocked one times out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_timeout_on_one_stream_fails_only_its_own_append() {
-    let migrated = common::fresh_config().await;
-    let options = common::connect_options(migrated.schema_name().as_str())
-        .options([("lock_timeout", "300ms")]);
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
-        .unwrap();
-    let config = PgStoreConfig::new(pool)
-        .schema(migrated.schema_name().as_str())
-        .unwrap()
-        .coalesce_appends(AppendCoalescing::new().in_flight(1));
-    let store = PgEventStore::new(&config);
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4);
+    let (config, store) =
+        one_statement_at_a_time_on(pool, |options| options.options([("lock_timeout", "300ms")]))
+            .await;
     let first = Gate::hold(&config, "gate-1").await;
     let gated = start_gated(&config, &store, &first).await;
     let blocked = Gate::hold(&config, "blocked-1").await;
@@ -718,16 +721,24 @@ fn a_store_outlives_the_runtime_its_workers_started_on() {
     });
     drop(first);
     let second = runtime();
-    let outcome = second.block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            store.append(
-                &StreamId::new("second-1"),
-                ExpectedVersion::NoStream,
-                events(1),
-            ),
-        )
-        .await
+    let stored = second.block_on(async {
+        let stream = StreamId::new("second-1");
+        let batch = events(1);
+        // The pool's connections were opened on the first runtime: the
+        // first statement may meet one whose socket died with it, an
+        // outcome the caller resolves by sending the same batch again.
+        for _ in 0..3 {
+            let sent = store.append(&stream, ExpectedVersion::NoStream, batch.clone());
+            let answer = tokio::time::timeout(Duration::from_secs(10), sent)
+                .await
+                .expect("the append hung: no worker took it");
+            match answer {
+                Ok(out) => return out,
+                Err(error) if error.is_retryable() => {}
+                Err(error) => panic!("not a retryable error: {error:?}"),
+            }
+        }
+        panic!("three sends of the batch never stored it");
     });
-    assert_eq!(outcome.expect("no hang").unwrap().version, 1);
+    assert_eq!(stored.version, 1);
 }

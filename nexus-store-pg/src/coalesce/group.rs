@@ -8,7 +8,7 @@ use nexus_core::{AppendOutcome, BoxError, LogPosition, StoreError};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use super::held::Via;
+use super::held::{Held, Via};
 use super::queue::{Outcome, Pending, Queue};
 use crate::PgEventStore;
 use crate::batch::Batch;
@@ -16,21 +16,6 @@ use crate::convert::{corrupt, fenced, get, to_u64};
 use crate::errors::{self, Failure, Stage};
 use crate::event_store::position;
 use crate::sql::append_group::GroupShape;
-
-/// The connection a worker holds between statements.
-pub(crate) type Held = Option<sqlx::pool::PoolConnection<sqlx::Postgres>>;
-
-/// Gives the worker's connection back when no append waits, before the
-/// group's callers are answered: a connection is kept only for a statement
-/// sent right after another one on it came back, while the next append
-/// made after an answer gets a connection the pool checks first (so a
-/// connection lost in between is found before anything is sent, and the
-/// append is `Unavailable`, not `Ambiguous`).
-fn release_when_idle(held: &mut Held, queue: &Queue) {
-    if queue.is_idle() {
-        *held = None;
-    }
-}
 
 /// Why a group's statement stored nothing.
 enum GroupFailure {
@@ -53,7 +38,7 @@ impl PgEventStore {
         if group.len() <= 1 {
             if let Some(pending) = group.pop() {
                 let outcome = self.append_alone(&pending, held).await;
-                release_when_idle(held, queue);
+                held.release_when_idle(queue);
                 let _ = pending.reply.send(outcome);
             }
             return;
@@ -63,7 +48,7 @@ impl PgEventStore {
         // opposite orders; a deadlock left is rolled back, and runs alone.
         group.sort_unstable_by(|a, b| a.stream.as_str().cmp(b.stream.as_str()));
         let written = self.write_group(&group, held).await;
-        release_when_idle(held, queue);
+        held.release_when_idle(queue);
         match written {
             Ok(stored) => self.answer(group, stored).await,
             Err(GroupFailure::Alone) => {
@@ -74,6 +59,7 @@ impl PgEventStore {
                         continue;
                     }
                     let outcome = self.append_alone(&pending, held).await;
+                    held.release_when_idle(queue);
                     let _ = pending.reply.send(outcome);
                 }
             }
@@ -163,7 +149,9 @@ impl PgEventStore {
         let mut epochs = Vec::with_capacity(group.len());
         let mut event_stream = Vec::with_capacity(events);
         let mut event_place = Vec::with_capacity(events);
+        let mut shape = GroupShape::default();
         for (index, pending) in (1_i64..).zip(group) {
+            shape.add(pending.expected, pending.fence.is_some());
             streams.push(pending.stream.as_str());
             expected.push(pending.expected_column);
             counts.push(i64::try_from(pending.events.len()).unwrap_or(i64::MAX));
@@ -175,10 +163,6 @@ impl PgEventStore {
             event_stream.extend(std::iter::repeat_n(index, pending.events.len()));
             event_place.extend(1..=i64::try_from(pending.events.len()).unwrap_or(i64::MAX));
             batch.extend(&pending.events);
-        }
-        let mut shape = GroupShape::default();
-        for pending in group {
-            shape.add(pending.expected, pending.fence.is_some());
         }
         let query = sqlx::query(&self.sql.append_group[shape.index()])
             .bind(&streams)

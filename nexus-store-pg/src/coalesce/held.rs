@@ -11,13 +11,38 @@ use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool};
 
+use super::queue::Queue;
+
+/// The connection a worker holds between statements, if any.
+#[derive(Default)]
+pub(crate) struct Held(Option<PoolConnection<Postgres>>);
+
+impl Held {
+    /// Gives the connection back to the pool.
+    pub(crate) fn release(&mut self) {
+        self.0 = None;
+    }
+
+    /// Gives the connection back when no append waits, before callers are
+    /// answered: a connection is kept only for a statement sent right
+    /// after another one on it came back, while an append made after an
+    /// answer gets a connection the pool checks first (so a connection
+    /// lost in between is found before anything is sent, and the append
+    /// is `Unavailable`, not `Ambiguous`).
+    pub(crate) fn release_when_idle(&mut self, queue: &Queue) {
+        if queue.is_idle() {
+            self.release();
+        }
+    }
+}
+
 /// Where an append statement runs.
 pub(crate) enum Via<'a> {
     /// A connection from the pool for each statement.
     Pool,
     /// The connection a worker holds, taken from the pool when it holds
     /// none.
-    Held(&'a mut Option<PoolConnection<Postgres>>),
+    Held(&'a mut Held),
 }
 
 impl Via<'_> {
@@ -29,11 +54,11 @@ impl Via<'_> {
     ) -> Result<Connection<'_>, sqlx::Error> {
         match self {
             Via::Pool => Ok(Connection::Own(pool.acquire().await?)),
-            Via::Held(slot) => {
-                if slot.is_none() {
-                    **slot = Some(pool.acquire().await?);
+            Via::Held(held) => {
+                if held.0.is_none() {
+                    held.0 = Some(pool.acquire().await?);
                 }
-                Ok(Connection::Held(slot))
+                Ok(Connection::Held(&mut held.0))
             }
         }
     }

@@ -40,11 +40,12 @@ mod group;
 mod held;
 mod queue;
 
+use held::Held;
 pub(crate) use held::Via;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nexus_core::lease::Fence;
 use nexus_core::{ExpectedVersion, NewEvent, StoreError, StreamId};
@@ -158,19 +159,16 @@ pub(crate) struct Coalescer {
     live: Arc<AtomicUsize>,
     /// Woken when a worker stops.
     stopped: Arc<Notify>,
-    settings: AppendCoalescing,
     limits: GroupLimits,
     /// How many workers run: one statement in flight each.
     workers: usize,
-    /// How long an append waits for a statement before it is told the
-    /// pool is exhausted: the pool's acquire timeout.
-    wait: Duration,
 }
 
 impl std::fmt::Debug for Coalescer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coalescer")
-            .field("settings", &self.settings)
+            .field("limits", &self.limits)
+            .field("workers", &self.workers)
             .field("live", &self.live.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -189,20 +187,17 @@ impl Coalescer {
         settings: AppendCoalescing,
         pool: &PoolOptions<Postgres>,
     ) -> Option<Arc<Self>> {
-        let wait = pool.get_acquire_timeout();
         settings.is_on().then(|| {
             Arc::new(Self {
                 queue: Arc::default(),
                 live: Arc::default(),
                 stopped: Arc::default(),
-                settings,
                 limits: GroupLimits {
                     streams: settings.max_streams,
                     events: settings.max_events,
-                    wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    wait: pool.get_acquire_timeout(),
                 },
                 workers: settings.statements(pool.get_max_connections()),
-                wait,
             })
         })
     }
@@ -230,7 +225,7 @@ impl Coalescer {
             expected_column,
             events,
             fence,
-            deadline: Instant::now() + self.wait,
+            deadline: Instant::now() + self.limits.wait,
             reply,
         };
         if let Err(pending) = self.queue.push(pending) {
@@ -317,13 +312,13 @@ struct Worker {
 
 impl Worker {
     async fn run(self) {
-        let mut held = None;
+        let mut held = Held::default();
         loop {
             let group = if let Some(group) = self.queue.try_group(self.limits) {
                 group
             } else {
                 // Nothing to write: an idle worker holds no connection.
-                held = None;
+                held.release();
                 let Some(group) = self.queue.next_group(self.limits).await else {
                     return;
                 };

@@ -11,7 +11,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nexus_core::lease::Fence;
 use nexus_core::{AppendOutcome, ExpectedVersion, NewEvent, StoreError, StreamId};
@@ -54,9 +54,9 @@ pub(crate) struct GroupLimits {
     pub(crate) streams: usize,
     /// Events in one statement; a larger single append still goes alone.
     pub(crate) events: usize,
-    /// How long an append may wait for a statement, in milliseconds (the
-    /// pool's acquire timeout), for the error that tells it.
-    pub(crate) wait_ms: u64,
+    /// How long an append may wait for a statement: the pool's acquire
+    /// timeout, as an append alone waits for a connection.
+    pub(crate) wait: Duration,
 }
 
 #[derive(Default)]
@@ -179,7 +179,7 @@ fn take_group(state: &mut State, limits: GroupLimits) -> Vec<Pending> {
         }
         if pending.deadline <= now {
             let _ = pending.reply.send(Err(StoreError::PoolExhausted {
-                waited_ms: limits.wait_ms,
+                waited_ms: u64::try_from(limits.wait.as_millis()).unwrap_or(u64::MAX),
             }));
             continue;
         }
@@ -208,7 +208,7 @@ mod tests {
     const LIMITS: GroupLimits = GroupLimits {
         streams: 3,
         events: 10,
-        wait_ms: 1_000,
+        wait: Duration::from_secs(1),
     };
 
     fn pending(stream: &str, events: usize) -> (Pending, oneshot::Receiver<super::Outcome>) {
