@@ -3,12 +3,25 @@
 
 mod common;
 
-use nexus_store_pg::{PgEventStore, PgSnapshotStore, PgStateStore};
+use nexus_store_pg::{AppendCoalescing, PgEventStore, PgSnapshotStore, PgStateStore};
 
+/// The default store: concurrent appends of different streams coalesced.
 mod events {
     use super::{PgEventStore, common};
     async fn fresh() -> PgEventStore {
         PgEventStore::new(&common::fresh_config().await)
+    }
+    nexus_core::event_store_conformance!(fresh);
+}
+
+/// Every append its own statement: writers of one stream race at the
+/// database itself (a coalescing store writes one stream's appends one at
+/// a time, as writers in other processes do not).
+mod events_uncoalesced {
+    use super::{AppendCoalescing, PgEventStore, common};
+    async fn fresh() -> PgEventStore {
+        let config = common::fresh_config().await;
+        PgEventStore::new(&config.coalesce_appends(AppendCoalescing::off()))
     }
     nexus_core::event_store_conformance!(fresh);
 }
