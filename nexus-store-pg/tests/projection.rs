@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use nexus_core::codec::{EventCodec, Json};
 use nexus_core::lease::OwnershipLease;
 use nexus_core::projection::{
-    Batch, CheckpointStore, EventVisitor, ProjectionHandle, RunState, Sink,
+    Batch, CheckpointStore, EventVisitor, ProjectionHandle, ProjectionStatus, RunState, Sink,
 };
 use nexus_core::telemetry::{InMemoryRecorder, names};
 use nexus_core::{
@@ -188,13 +188,38 @@ fn totals(read_side: &PgReadSide, store: Arc<dyn EventStore>, name: &str) -> Pro
         .spawn()
 }
 
+/// The status once it names a horizon's blocker, which it does after the
+/// stall has lasted `horizon_warn_after`; a status naming none for 10 s
+/// fails the test.
+async fn named_blocker(handle: &ProjectionHandle) -> ProjectionStatus {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = handle.status().await;
+        if status.horizon_held_by.is_some() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no blocker named in 10 s: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn late_and_rolled_back_commits_cause_lag_never_skips() {
+    // Holds the server's horizon: no test waiting on the log runs meanwhile.
+    let _horizon = common::horizon_alone().await;
     let config = common::fresh_config().await;
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
     let read_side = PgReadSide::connect(&config).await.unwrap();
     let handle = totals(&read_side, Arc::clone(&store), "totals");
-    add(&*store, "a", 1).await;
+    let first = add(&*store, "a", 1).await;
+    // Through the first event, so the stall below is the late writer's alone.
+    handle
+        .wait_for(first, Duration::from_secs(10))
+        .await
+        .unwrap();
 
     // In flight and long-running: holds the horizon while others commit.
     let mut late = PgConnection::connect_with(&common::connect_options("late_writer"))
@@ -221,13 +246,10 @@ async fn late_and_rolled_back_commits_cause_lag_never_skips() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not"), "{err}");
-    let status = handle.status().await;
+    let status = named_blocker(&handle).await;
     assert!(status.lag_events.unwrap() >= 50, "{status:?}");
     assert!(status.lag_seconds.unwrap() > 0.0, "{status:?}");
-    let blocker = status
-        .horizon_held_by
-        .clone()
-        .expect("the blocker is named");
+    let blocker = status.horizon_held_by.clone().unwrap_or_default();
     assert!(blocker.contains("late_writer"), "{blocker}");
     assert!(status.horizon_stalls >= 1, "{status:?}");
 
@@ -261,6 +283,7 @@ async fn late_and_rolled_back_commits_cause_lag_never_skips() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appenders_fold_exactly_once_across_a_restart() {
+    let _horizon = common::horizon_shared().await;
     let config = common::fresh_config().await;
     let store: Arc<dyn EventStore> =
         Arc::new(NotifyingStore::new(PgEventStore::new(&config), &config));
@@ -302,6 +325,7 @@ async fn concurrent_appenders_fold_exactly_once_across_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notify_wakes_at_once_and_polling_covers_without_it() {
+    let _horizon = common::horizon_shared().await;
     let config = common::fresh_config().await;
     let plain: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
     let notifying: Arc<dyn EventStore> =
@@ -332,6 +356,7 @@ async fn notify_wakes_at_once_and_polling_covers_without_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pause_holds_the_position_and_resume_catches_up() {
+    let _horizon = common::horizon_shared().await;
     let config = common::fresh_config().await;
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
     let read_side = PgReadSide::connect(&config).await.unwrap();
@@ -366,6 +391,7 @@ async fn pause_holds_the_position_and_resume_catches_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rebuild_fills_a_fresh_table_and_swaps_it_in_whole() {
+    let _horizon = common::horizon_shared().await;
     let config = common::fresh_config().await;
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
     let read_side = PgReadSide::connect(&config).await.unwrap();
@@ -437,6 +463,7 @@ async fn expire_lease(config: &PgStoreConfig, lease: &PgLease, stream: &StreamId
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stale_instance_checkpoint_is_refused_and_its_batch_rolled_back() {
+    let _horizon = common::horizon_shared().await;
     let config = common::fresh_config().await;
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
     let read_side = PgReadSide::connect(&config).await.unwrap();
@@ -498,6 +525,7 @@ async fn a_stale_instance_checkpoint_is_refused_and_its_batch_rolled_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_instance_runs_and_a_standby_takes_over() {
+    let _horizon = common::horizon_shared().await;
     let config = common::fresh_config().await;
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
     let read_side = PgReadSide::connect(&config).await.unwrap();
@@ -540,6 +568,7 @@ async fn one_instance_runs_and_a_standby_takes_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_least_once_hands_event_ids_and_records_every_n() {
+    let _horizon = common::horizon_shared().await;
     let config = common::fresh_config().await;
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
     let read_side = PgReadSide::connect(&config).await.unwrap();
@@ -629,6 +658,8 @@ async fn eventually(what: &str, value: impl Fn() -> f64, done: impl Fn(f64) -> b
 // Gauges of event counts hold small whole numbers, exactly.
 #[allow(clippy::float_cmp)]
 async fn lag_and_a_held_horizon_are_exported_as_metrics() {
+    // Holds the server's horizon: no test waiting on the log runs meanwhile.
+    let _horizon = common::horizon_alone().await;
     let config = common::fresh_config().await;
     let store: Arc<dyn EventStore> = Arc::new(PgEventStore::new(&config));
     let read_side = PgReadSide::connect(&config).await.unwrap();

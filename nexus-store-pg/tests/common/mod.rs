@@ -138,3 +138,40 @@ pub async fn acquire_eventually(
         }
     }
 }
+
+/// The advisory lock key that orders the tests holding the log horizon
+/// against the tests waiting on the global log: "nexus horizon" in ASCII.
+const HORIZON_LOCK: i64 = 0x6e65_7875_735f_686f;
+
+/// A session holding the horizon lock, released when it is dropped.
+///
+/// The log's horizon is the server's oldest running transaction, whatever
+/// its database or schema (transaction ids are server-wide), so a test
+/// that keeps a transaction open stalls every reader of the global log on
+/// the server, not just its own. Such a test holds the lock alone
+/// ([`horizon_alone`]); a test that waits on the global log with a
+/// deadline shares it ([`horizon_shared`]), so neither sees the other.
+pub struct HorizonLock(sqlx::PgConnection);
+
+/// The horizon lock, exclusively: for a test that holds the horizon.
+pub async fn horizon_alone() -> HorizonLock {
+    horizon_lock("SELECT pg_advisory_lock($1)").await
+}
+
+/// The horizon lock, shared: for a test that waits on the global log.
+pub async fn horizon_shared() -> HorizonLock {
+    horizon_lock("SELECT pg_advisory_lock_shared($1)").await
+}
+
+async fn horizon_lock(statement: &str) -> HorizonLock {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect_with(&connect_options("nexus_test_horizon"))
+        .await
+        .expect("connect to the test database (DATABASE_URL)");
+    sqlx::query(statement)
+        .bind(HORIZON_LOCK)
+        .execute(&mut conn)
+        .await
+        .expect("take the horizon lock");
+    HorizonLock(conn)
+}
