@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nexus_core::codec::{EventCodec, Json};
 use nexus_core::{Aggregate, EventStore, StreamId};
 use nexus_examples::domain::wallet::{Wallet, WalletEvent};
+use nexus_examples::domain::wallet_format;
 use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use reqwest::{Client, StatusCode};
 
@@ -142,7 +142,7 @@ pub async fn stored_deposits(
     owners: &[String],
 ) -> BTreeMap<String, Vec<i64>> {
     let store = PgEventStore::new(config);
-    let codec = EventCodec::<WalletEvent>::new(Json);
+    let codec = wallet_format::codec();
     let mut stored = BTreeMap::new();
     for owner in owners {
         let stream = StreamId::for_entity(<Wallet as Aggregate>::NAME, owner);

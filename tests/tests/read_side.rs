@@ -16,10 +16,11 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_core::codec::{EventCodec, Json};
+use nexus_core::codec::EventCodec;
 use nexus_core::projection::{LogProbe as _, PositionToken};
 use nexus_core::{EventMetadata, EventStore, ExpectedVersion, LogPosition, StreamId};
 use nexus_examples::domain::wallet::WalletEvent;
+use nexus_examples::domain::wallet_format;
 use nexus_examples::wallet_app::{Config, serve};
 use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use nexus_tests::wallet_process::WalletApp;
@@ -409,7 +410,7 @@ async fn ledger_reads_through_two_processes_never_go_back_and_survive_redis_down
 
 /// Appends `events` wallet events over `owners` in batches of up to 5.
 async fn seed(store: &dyn EventStore, owners: u64, events: u64) -> LogPosition {
-    let codec = EventCodec::<WalletEvent>::new(Json);
+    let codec = wallet_format::codec();
     let mut last = LogPosition::START;
     let mut balances = vec![0_i64; usize::try_from(owners).unwrap()];
     let mut n = 0;
@@ -444,7 +445,7 @@ async fn seed(store: &dyn EventStore, owners: u64, events: u64) -> LogPosition {
 
 /// The fold of the whole log: owner → (balance, events).
 async fn fold(store: &dyn EventStore) -> BTreeMap<String, (i64, i64)> {
-    let codec = EventCodec::<WalletEvent>::new(Json);
+    let codec = wallet_format::codec();
     let mut folded = BTreeMap::<String, (i64, i64)>::new();
     let mut after = LogPosition::START;
     loop {
@@ -606,7 +607,7 @@ async fn a_prepared_transaction_holds_the_horizon_as_named_lag_never_a_skip() {
     // holds the horizon until COMMIT PREPARED.
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let config = PgStoreConfig::new(pool.clone()).schema(&schema).unwrap();
-    let codec = EventCodec::<WalletEvent>::new(Json);
+    let codec = wallet_format::codec();
     prepare_a_deposit(&pool, &schema, &codec, "nexus_read_side_gid").await;
 
     // Commits after it wait behind it: ?after= times out (503), and the
@@ -723,11 +724,12 @@ async fn prepare_a_deposit(
     sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
     sqlx::query(&format!(
         "INSERT INTO \"{schema}\".events (stream_id, version, event_id, event_type, schema_version, payload_bytes, occurred_at)
-         VALUES ('wallet-prepared', 1, $1, $2, 1, $3, now())"
+         VALUES ('wallet-prepared', 1, $1, $2, $4, $3, now())"
     ))
     .bind(event.metadata.event_id)
     .bind(&event.event_type)
     .bind(&event.payload)
+    .bind(i64::from(event.schema_version))
     .execute(&mut *conn)
     .await
     .unwrap();

@@ -421,6 +421,14 @@ async fn the_api_on_postgres_survives_a_restart() {
     exercise(&server.base).await;
     concurrent_deposits(&server.base).await;
     server.stop().await;
+    amounts_read_in_sql(&schema).await;
+    // What a release before the flat event format wrote: version 1.
+    append_version_1(
+        &schema,
+        "dave",
+        &[("wallet.deposited", 250), ("wallet.withdrawn", 50)],
+    )
+    .await;
 
     let again = Server::start(Some(database_url()), &schema).await;
     let http = Client::new();
@@ -437,8 +445,94 @@ async fn the_api_on_postgres_survives_a_restart() {
         .get("/wallet/ledger")
         .await;
     assert_eq!(ledger["netCents"], 700);
+    // A history in both shapes replays to one balance and goes on.
+    let dave = User::new(&http, &again.base, "dave");
+    assert_eq!(
+        dave.get("/wallet/balance").await,
+        (
+            StatusCode::OK,
+            json!({"owner": "dave", "balanceCents": 200, "version": 2})
+        )
+    );
+    assert_eq!(
+        dave.post("/wallet/deposit", &json!({"amountCents": 25}))
+            .await,
+        (
+            StatusCode::OK,
+            json!({"owner": "dave", "balanceCents": 225, "version": 3})
+        )
+    );
     again.stop().await;
+    let versions: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT schema_version FROM {schema}.events WHERE stream_id = 'wallet-dave' ORDER BY version"
+    ))
+    .fetch_all(&sqlx::PgPool::connect(&database_url()).await.unwrap())
+    .await
+    .unwrap();
+    assert_eq!(versions, [1, 1, 2], "old rows stay as written");
     drop_schema(&schema).await;
+}
+
+/// Every wallet event the app wrote carries its amount as `amountCents`,
+/// a positive integer plain SQL reads, and carol's add up to her balance.
+async fn amounts_read_in_sql(schema: &str) {
+    let pool = sqlx::PgPool::connect(&database_url()).await.unwrap();
+    let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(&format!(
+        "SELECT stream_id, event_type, schema_version, (payload->>'amountCents')::bigint
+         FROM {schema}.events WHERE event_type LIKE 'wallet.%'"
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(rows.len() >= 60, "{rows:?}");
+    for (stream, event_type, version, amount) in &rows {
+        assert_eq!(*version, 2, "{stream} {event_type}");
+        assert!(
+            amount.is_some_and(|a| a > 0),
+            "{stream} {event_type}: {amount:?}"
+        );
+    }
+    let carol: i64 = sqlx::query_scalar(&format!(
+        "SELECT sum(CASE event_type WHEN 'wallet.deposited' THEN 1 ELSE -1 END
+                   * (payload->>'amountCents')::bigint)::bigint
+         FROM {schema}.events WHERE stream_id = 'wallet-carol'"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(carol, (1..=60).sum::<i64>());
+}
+
+/// Appends `events` (name, cents) to `owner`'s wallet in the version 1
+/// shape, `{"Deposited": {"amount": N}}`, through the store's own API.
+async fn append_version_1(schema: &str, owner: &str, events: &[(&str, i64)]) {
+    use nexus_core::{EventStore, ExpectedVersion, NewEvent, StreamId};
+    use nexus_store_pg::{PayloadFormat, PgEventStore, PgStoreConfig};
+    let pool = sqlx::PgPool::connect(&database_url()).await.unwrap();
+    let config = PgStoreConfig::new(pool)
+        .schema(schema)
+        .unwrap()
+        .payloads(PayloadFormat::Json);
+    let batch = events
+        .iter()
+        .map(|(name, cents)| {
+            let variant = if *name == "wallet.deposited" {
+                "Deposited"
+            } else {
+                "Withdrawn"
+            };
+            let payload = json!({ variant: { "amount": cents } });
+            NewEvent::new(*name, 1, serde_json::to_vec(&payload).unwrap())
+        })
+        .collect();
+    PgEventStore::new(&config)
+        .append(
+            &StreamId::for_entity("wallet", owner),
+            ExpectedVersion::NoStream,
+            batch,
+        )
+        .await
+        .unwrap();
 }
 
 /// The real program as a process, reporting the address it listens on.

@@ -61,6 +61,11 @@ pub struct WalletView {
 
 /// What happened to a wallet.
 /// Projections dispatch over it exhaustively (`WalletEventVisitor`).
+///
+/// Stored as schema version 2, one flat object per event such as
+/// `{"type": "Deposited", "amountCents": 2500}`, so SQL reads the amount
+/// as `payload->>'amountCents'`; [`wallet_format`](super::wallet_format)
+/// holds the codec that also reads version 1.
 #[derive(
     Clone,
     Debug,
@@ -71,16 +76,21 @@ pub struct WalletView {
     DomainEvent,
     nexus_core::projection::EventVisitor,
 )]
+#[serde(tag = "type")]
 #[event(prefix = "wallet")]
 pub enum WalletEvent {
     /// `amount` cents were added.
+    #[event(version = 2)]
     Deposited {
         /// Cents, positive.
+        #[serde(rename = "amountCents")]
         amount: i64,
     },
     /// `amount` cents were taken out.
+    #[event(version = 2)]
     Withdrawn {
         /// Cents, positive and at most the balance at the time.
+        #[serde(rename = "amountCents")]
         amount: i64,
     },
 }

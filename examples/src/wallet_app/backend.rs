@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nexus_core::cache::{CachedReads, RedisCache, WriteThrough};
 use nexus_core::cluster::Cluster;
-use nexus_core::codec::{EventCodec, Json};
+use nexus_core::codec::Json;
 use nexus_core::lease::{Fence, OwnershipLease};
 use nexus_core::store::memory::{InMemoryEventStore, InMemoryStateStore};
 use nexus_core::store::{StateStore, StoredState, VersionedState};
@@ -28,6 +28,7 @@ use super::config::Config;
 use super::idempotency::KeyTable;
 use super::ledger::Ledger;
 use crate::domain::wallet::Wallet;
+use crate::domain::wallet_format;
 
 /// The ledgers' state store as the read cache wraps it.
 pub type LedgerReads = CachedReads<SharedStates>;
@@ -330,7 +331,7 @@ impl Backend {
         let serve = |builder| limited(serving(builder), max_active);
         let wallets = owners
             .own(serve(Entities::<Wallet>::builder(system)))
-            .event_sourced(events, EventCodec::new(Json))
+            .event_sourced(events, wallet_format::codec())
             .build()?;
         let ledgers = owners.own(limited(
             serving(Entities::<Ledger>::builder(system)),

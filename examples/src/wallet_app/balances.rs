@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nexus_core::codec::{EventCodec, Json};
 use nexus_core::lease::OwnershipLease;
 use nexus_core::projection::{
     AtLeastOnce, Batch, InMemoryCheckpoints, Projection, ProjectionHandle, WaitError,
@@ -29,6 +28,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::error::ApiError;
 use crate::domain::wallet::{WalletEvent, WalletEventVisitor};
+use crate::domain::wallet_format;
 
 /// The projection's name (its checkpoint row) and its read model's table.
 pub const NAME: &str = "wallet_balances";
@@ -148,7 +148,7 @@ impl Balances {
     ) -> Result<Self, nexus_store_pg::PgSetupError> {
         let read_side = PgReadSide::connect(config).await?;
         let mut projection = read_side
-            .exactly_once(NAME, NAME, PgBalances, store, EventCodec::new(Json))?
+            .exactly_once(NAME, NAME, PgBalances, store, wallet_format::codec())?
             .categories(["wallet"])
             .batch_size(500)
             .poll_every(Duration::from_millis(500));
@@ -193,7 +193,7 @@ impl Balances {
                 }
             },
         );
-        let handle = Projection::new(NAME, store, EventCodec::new(Json), sink)
+        let handle = Projection::new(NAME, store, wallet_format::codec(), sink)
             .categories(["wallet"])
             .poll_every(Duration::from_millis(10))
             .spawn();

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nexus_core::codec::{EventCodec, Json};
 use nexus_core::projection::Batch;
 use nexus_core::{BoxError, EventStore};
 use nexus_examples::domain::wallet::{WalletEvent, WalletEventVisitor};
+use nexus_examples::domain::wallet_format;
 use nexus_store_pg::projection::{PgProjection, PgReadSide};
 use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use sqlx::PgConnection;
@@ -91,7 +91,7 @@ async fn main() -> Result<(), BoxError> {
             "worker_totals",
             Totals,
             store,
-            EventCodec::new(Json),
+            wallet_format::codec(),
         )?
         .batch_size(50)
         .poll_every(Duration::from_millis(50))
