@@ -27,10 +27,14 @@
 //!   caller has gone is never sent;
 //! - the appends of one stream are written one at a time, in the order
 //!   they were made;
-//! - an append that finds a worker idle is sent at once, by itself, with
-//!   the same statement as without coalescing: a lone caller waits for no
-//!   group. Under load an append waits for a worker, which is what makes
-//!   the groups.
+//! - an append that finds fewer than [`AppendCoalescing::eager`]
+//!   statements in flight and a worker idle is sent at once, by itself,
+//!   with the same statement as without coalescing: a lone caller waits
+//!   for no group. Under load an append waits for a statement to finish,
+//!   which is what makes the groups, and at most
+//!   [`AppendCoalescing::patience`] before a further statement takes it
+//!   (up to [`AppendCoalescing::in_flight`]), so one slow statement holds
+//!   the others back no longer than that.
 //!
 //! Fenced appends are coalesced too: each checks its own lease in the
 //! group's statement, as it would in its own, and a stale fence refuses
@@ -45,7 +49,7 @@ pub(crate) use held::Via;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nexus_core::lease::Fence;
 use nexus_core::{ExpectedVersion, NewEvent, StoreError, StreamId};
@@ -60,17 +64,28 @@ use queue::{GroupLimits, Outcome, Pending, Queue};
 /// How a [`PgEventStore`] coalesces concurrent appends of different streams
 /// into one statement (see [`PgStoreConfig::coalesce_appends`](crate::PgStoreConfig::coalesce_appends)).
 ///
-/// On by default: up to half the pool's connections in coalesced
-/// statements at once, each with at most 64 streams and 1,024 events.
+/// On by default: two statements sent as soon as appends wait, up to half
+/// the pool's connections in flight when those are slow, each statement
+/// with at most 64 streams and 1,024 events.
 ///
 /// More statements in flight overlap more commits (each waits for its WAL
 /// flush); fewer make larger groups, which cost the server less per event.
-/// Half the pool leaves the other half to reads and to appends of other
-/// kinds (snapshots, states, leases).
+/// So a few go out at once ([`eager`](Self::eager)), and the appends that
+/// arrive meanwhile wait for one of them to finish, which takes them all
+/// in one group. Only when none finishes within
+/// [`patience`](Self::patience) (a lock wait, a slow flush) does another
+/// statement take them, up to [`in_flight`](Self::in_flight). Half the
+/// pool leaves the other half to reads and to appends of other kinds
+/// (snapshots, states, leases).
 ///
 /// ```
+/// use std::time::Duration;
 /// use nexus_store_pg::AppendCoalescing;
-/// let coalescing = AppendCoalescing::new().in_flight(8).max_streams(32);
+/// let coalescing = AppendCoalescing::new()
+///     .in_flight(8)
+///     .eager(2)
+///     .patience(Duration::from_millis(1))
+///     .max_streams(32);
 /// assert!(coalescing.is_on());
 /// assert!(!AppendCoalescing::off().is_on());
 /// ```
@@ -78,16 +93,21 @@ use queue::{GroupLimits, Outcome, Pending, Queue};
 pub struct AppendCoalescing {
     /// `None`: half the pool's connections.
     in_flight: Option<usize>,
+    eager: usize,
+    patience: Duration,
     max_streams: usize,
     max_events: usize,
 }
 
 impl AppendCoalescing {
-    /// The defaults: half the pool's connections in flight, 64 streams
-    /// and 1,024 events each.
+    /// The defaults: two statements eager, up to half the pool's
+    /// connections in flight after 5 ms of patience, 64 streams and 1,024
+    /// events each.
     pub const fn new() -> Self {
         Self {
             in_flight: None,
+            eager: 2,
+            patience: Duration::from_millis(5),
             max_streams: 64,
             max_events: 1_024,
         }
@@ -107,6 +127,23 @@ impl AppendCoalescing {
     #[must_use]
     pub const fn in_flight(mut self, statements: usize) -> Self {
         self.in_flight = Some(statements);
+        self
+    }
+
+    /// How many statements are sent as soon as appends wait for one
+    /// (default 2, at least 1, at most [`in_flight`](Self::in_flight)).
+    #[must_use]
+    pub const fn eager(mut self, statements: usize) -> Self {
+        self.eager = if statements == 0 { 1 } else { statements };
+        self
+    }
+
+    /// How long appends wait, with [`eager`](Self::eager) statements in
+    /// flight, for one of them to finish before a further statement takes
+    /// them (default 5 ms).
+    #[must_use]
+    pub const fn patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
         self
     }
 
@@ -196,6 +233,8 @@ impl Coalescer {
                     streams: settings.max_streams,
                     events: settings.max_events,
                     wait: pool.get_acquire_timeout(),
+                    eager: settings.eager,
+                    patience: settings.patience,
                 },
                 workers: settings.statements(pool.get_max_connections()),
             })
@@ -228,7 +267,7 @@ impl Coalescer {
             deadline: Instant::now() + self.limits.wait,
             reply,
         };
-        if let Err(pending) = self.queue.push(pending) {
+        if let Err(pending) = self.queue.push(pending, self.limits) {
             return Err(pending.events);
         }
         loop {

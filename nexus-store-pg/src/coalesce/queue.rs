@@ -57,13 +57,31 @@ pub(crate) struct GroupLimits {
     /// How long an append may wait for a statement: the pool's acquire
     /// timeout, as an append alone waits for a connection.
     pub(crate) wait: Duration,
+    /// Groups taken as soon as appends wait for one.
+    pub(crate) eager: usize,
+    /// How long waiting appends hold back one more group beyond `eager`.
+    pub(crate) patience: Duration,
 }
 
 #[derive(Default)]
 struct State {
     waiting: VecDeque<Pending>,
     in_flight: HashSet<StreamId>,
+    /// Groups taken and not finished.
+    groups: usize,
+    /// Whether a worker holds appends back, timing their patience: further
+    /// appends then need not wake another.
+    watched: bool,
     closed: bool,
+}
+
+impl State {
+    /// Whether an append waits whose stream is not in flight.
+    fn takeable(&self) -> bool {
+        self.waiting
+            .iter()
+            .any(|p| !self.in_flight.contains(&p.stream))
+    }
 }
 
 /// The queue the store's callers push to and its workers take groups from.
@@ -77,15 +95,21 @@ pub(crate) struct Queue {
 
 impl Queue {
     /// Queues `pending` for a worker; gives it back when the store is gone.
-    pub(crate) fn push(&self, pending: Pending) -> Result<(), Box<Pending>> {
-        {
+    ///
+    /// Wakes a worker unless none could take it now: `eager` groups are in
+    /// flight and a held-back worker already times their patience.
+    pub(crate) fn push(&self, pending: Pending, limits: GroupLimits) -> Result<(), Box<Pending>> {
+        let wake = {
             let mut state = self.lock();
             if state.closed {
                 return Err(Box::new(pending));
             }
             state.waiting.push_back(pending);
+            state.groups < limits.eager || !state.watched
+        };
+        if wake {
+            self.ready.notify_one();
         }
-        self.ready.notify_one();
         Ok(())
     }
 
@@ -94,15 +118,31 @@ impl Queue {
         self.lock().waiting.is_empty()
     }
 
-    /// The next group to write if one waits now.
+    /// The next group to write if one waits now and fewer than `eager`
+    /// groups are in flight.
     pub(crate) fn try_group(&self, limits: GroupLimits) -> Option<Vec<Pending>> {
-        let group = take_group(&mut self.lock(), limits);
+        let mut state = self.lock();
+        if state.groups >= limits.eager {
+            return None;
+        }
+        let group = take_group(&mut state, limits);
         (!group.is_empty()).then_some(group)
     }
 
     /// The next group to write, waiting for one; `None` once the store is
     /// dropped and nothing waits.
+    ///
+    /// With `eager` groups in flight, appends that could form another wait
+    /// for one of those to finish (its worker then takes them, in a larger
+    /// group) or for `patience`, whichever comes first: quick statements
+    /// make large groups, and a slow one holds the others back no longer
+    /// than that.
     pub(crate) async fn next_group(&self, limits: GroupLimits) -> Option<Vec<Pending>> {
+        let mut held_back: Option<Instant> = None;
+        let mut watch = Watch {
+            queue: self,
+            on: false,
+        };
         loop {
             let notified = self.ready.notified();
             tokio::pin!(notified);
@@ -111,24 +151,37 @@ impl Queue {
             notified.as_mut().enable();
             {
                 let mut state = self.lock();
-                let group = take_group(&mut state, limits);
-                if !group.is_empty() {
-                    let more = state
-                        .waiting
-                        .iter()
-                        .any(|p| !state.in_flight.contains(&p.stream));
-                    drop(state);
-                    if more {
-                        // Another idle worker can take what is left.
-                        self.ready.notify_one();
+                let patient = held_back.is_none_or(|since| since.elapsed() < limits.patience);
+                if state.groups >= limits.eager && patient {
+                    held_back = state
+                        .takeable()
+                        .then(|| held_back.unwrap_or_else(Instant::now));
+                    watch.set(&mut state, held_back.is_some());
+                } else {
+                    watch.set(&mut state, false);
+                    let group = take_group(&mut state, limits);
+                    if !group.is_empty() {
+                        let more = state.takeable();
+                        drop(state);
+                        if more {
+                            // Another idle worker can take what is left.
+                            self.ready.notify_one();
+                        }
+                        return Some(group);
                     }
-                    return Some(group);
+                    held_back = None;
                 }
                 if state.closed && state.waiting.is_empty() {
                     return None;
                 }
             }
-            notified.await;
+            match held_back {
+                Some(since) => {
+                    let _ =
+                        tokio::time::timeout_at((since + limits.patience).into(), notified).await;
+                }
+                None => notified.await,
+            }
         }
     }
 
@@ -139,6 +192,7 @@ impl Queue {
             for stream in streams {
                 state.in_flight.remove(stream);
             }
+            state.groups = state.groups.saturating_sub(1);
             !state.waiting.is_empty()
         };
         if waiting {
@@ -159,6 +213,31 @@ impl Queue {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The worker that holds appends back, if it is this one: cleared when it
+/// stops holding them, and when its task ends mid-wait, so pushes wake
+/// workers again.
+struct Watch<'a> {
+    queue: &'a Queue,
+    on: bool,
+}
+
+impl Watch<'_> {
+    fn set(&mut self, state: &mut State, on: bool) {
+        if self.on != on {
+            state.watched = on;
+            self.on = on;
+        }
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if self.on {
+            self.queue.lock().watched = false;
+        }
     }
 }
 
@@ -194,6 +273,9 @@ fn take_group(state: &mut State, limits: GroupLimits) -> Vec<Pending> {
         }
     }
     state.waiting = kept;
+    if !group.is_empty() {
+        state.groups += 1;
+    }
     group
 }
 
@@ -209,6 +291,8 @@ mod tests {
         streams: 3,
         events: 10,
         wait: Duration::from_secs(1),
+        eager: 8,
+        patience: Duration::from_millis(2),
     };
 
     fn pending(stream: &str, events: usize) -> (Pending, oneshot::Receiver<super::Outcome>) {
@@ -290,13 +374,74 @@ mod tests {
         }
     }
 
+    const ONE_EAGER: GroupLimits = GroupLimits {
+        eager: 1,
+        patience: Duration::from_millis(40),
+        ..LIMITS
+    };
+
+    #[tokio::test]
+    async fn past_the_eager_groups_appends_wait_for_one_to_finish_and_join_one_group() {
+        let queue = Queue::default();
+        let (first, _r1) = pending("a-1", 1);
+        assert!(queue.push(first, ONE_EAGER).is_ok());
+        let first = queue
+            .next_group(ONE_EAGER)
+            .await
+            .expect("the first at once");
+        let mut receivers = Vec::new();
+        for stream in ["b-1", "c-1"] {
+            let (p, r) = pending(stream, 1);
+            assert!(queue.push(p, ONE_EAGER).is_ok());
+            receivers.push(r);
+        }
+        assert!(queue.try_group(ONE_EAGER).is_none(), "one group is eager");
+        let held = tokio::time::timeout(Duration::from_millis(10), queue.next_group(ONE_EAGER));
+        assert!(held.await.is_err(), "held back within its patience");
+        queue.finish(first.iter().map(|p| &p.stream));
+        let started = Instant::now();
+        let next = queue
+            .next_group(ONE_EAGER)
+            .await
+            .expect("taken once one finished");
+        assert_eq!(
+            streams(&next),
+            ["b-1", "c-1"],
+            "the waiting appends in one group"
+        );
+        assert!(started.elapsed() < Duration::from_millis(40));
+    }
+
+    #[tokio::test]
+    async fn a_statement_that_does_not_finish_holds_the_others_back_only_its_patience() {
+        let queue = Queue::default();
+        let (first, _r1) = pending("a-1", 1);
+        assert!(queue.push(first, ONE_EAGER).is_ok());
+        let _stuck = queue
+            .next_group(ONE_EAGER)
+            .await
+            .expect("the first at once");
+        let started = Instant::now();
+        let (second, _r2) = pending("b-1", 1);
+        assert!(queue.push(second, ONE_EAGER).is_ok());
+        let next = tokio::time::timeout(Duration::from_secs(5), queue.next_group(ONE_EAGER))
+            .await
+            .expect("taken after the patience")
+            .expect("a group");
+        assert_eq!(streams(&next), ["b-1"]);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(40), "{waited:?}");
+        // Nobody holds appends back now, so a push wakes a worker again.
+        assert!(!queue.lock().watched);
+    }
+
     #[tokio::test]
     async fn a_finished_group_frees_its_streams_and_a_closed_queue_ends_the_workers() {
         let queue = Queue::default();
         let (first, _r1) = pending("a-1", 1);
         let (second, _r2) = pending("a-1", 1);
-        assert!(queue.push(first).is_ok());
-        assert!(queue.push(second).is_ok());
+        assert!(queue.push(first, LIMITS).is_ok());
+        assert!(queue.push(second, LIMITS).is_ok());
         let group = queue.next_group(LIMITS).await.expect("a group");
         assert_eq!(streams(&group), ["a-1"]);
         queue.finish(group.iter().map(|p| &p.stream));
@@ -305,6 +450,6 @@ mod tests {
         queue.close();
         assert!(queue.next_group(LIMITS).await.is_none());
         let (late, _r3) = pending("b-1", 1);
-        assert!(queue.push(late).is_err());
+        assert!(queue.push(late, LIMITS).is_err());
     }
 }
