@@ -32,9 +32,9 @@
 //!   with the same statement as without coalescing: a lone caller waits
 //!   for no group. Under load an append waits for a statement to finish,
 //!   which is what makes the groups, and at most
-//!   [`AppendCoalescing::patience`] before a further statement takes it
-//!   (up to [`AppendCoalescing::in_flight`]), so one slow statement holds
-//!   the others back no longer than that.
+//!   [`AppendCoalescing::patience`] from its arrival before a further
+//!   statement takes it (up to [`AppendCoalescing::in_flight`]), so slow
+//!   statements hold it back no longer than that.
 //!
 //! Fenced appends are coalesced too: each checks its own lease in the
 //! group's statement, as it would in its own, and a stale fence refuses
@@ -73,8 +73,9 @@ use queue::{GroupLimits, Outcome, Pending, Queue};
 /// So a few go out at once ([`eager`](Self::eager)), and the appends that
 /// arrive meanwhile wait for one of them to finish, which takes them all
 /// in one group. Only when none finishes within
-/// [`patience`](Self::patience) (a lock wait, a slow flush) does another
-/// statement take them, up to [`in_flight`](Self::in_flight). Half the
+/// [`patience`](Self::patience) of an append's arrival (a lock wait, a
+/// slow flush) does another statement take it, up to
+/// [`in_flight`](Self::in_flight). Half the
 /// pool leaves the other half to reads and to appends of other kinds
 /// (snapshots, states, leases).
 ///
@@ -138,9 +139,12 @@ impl AppendCoalescing {
         self
     }
 
-    /// How long appends wait, with [`eager`](Self::eager) statements in
-    /// flight, for one of them to finish before a further statement takes
-    /// them (default 5 ms).
+    /// How long an append waits, with [`eager`](Self::eager) statements
+    /// in flight, for one of them to finish before a further statement
+    /// takes it (default 5 ms; at most half the pool's acquire timeout, so
+    /// a held-back append is never told the pool was exhausted). While
+    /// `eager` statements stay stuck (lock waits), every append waits this
+    /// long.
     #[must_use]
     pub const fn patience(mut self, patience: Duration) -> Self {
         self.patience = patience;
@@ -234,7 +238,8 @@ impl Coalescer {
                     events: settings.max_events,
                     wait: pool.get_acquire_timeout(),
                     eager: settings.eager,
-                    patience: settings.patience,
+                    // Held back no longer than half of what it may wait.
+                    patience: settings.patience.min(pool.get_acquire_timeout() / 2),
                 },
                 workers: settings.statements(pool.get_max_connections()),
             })
@@ -264,6 +269,7 @@ impl Coalescer {
             expected_column,
             events,
             fence,
+            queued: Instant::now(),
             deadline: Instant::now() + self.limits.wait,
             reply,
         };

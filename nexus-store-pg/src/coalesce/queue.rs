@@ -34,6 +34,8 @@ pub(crate) struct Pending {
     /// append: a fenced append always sends them, so the database always
     /// checks them.
     pub(crate) fence: Option<(Fence, FenceKey)>,
+    /// When the append was queued: its patience counts from then.
+    pub(crate) queued: Instant,
     /// When the append gives up waiting for a statement: as an append
     /// alone waits at most the pool's acquire timeout for a connection.
     pub(crate) deadline: Instant,
@@ -69,9 +71,9 @@ struct State {
     in_flight: HashSet<StreamId>,
     /// Groups taken and not finished.
     groups: usize,
-    /// Whether a worker holds appends back, timing their patience: further
-    /// appends then need not wake another.
-    watched: bool,
+    /// Workers holding appends back, each timing their patience: while
+    /// one does, further appends need not wake another.
+    watchers: usize,
     closed: bool,
 }
 
@@ -81,6 +83,15 @@ impl State {
         self.waiting
             .iter()
             .any(|p| !self.in_flight.contains(&p.stream))
+    }
+
+    /// When the oldest append a group could take now was queued.
+    fn oldest_takeable(&self) -> Option<Instant> {
+        self.waiting
+            .iter()
+            .filter(|p| !self.in_flight.contains(&p.stream))
+            .map(|p| p.queued)
+            .min()
     }
 }
 
@@ -105,7 +116,7 @@ impl Queue {
                 return Err(Box::new(pending));
             }
             state.waiting.push_back(pending);
-            state.groups < limits.eager || !state.watched
+            state.groups < limits.eager || state.watchers == 0
         };
         if wake {
             self.ready.notify_one();
@@ -134,11 +145,10 @@ impl Queue {
     ///
     /// With `eager` groups in flight, appends that could form another wait
     /// for one of those to finish (its worker then takes them, in a larger
-    /// group) or for `patience`, whichever comes first: quick statements
-    /// make large groups, and a slow one holds the others back no longer
-    /// than that.
+    /// group) or until the oldest of them has waited `patience`, whichever
+    /// comes first: quick statements make large groups, and slow ones hold
+    /// an append back no longer than that.
     pub(crate) async fn next_group(&self, limits: GroupLimits) -> Option<Vec<Pending>> {
-        let mut held_back: Option<Instant> = None;
         let mut watch = Watch {
             queue: self,
             on: false,
@@ -149,16 +159,19 @@ impl Queue {
             // Registered before looking, so a push between the look and the
             // wait still wakes this worker.
             notified.as_mut().enable();
-            {
+            let held_until = {
                 let mut state = self.lock();
-                let patient = held_back.is_none_or(|since| since.elapsed() < limits.patience);
-                if state.groups >= limits.eager && patient {
-                    held_back = state
-                        .takeable()
-                        .then(|| held_back.unwrap_or_else(Instant::now));
-                    watch.set(&mut state, held_back.is_some());
-                } else {
-                    watch.set(&mut state, false);
+                let gated = state.groups >= limits.eager;
+                let until = gated
+                    .then(|| state.oldest_takeable())
+                    .flatten()
+                    .map(|queued| queued + limits.patience);
+                let hold = gated && until.is_none_or(|until| until > Instant::now());
+                // One watcher times the held appends; the others wait for a
+                // finish, or for the watcher to hand the watch on.
+                let watcher = hold && until.is_some() && (watch.on || state.watchers == 0);
+                watch.set(&mut state, watcher);
+                if !hold {
                     let group = take_group(&mut state, limits);
                     if !group.is_empty() {
                         let more = state.takeable();
@@ -169,16 +182,19 @@ impl Queue {
                         }
                         return Some(group);
                     }
-                    held_back = None;
                 }
                 if state.closed && state.waiting.is_empty() {
+                    drop(state);
+                    // The other workers may wait for a wake-up that the last
+                    // group's `finish` gave to one of them only.
+                    self.ready.notify_waiters();
                     return None;
                 }
-            }
-            match held_back {
-                Some(since) => {
-                    let _ =
-                        tokio::time::timeout_at((since + limits.patience).into(), notified).await;
+                until.filter(|_| watcher)
+            };
+            match held_until {
+                Some(until) => {
+                    let _ = tokio::time::timeout_at(until.into(), notified).await;
                 }
                 None => notified.await,
             }
@@ -192,6 +208,7 @@ impl Queue {
             for stream in streams {
                 state.in_flight.remove(stream);
             }
+            debug_assert!(state.groups > 0, "a group finished twice");
             state.groups = state.groups.saturating_sub(1);
             !state.waiting.is_empty()
         };
@@ -216,9 +233,9 @@ impl Queue {
     }
 }
 
-/// The worker that holds appends back, if it is this one: cleared when it
-/// stops holding them, and when its task ends mid-wait, so pushes wake
-/// workers again.
+/// Whether this worker is one of the queue's watchers (holding appends
+/// back, timing their patience): counted off when it stops, and when its
+/// task ends mid-wait, which also wakes another worker to time them.
 struct Watch<'a> {
     queue: &'a Queue,
     on: bool,
@@ -226,17 +243,20 @@ struct Watch<'a> {
 
 impl Watch<'_> {
     fn set(&mut self, state: &mut State, on: bool) {
-        if self.on != on {
-            state.watched = on;
-            self.on = on;
+        match (self.on, on) {
+            (false, true) => state.watchers += 1,
+            (true, false) => state.watchers -= 1,
+            _ => {}
         }
+        self.on = on;
     }
 }
 
 impl Drop for Watch<'_> {
     fn drop(&mut self) {
         if self.on {
-            self.queue.lock().watched = false;
+            self.queue.lock().watchers -= 1;
+            self.queue.ready.notify_one();
         }
     }
 }
@@ -306,6 +326,7 @@ mod tests {
             expected_column: None,
             events,
             fence: None,
+            queued: Instant::now(),
             deadline: Instant::now() + Duration::from_secs(60),
             reply,
         };
@@ -374,65 +395,95 @@ mod tests {
         }
     }
 
+    /// One eager group; a patience long enough that only a finish could
+    /// have woken a held-back worker well before it.
     const ONE_EAGER: GroupLimits = GroupLimits {
         eager: 1,
-        patience: Duration::from_millis(40),
+        patience: Duration::from_secs(2),
         ..LIMITS
     };
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn past_the_eager_groups_appends_wait_for_one_to_finish_and_join_one_group() {
-        let queue = Queue::default();
+        let queue = std::sync::Arc::new(Queue::default());
         let (first, _r1) = pending("a-1", 1);
         assert!(queue.push(first, ONE_EAGER).is_ok());
         let first = queue
             .next_group(ONE_EAGER)
             .await
             .expect("the first at once");
+        // Two idle workers, both held back once appends wait.
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = std::sync::Arc::clone(&queue);
+                tokio::spawn(async move { queue.next_group(ONE_EAGER).await })
+            })
+            .collect();
         let mut receivers = Vec::new();
         for stream in ["b-1", "c-1"] {
             let (p, r) = pending(stream, 1);
             assert!(queue.push(p, ONE_EAGER).is_ok());
             receivers.push(r);
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(queue.try_group(ONE_EAGER).is_none(), "one group is eager");
-        let held = tokio::time::timeout(Duration::from_millis(10), queue.next_group(ONE_EAGER));
-        assert!(held.await.is_err(), "held back within its patience");
+        assert!(workers.iter().all(|w| !w.is_finished()), "held back");
+        assert_eq!(queue.lock().watchers, 1, "one worker times the patience");
+
+        let finished = Instant::now();
         queue.finish(first.iter().map(|p| &p.stream));
-        let started = Instant::now();
-        let next = queue
-            .next_group(ONE_EAGER)
-            .await
-            .expect("taken once one finished");
+        let mut workers = workers.into_iter();
+        let (mut a, mut b) = (workers.next().unwrap(), workers.next().unwrap());
+        let (taken, idle) = tokio::select! {
+            taken = &mut a => (taken, b),
+            taken = &mut b => (taken, a),
+        };
+        let group = taken.unwrap().expect("a group");
+        assert!(
+            finished.elapsed() < Duration::from_secs(1),
+            "woken by the finish"
+        );
         assert_eq!(
-            streams(&next),
+            streams(&group),
             ["b-1", "c-1"],
             "the waiting appends in one group"
         );
-        assert!(started.elapsed() < Duration::from_millis(40));
+        // The other worker still waits, and ends with the queue.
+        queue.finish(group.iter().map(|p| &p.stream));
+        queue.close();
+        let ended = tokio::time::timeout(Duration::from_secs(5), idle).await;
+        assert!(ended.expect("the idle worker ends").unwrap().is_none());
     }
 
     #[tokio::test]
-    async fn a_statement_that_does_not_finish_holds_the_others_back_only_its_patience() {
+    async fn a_statement_that_does_not_finish_holds_an_append_back_only_its_patience() {
+        let limits = GroupLimits {
+            patience: Duration::from_millis(200),
+            ..ONE_EAGER
+        };
         let queue = Queue::default();
         let (first, _r1) = pending("a-1", 1);
-        assert!(queue.push(first, ONE_EAGER).is_ok());
-        let _stuck = queue
-            .next_group(ONE_EAGER)
-            .await
-            .expect("the first at once");
-        let started = Instant::now();
+        assert!(queue.push(first, limits).is_ok());
+        let _stuck = queue.next_group(limits).await.expect("the first at once");
         let (second, _r2) = pending("b-1", 1);
-        assert!(queue.push(second, ONE_EAGER).is_ok());
-        let next = tokio::time::timeout(Duration::from_secs(5), queue.next_group(ONE_EAGER))
+        let queued = second.queued;
+        assert!(queue.push(second, limits).is_ok());
+        // A worker that comes late waits out what is left of the patience,
+        // counted from the append's arrival, not from its own.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let called = Instant::now();
+        let next = tokio::time::timeout(Duration::from_secs(5), queue.next_group(limits))
             .await
             .expect("taken after the patience")
             .expect("a group");
         assert_eq!(streams(&next), ["b-1"]);
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(40), "{waited:?}");
-        // Nobody holds appends back now, so a push wakes a worker again.
-        assert!(!queue.lock().watched);
+        assert!(queued.elapsed() >= Duration::from_millis(200));
+        assert!(
+            called.elapsed() < Duration::from_millis(150),
+            "{:?}",
+            called.elapsed()
+        );
+        assert_eq!(queue.lock().watchers, 0, "nobody holds appends back now");
     }
 
     #[tokio::test]
