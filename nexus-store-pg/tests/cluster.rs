@@ -285,6 +285,7 @@ fn assert_in_order(acked: u64, logs: &BTreeMap<String, Vec<(u32, u64)>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_join_and_a_leave_move_shards_without_an_error_or_a_reorder() {
+    common::log_to_test();
     let config = common::fresh_config().await;
     let a = start_node(&config, "cluster-a").await;
     let b = start_node(&config, "cluster-b").await;

@@ -312,15 +312,9 @@ impl Node {
         let leaving = self.is_leaving().then(|| self.me().to_owned());
         let known = Known::of(view, self.shards(), leaving.as_deref());
         for shard in 0..self.shards() {
-            let route = match known.holders.get(&shard) {
-                Some((node, _)) if &**node == self.me() => Route::Unassigned,
-                Some((node, _)) => remote(&known, node),
-                None => match known.desired(shard) {
-                    Some(node) if &**node != self.me() => remote(&known, node),
-                    _ => Route::Unassigned,
-                },
-            };
-            self.routes.point(shard, route);
+            if let Some(route) = known.route(shard, self.me()) {
+                self.routes.point(shard, route);
+            }
         }
         *lock(&self.known) = known;
     }
@@ -343,7 +337,7 @@ impl Node {
                 .into_iter()
                 .filter_map(|shard| match known.desired(shard) {
                     Some(node) if &**node == self.me() => None,
-                    Some(node) => Some((shard, remote(&known, node))),
+                    Some(node) => Some((shard, known.remote(node))),
                     // Nobody left to take it (the last node leaves).
                     None => self.is_leaving().then_some((shard, Route::Unassigned)),
                 })
@@ -440,7 +434,7 @@ impl Node {
                 .map(|shard| {
                     let to = known
                         .desired(shard)
-                        .map_or(Route::Unassigned, |node| remote(&known, node));
+                        .map_or(Route::Unassigned, |node| known.remote(node));
                     (shard, to)
                 })
                 .collect()
@@ -468,14 +462,4 @@ impl Node {
             *logged = held;
         }
     }
-}
-
-/// The route to `node`, if the view knows its address.
-fn remote(known: &Known, node: &Arc<str>) -> Route {
-    known
-        .address(node)
-        .map_or(Route::Unassigned, |address| Route::Remote {
-            node: Arc::clone(node),
-            address: Arc::clone(address),
-        })
 }

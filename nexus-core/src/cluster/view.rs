@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::allocation::allocate;
 use super::coordination::{Member, View};
+use super::routes::Route;
 
 /// The last view, sorted, with the allocation computed from it.
 #[derive(Debug, Default)]
@@ -78,6 +79,36 @@ impl Known {
         self.addresses.get(node)
     }
 
+    /// The route to `node`; `Unassigned` when the view has no address
+    /// for it.
+    pub(crate) fn remote(&self, node: &Arc<str>) -> Route {
+        self.address(node)
+            .map_or(Route::Unassigned, |address| Route::Remote {
+                node: Arc::clone(node),
+                address: Arc::clone(address),
+            })
+    }
+
+    /// Where node `me` sends the messages of `shard` by this view: to its
+    /// holder, or to the node that should take it, or nowhere yet
+    /// (`Unassigned`: `me` should take it, or nobody can).
+    ///
+    /// `None` when the view names `me` as the holder. A node's own routes
+    /// know its shards better than any view: a view read just before a
+    /// handoff here released the shard still names this node, and adopting
+    /// it after the handoff ended would undo where the handoff pointed the
+    /// shard, leaving it `Unassigned` on a node that will not take it.
+    pub(crate) fn route(&self, shard: u32, me: &str) -> Option<Route> {
+        match self.holders.get(&shard) {
+            Some((node, _)) if &**node == me => None,
+            Some((node, _)) => Some(self.remote(node)),
+            None => Some(match self.desired(shard) {
+                Some(node) if &**node != me => self.remote(node),
+                _ => Route::Unassigned,
+            }),
+        }
+    }
+
     /// How many shards each member holds.
     pub(crate) fn held_by(&self, node: &str) -> usize {
         self.holders
@@ -91,12 +122,56 @@ impl Known {
 mod tests {
     use super::Known;
     use crate::cluster::coordination::{Member, ShardHolder, View};
+    use crate::cluster::routes::Route;
 
     fn member(node: &str, live: bool) -> Member {
         Member {
             node: node.to_owned(),
             address: format!("{node}:1"),
             live,
+        }
+    }
+
+    #[test]
+    fn a_view_naming_this_node_as_a_holder_leaves_its_route_alone() {
+        let view = View {
+            members: vec![member("node-a", true), member("node-b", true)],
+            holders: vec![
+                ShardHolder {
+                    shard: 0,
+                    node: "node-a".to_owned(),
+                    epoch: 3,
+                },
+                ShardHolder {
+                    shard: 1,
+                    node: "node-b".to_owned(),
+                    epoch: 2,
+                },
+            ],
+        };
+        // node-a, leaving: the view was read before it released shard 0.
+        let known = Known::of(view, 4, Some("node-a"));
+        assert!(
+            known.route(0, "node-a").is_none(),
+            "its own shard: its routes decide"
+        );
+        match known.route(1, "node-a") {
+            Some(Route::Remote { node, address }) => {
+                assert_eq!((&*node, &*address), ("node-b", "node-b:1"));
+            }
+            other => panic!("a shard held elsewhere goes to its holder, got {other:?}"),
+        }
+        // Unheld shards go to the node that should take them: never the
+        // leaver, which takes none.
+        for shard in 2..4 {
+            assert!(matches!(
+                known.route(shard, "node-a"),
+                Some(Route::Remote { node, .. }) if &*node == "node-b"
+            ));
+            assert!(matches!(
+                known.route(shard, "node-b"),
+                Some(Route::Unassigned)
+            ));
         }
     }
 

@@ -175,3 +175,13 @@ async fn horizon_lock(statement: &str) -> HorizonLock {
         .expect("take the horizon lock");
     HorizonLock(conn)
 }
+
+/// Sends the test's `tracing` events to its captured output, filtered by
+/// `RUST_LOG` (nothing when unset): a failing test then shows what the
+/// nodes did, e.g. `RUST_LOG=nexus_core::cluster=debug`.
+pub fn log_to_test() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
