@@ -358,8 +358,9 @@ struct Worker {
 impl Worker {
     async fn run(self) {
         let mut held = Held::default();
+        let mut next = None;
         loop {
-            let group = if let Some(group) = self.queue.try_group(self.limits) {
+            let group = if let Some(group) = next.take() {
                 group
             } else {
                 // Nothing to write: an idle worker holds no connection.
@@ -372,9 +373,12 @@ impl Worker {
             let streams = InFlight {
                 queue: &self.queue,
                 streams: group.iter().map(|p| p.stream.clone()).collect(),
+                done: false,
             };
             self.store.append_group(group, &mut held, &self.queue).await;
-            drop(streams);
+            // The appends that waited for this statement go in this
+            // worker's next one, on the connection it holds.
+            next = streams.finish_and_take(self.limits);
         }
     }
 }
@@ -385,10 +389,22 @@ impl Worker {
 struct InFlight<'a> {
     queue: &'a Queue,
     streams: Vec<StreamId>,
+    /// Freed by its worker, which takes the next group itself.
+    done: bool,
+}
+
+impl InFlight<'_> {
+    /// Frees the streams and takes the next group, if one may go now.
+    fn finish_and_take(mut self, limits: GroupLimits) -> Option<Vec<Pending>> {
+        self.done = true;
+        self.queue.finish_and_take(&self.streams, limits)
+    }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.queue.finish(&self.streams);
+        if !self.done {
+            self.queue.finish(&self.streams);
+        }
     }
 }

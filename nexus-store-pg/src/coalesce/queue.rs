@@ -129,17 +129,6 @@ impl Queue {
         self.lock().waiting.is_empty()
     }
 
-    /// The next group to write if one waits now and fewer than `eager`
-    /// groups are in flight.
-    pub(crate) fn try_group(&self, limits: GroupLimits) -> Option<Vec<Pending>> {
-        let mut state = self.lock();
-        if state.groups >= limits.eager {
-            return None;
-        }
-        let group = take_group(&mut state, limits);
-        (!group.is_empty()).then_some(group)
-    }
-
     /// The next group to write, waiting for one; `None` once the store is
     /// dropped and nothing waits.
     ///
@@ -215,6 +204,39 @@ impl Queue {
         if waiting {
             self.ready.notify_one();
         }
+    }
+
+    /// Marks the streams of a finished group free again, as [`finish`]
+    /// does, and takes the next group for the worker that finished it, if
+    /// fewer than `eager` are in flight: the appends held back for this
+    /// statement go in its worker's next one, so no other worker is woken
+    /// for them (only for what that group leaves).
+    ///
+    /// [`finish`]: Self::finish
+    pub(crate) fn finish_and_take<'a>(
+        &self,
+        streams: impl IntoIterator<Item = &'a StreamId>,
+        limits: GroupLimits,
+    ) -> Option<Vec<Pending>> {
+        let (group, wake) = {
+            let mut state = self.lock();
+            for stream in streams {
+                state.in_flight.remove(stream);
+            }
+            debug_assert!(state.groups > 0, "a group finished twice");
+            state.groups = state.groups.saturating_sub(1);
+            let group = if state.groups < limits.eager {
+                take_group(&mut state, limits)
+            } else {
+                Vec::new()
+            };
+            let wake = state.takeable() && (state.groups < limits.eager || state.watchers == 0);
+            (group, wake)
+        };
+        if wake {
+            self.ready.notify_one();
+        }
+        (!group.is_empty()).then_some(group)
     }
 
     /// Refuses new appends and lets the workers stop once the queue is
@@ -426,7 +448,6 @@ mod tests {
             receivers.push(r);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(queue.try_group(ONE_EAGER).is_none(), "one group is eager");
         assert!(workers.iter().all(|w| !w.is_finished()), "held back");
         assert_eq!(queue.lock().watchers, 1, "one worker times the patience");
 
@@ -453,6 +474,39 @@ mod tests {
         queue.close();
         let ended = tokio::time::timeout(Duration::from_secs(5), idle).await;
         assert!(ended.expect("the idle worker ends").unwrap().is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_worker_that_finishes_takes_the_held_appends_and_wakes_nobody() {
+        let queue = std::sync::Arc::new(Queue::default());
+        let (first, _r1) = pending("a-1", 1);
+        assert!(queue.push(first, ONE_EAGER).is_ok());
+        let first = queue
+            .next_group(ONE_EAGER)
+            .await
+            .expect("the first at once");
+        let idle = {
+            let queue = std::sync::Arc::clone(&queue);
+            tokio::spawn(async move { queue.next_group(ONE_EAGER).await })
+        };
+        let mut receivers = Vec::new();
+        for stream in ["b-1", "c-1"] {
+            let (p, r) = pending(stream, 1);
+            assert!(queue.push(p, ONE_EAGER).is_ok());
+            receivers.push(r);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let next = queue
+            .finish_and_take(first.iter().map(|p| &p.stream), ONE_EAGER)
+            .expect("the finisher's next group");
+        assert_eq!(streams(&next), ["b-1", "c-1"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!idle.is_finished(), "nothing left for the idle worker");
+        queue.finish(next.iter().map(|p| &p.stream));
+        queue.close();
+        let ended = tokio::time::timeout(Duration::from_secs(5), idle).await;
+        let ended = ended.expect("the idle worker ends with the queue");
+        assert!(ended.unwrap().is_none());
     }
 
     #[tokio::test]
