@@ -425,29 +425,41 @@ mod tests {
         ..LIMITS
     };
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn past_the_eager_groups_appends_wait_for_one_to_finish_and_join_one_group() {
-        let queue = std::sync::Arc::new(Queue::default());
-        let (first, _r1) = pending("a-1", 1);
+    type Worker = tokio::task::JoinHandle<Option<Vec<Pending>>>;
+    type Receivers = Vec<oneshot::Receiver<super::Outcome>>;
+
+    /// One group in flight (a-1) under [`ONE_EAGER`], `idle` workers waiting
+    /// for groups, then b-1 and c-1 pushed 20 ms apart: both held back.
+    async fn two_held_back(
+        queue: &std::sync::Arc<Queue>,
+        idle: usize,
+    ) -> (Vec<Pending>, Vec<Worker>, Receivers) {
+        let (first, r1) = pending("a-1", 1);
         assert!(queue.push(first, ONE_EAGER).is_ok());
         let first = queue
             .next_group(ONE_EAGER)
             .await
             .expect("the first at once");
-        // Two idle workers, both held back once appends wait.
-        let workers: Vec<_> = (0..2)
+        let workers: Vec<Worker> = (0..idle)
             .map(|_| {
-                let queue = std::sync::Arc::clone(&queue);
+                let queue = std::sync::Arc::clone(queue);
                 tokio::spawn(async move { queue.next_group(ONE_EAGER).await })
             })
             .collect();
-        let mut receivers = Vec::new();
+        let mut receivers = vec![r1];
         for stream in ["b-1", "c-1"] {
             let (p, r) = pending(stream, 1);
             assert!(queue.push(p, ONE_EAGER).is_ok());
             receivers.push(r);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        (first, workers, receivers)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_eager_groups_appends_wait_for_one_to_finish_and_join_one_group() {
+        let queue = std::sync::Arc::new(Queue::default());
+        let (first, workers, _receivers) = two_held_back(&queue, 2).await;
         assert!(workers.iter().all(|w| !w.is_finished()), "held back");
         assert_eq!(queue.lock().watchers, 1, "one worker times the patience");
 
@@ -479,23 +491,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_worker_that_finishes_takes_the_held_appends_and_wakes_nobody() {
         let queue = std::sync::Arc::new(Queue::default());
-        let (first, _r1) = pending("a-1", 1);
-        assert!(queue.push(first, ONE_EAGER).is_ok());
-        let first = queue
-            .next_group(ONE_EAGER)
-            .await
-            .expect("the first at once");
-        let idle = {
-            let queue = std::sync::Arc::clone(&queue);
-            tokio::spawn(async move { queue.next_group(ONE_EAGER).await })
-        };
-        let mut receivers = Vec::new();
-        for stream in ["b-1", "c-1"] {
-            let (p, r) = pending(stream, 1);
-            assert!(queue.push(p, ONE_EAGER).is_ok());
-            receivers.push(r);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let (first, workers, _receivers) = two_held_back(&queue, 1).await;
+        let idle = workers.into_iter().next().unwrap();
         let next = queue
             .finish_and_take(first.iter().map(|p| &p.stream), ONE_EAGER)
             .expect("the finisher's next group");
