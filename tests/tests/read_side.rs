@@ -55,12 +55,8 @@ fn auth(owner: &str) -> String {
     format!("Bearer {owner}-token")
 }
 
-/// An in-process wallet app on the shared Postgres; stops when the task is
-/// aborted.
-async fn start_server(
-    schema: &str,
-    admin_token: Option<&str>,
-) -> (String, tokio::task::JoinHandle<()>) {
+/// An in-process wallet app on the shared Postgres.
+async fn start_server(schema: &str, admin_token: Option<&str>) -> (String, Running) {
     start_server_at(&database_url(), schema, admin_token, 2_000).await
 }
 
@@ -139,7 +135,7 @@ async fn admin_needs_the_token_and_an_oversized_body_is_413() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    server.abort();
+    server.stop().await;
     drop_schema(&database_url(), &schema).await;
 }
 
@@ -270,7 +266,7 @@ async fn balances_after_a_hammer_equal_every_owner_and_after_reads_your_write() 
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(started.elapsed() < Duration::from_secs(5));
 
-    server.abort();
+    server.stop().await;
     drop_schema(&database_url(), &schema).await;
 }
 
@@ -664,9 +660,28 @@ async fn a_prepared_transaction_holds_the_horizon_as_named_lag_never_a_skip() {
         .unwrap();
     assert_eq!(watcher.status().await.horizon_held_by, None);
     watcher.stop().await;
-    server.abort();
+    server.stop().await;
     pool.close().await;
     drop(cluster);
+}
+
+/// A running in-process wallet app.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Shuts the app down as SIGTERM would, its projection and actors with
+    /// it, so that dropping its schema afterwards races none of its
+    /// queries (a `DROP SCHEMA` beside a running projection can deadlock).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("the app stops within 15 s")
+            .expect("the app's task");
+    }
 }
 
 /// An in-process wallet app on `url`, `?after=` waiting up to `wait_ms`.
@@ -675,7 +690,7 @@ async fn start_server_at(
     schema: &str,
     admin_token: Option<&str>,
     wait_ms: u64,
-) -> (String, tokio::task::JoinHandle<()>) {
+) -> (String, Running) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let config = Config {
         listen: listener.local_addr().unwrap(),
@@ -694,15 +709,17 @@ async fn start_server_at(
         log_format: nexus_examples::wallet_app::telemetry::LogFormat::Text,
     };
     let base = format!("http://{}", config.listen);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        serve(config, listener, std::future::pending())
-            .await
-            .expect("serve");
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        serve(config, listener, shutdown).await.expect("serve");
     });
     let client = Client::new();
     for _ in 0..300 {
         if client.get(&base).send().await.is_ok() {
-            return (base, task);
+            return (base, Running { stop, task });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
