@@ -112,13 +112,11 @@ pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result
     }
     let options: PgConnectOptions = database_url.parse()?;
     let pool = connect_pool(options.clone()).await?;
-    let schema = format!("nexus_bench_{}", uuid::Uuid::new_v4().simple());
-    let config = PgStoreConfig::new(pool.clone()).schema(&schema)?;
-    config.migrate().await?;
-    let async_commit =
-        PgStoreConfig::new(connect_pool(options.options([("synchronous_commit", "off")])).await?)
-            .schema(&schema)?;
-    let outcome = async {
+    in_scratch_schema(&pool, "nexus_bench", |config| async move {
+        let async_commit = PgStoreConfig::new(
+            connect_pool(options.options([("synchronous_commit", "off")])).await?,
+        )
+        .schema(config.schema_name().as_str())?;
         if only.wants("pg_many_entities") {
             many_entities(&config, budget).await?;
         }
@@ -137,10 +135,28 @@ pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result
             rehydrate(&config).await?;
         }
         Ok(())
-    }
-    .await;
+    })
+    .await
+}
+
+/// Runs `work` on a fresh, migrated schema `{prefix}_{uuid}` of `pool`, then
+/// drops the schema whatever `work` returned, so runs on one database never
+/// meet and leave nothing behind.
+pub(crate) async fn in_scratch_schema<F, Fut>(
+    pool: &PgPool,
+    prefix: &str,
+    work: F,
+) -> Result<(), PgBenchError>
+where
+    F: FnOnce(PgStoreConfig) -> Fut,
+    Fut: std::future::Future<Output = Result<(), PgBenchError>>,
+{
+    let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let config = PgStoreConfig::new(pool.clone()).schema(&schema)?;
+    config.migrate().await?;
+    let outcome = work(config).await;
     sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .execute(&pool)
+        .execute(pool)
         .await?;
     outcome
 }

@@ -29,7 +29,7 @@ use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 
-use super::postgres::PgBenchError;
+use super::postgres::{PgBenchError, in_scratch_schema};
 use super::{Budget, Selection, TallyEvent, emit, quantile_us};
 
 /// Events `pg_projection_catch_up` replays.
@@ -132,10 +132,7 @@ pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result
         .acquire_timeout(Duration::from_secs(30))
         .connect(database_url)
         .await?;
-    let schema = format!("nexus_bench_projection_{}", uuid::Uuid::new_v4().simple());
-    let config = PgStoreConfig::new(pool.clone()).schema(&schema)?;
-    config.migrate().await?;
-    let outcome = async {
+    in_scratch_schema(&pool, "nexus_bench_projection", |config| async move {
         if only.wants("pg_projection_catch_up") {
             catch_up(&config).await?;
         }
@@ -143,12 +140,8 @@ pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result
             lag(&config, budget).await?;
         }
         Ok(())
-    }
-    .await;
-    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .execute(&pool)
-        .await?;
-    outcome
+    })
+    .await
 }
 
 /// Seeds [`CATCH_UP_EVENTS`] `Added(1)` events over [`STREAMS`] streams in

@@ -28,7 +28,7 @@ use nexus_store_pg::{PgEventStore, PgStoreConfig};
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 
-use super::postgres::{PgBenchError, workload_error};
+use super::postgres::{PgBenchError, in_scratch_schema, workload_error};
 use super::{Budget, Selection, closed_loop, emit, turns};
 use raw::RawWriters;
 
@@ -61,12 +61,9 @@ pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result
         .acquire_timeout(Duration::from_secs(30))
         .connect(database_url)
         .await?;
-    let schema = format!("nexus_matrix_{}", uuid::Uuid::new_v4().simple());
-    let config = PgStoreConfig::new(pool.clone()).schema(&schema)?;
-    config.migrate().await?;
-    let outcome = async {
-        sqlx::raw_sql(&raw::create_table(&schema))
-            .execute(&pool)
+    in_scratch_schema(&pool, "nexus_matrix", |config| async move {
+        sqlx::raw_sql(&raw::create_table(config.schema_name().as_str()))
+            .execute(config.pool())
             .await?;
         for writers in WRITERS {
             for events in EVENTS_PER_APPEND {
@@ -74,12 +71,8 @@ pub async fn run(database_url: &str, budget: Budget, only: &Selection) -> Result
             }
         }
         Ok(())
-    }
-    .await;
-    sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .execute(&pool)
-        .await?;
-    outcome
+    })
+    .await
 }
 
 /// One cell at `writers` × `events`: the raw baseline and Nexus in turns.
