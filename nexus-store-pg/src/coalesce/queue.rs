@@ -85,6 +85,15 @@ impl State {
             .any(|p| !self.in_flight.contains(&p.stream))
     }
 
+    /// Frees the streams of a finished group, and its place in flight.
+    fn free<'a>(&mut self, streams: impl IntoIterator<Item = &'a StreamId>) {
+        for stream in streams {
+            self.in_flight.remove(stream);
+        }
+        debug_assert!(self.groups > 0, "a group finished twice");
+        self.groups = self.groups.saturating_sub(1);
+    }
+
     /// When the oldest append a group could take now was queued.
     fn oldest_takeable(&self) -> Option<Instant> {
         self.waiting
@@ -194,11 +203,7 @@ impl Queue {
     pub(crate) fn finish<'a>(&self, streams: impl IntoIterator<Item = &'a StreamId>) {
         let waiting = {
             let mut state = self.lock();
-            for stream in streams {
-                state.in_flight.remove(stream);
-            }
-            debug_assert!(state.groups > 0, "a group finished twice");
-            state.groups = state.groups.saturating_sub(1);
+            state.free(streams);
             !state.waiting.is_empty()
         };
         if waiting {
@@ -220,11 +225,7 @@ impl Queue {
     ) -> Option<Vec<Pending>> {
         let (group, wake) = {
             let mut state = self.lock();
-            for stream in streams {
-                state.in_flight.remove(stream);
-            }
-            debug_assert!(state.groups > 0, "a group finished twice");
-            state.groups = state.groups.saturating_sub(1);
+            state.free(streams);
             let group = if state.groups < limits.eager {
                 take_group(&mut state, limits)
             } else {
