@@ -52,14 +52,14 @@ fn recover_in_memory(c: &mut Criterion) {
     let codec = EventCodec::<CounterEvent>::new(Bincode);
     let store = InMemoryEventStore::new();
     let stream = StreamId::for_entity("counter", "bench");
-    let events = (0..EVENTS)
+    let events: Vec<_> = (0..EVENTS)
         .map(|_| {
             codec
                 .encode(&CounterEvent::Added(1), EventMetadata::new())
                 .unwrap()
         })
         .collect();
-    rt.block_on(store.append(&stream, ExpectedVersion::NoStream, events))
+    rt.block_on(store.append(&stream, ExpectedVersion::NoStream, &events))
         .unwrap();
     c.bench_function("recover_10k_in_memory", |b| {
         b.to_async(&rt).iter(|| async {

@@ -72,11 +72,11 @@ pub enum RecoveryError {
 /// let store = InMemoryEventStore::new();
 /// let codec = EventCodec::<CounterEvent>::new(Json);
 /// let stream = StreamId::for_entity("counter", "c1");
-/// let events = [CounterEvent::Added(2), CounterEvent::Added(3)]
+/// let events: Vec<_> = [CounterEvent::Added(2), CounterEvent::Added(3)]
 ///     .iter()
 ///     .map(|e| codec.encode(e, EventMetadata::new()).unwrap())
 ///     .collect();
-/// store.append(&stream, ExpectedVersion::NoStream, events).await.unwrap();
+/// store.append(&stream, ExpectedVersion::NoStream, &events).await.unwrap();
 ///
 /// let recovered = recover::<Counter>(&stream, &store, &codec, None).await.unwrap();
 /// assert_eq!((recovered.state.value, recovered.version), (5, 2));
@@ -200,7 +200,7 @@ mod tests {
             &self,
             stream: &StreamId,
             expected: ExpectedVersion,
-            events: Vec<NewEvent>,
+            events: &[NewEvent],
         ) -> Result<AppendOutcome, StoreError> {
             self.0.append(stream, expected, events).await
         }
@@ -241,7 +241,7 @@ mod tests {
         let store = LosesVersionThree(InMemoryEventStore::new());
         let stream = StreamId::for_entity("counter", "gappy");
         store
-            .append(&stream, ExpectedVersion::NoStream, added(&codec, 5))
+            .append(&stream, ExpectedVersion::NoStream, &added(&codec, 5))
             .await
             .unwrap();
         let error = recover::<Counter>(&stream, &store, &codec, None)
@@ -268,7 +268,7 @@ mod tests {
         let mut events = added(&codec, 600);
         events[299].payload = b"not json".to_vec();
         store
-            .append(&stream, ExpectedVersion::NoStream, events)
+            .append(&stream, ExpectedVersion::NoStream, &events)
             .await
             .unwrap();
         let error = recover::<Counter>(&stream, &store, &codec, None)
@@ -299,7 +299,7 @@ mod tests {
         let store = InMemoryEventStore::new();
         let stream = StreamId::for_entity("counter", "long");
         store
-            .append(&stream, ExpectedVersion::NoStream, added(&codec, 1_000))
+            .append(&stream, ExpectedVersion::NoStream, &added(&codec, 1_000))
             .await
             .unwrap();
         let recovered = recover::<Counter>(&stream, &store, &codec, None)

@@ -253,7 +253,7 @@ async fn recovery_stops_at_an_undecodable_event_and_names_it() {
         .unwrap();
     let bad = NewEvent::new("account.frozen", 1, b"{}".to_vec());
     store
-        .append(&stream, ExpectedVersion::NoStream, vec![good, bad])
+        .append(&stream, ExpectedVersion::NoStream, &[good, bad])
         .await
         .unwrap();
     let err = recover::<Account>(&stream, &store, &codec, None)

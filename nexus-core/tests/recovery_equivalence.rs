@@ -114,12 +114,12 @@ fn check(
         let mut state = Ledger::default();
         let mut version = 0;
         for batch in batches {
-            let encoded = batch
+            let encoded: Vec<_> = batch
                 .iter()
                 .map(|e| codec.encode(e, EventMetadata::new()).unwrap())
                 .collect();
             version = events
-                .append(&stream, ExpectedVersion::Exact(version), encoded)
+                .append(&stream, ExpectedVersion::Exact(version), &encoded)
                 .await
                 .unwrap()
                 .version;

@@ -22,7 +22,7 @@ fn stream(id: &str) -> StreamId {
 
 async fn seed(store: &dyn EventStore, id: &str, amounts: &[u64]) {
     let codec = EventCodec::<AccountEvent>::new(Json);
-    let events = amounts
+    let events: Vec<_> = amounts
         .iter()
         .map(|a| {
             codec
@@ -31,7 +31,7 @@ async fn seed(store: &dyn EventStore, id: &str, amounts: &[u64]) {
         })
         .collect();
     store
-        .append(&stream(id), ExpectedVersion::Any, events)
+        .append(&stream(id), ExpectedVersion::Any, &events)
         .await
         .unwrap();
 }

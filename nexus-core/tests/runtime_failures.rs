@@ -109,7 +109,7 @@ mod supervision {
         let unknown = nexus_core::NewEvent::new("account.renamed", 1, b"{}".to_vec());
         store
             .inner
-            .append(&stream("a"), ExpectedVersion::NoStream, vec![unknown])
+            .append(&stream("a"), ExpectedVersion::NoStream, &[unknown])
             .await
             .unwrap();
         let system = ActorSystem::new();
@@ -141,7 +141,7 @@ mod supervision {
             .unwrap();
         store
             .inner
-            .append(&stream("a"), ExpectedVersion::NoStream, vec![cursed])
+            .append(&stream("a"), ExpectedVersion::NoStream, &[cursed])
             .await
             .unwrap();
         let system = ActorSystem::new();

@@ -320,7 +320,7 @@ impl EventStore for DatabaseFence {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
         self.events.append(stream, expected, events).await
     }
@@ -329,7 +329,7 @@ impl EventStore for DatabaseFence {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
         fence: &Fence,
     ) -> Result<AppendOutcome, StoreError> {
         if fence.epoch() != self.epoch.load(Ordering::SeqCst) {

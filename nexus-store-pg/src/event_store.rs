@@ -52,7 +52,7 @@ use crate::{PayloadFormat, PgStoreConfig};
 /// let store = PgEventStore::new(&config);
 /// let stream = StreamId::new("wallet-alice");
 /// let event = NewEvent::new("wallet.deposited", 1, b"{}".to_vec());
-/// let out = store.append(&stream, ExpectedVersion::Any, vec![event]).await?;
+/// let out = store.append(&stream, ExpectedVersion::Any, &[event]).await?;
 /// assert!(out.version >= 1);
 /// # Ok(())
 /// # }
@@ -507,23 +507,23 @@ impl EventStore for PgEventStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
         let Some(coalescer) = self.coalescer.as_ref().filter(|_| !events.is_empty()) else {
             return self
-                .append_batch(stream, expected, &events, None, Via::Pool)
+                .append_batch(stream, expected, events, None, Via::Pool)
                 .await;
         };
         // What an append alone would refuse before sending anything is
         // refused here, so a group never holds a batch that cannot be
         // written.
         let expected_column = expected.pinned().map(to_i64).transpose()?;
-        check_ids(stream, &events)?;
+        check_ids(stream, events)?;
         let expected = (expected, expected_column);
         match coalescer.append(self, stream, expected, events, None).await {
-            Ok(outcome) => outcome,
-            Err(events) => {
-                self.append_batch(stream, expected.0, &events, None, Via::Pool)
+            Some(outcome) => outcome,
+            None => {
+                self.append_batch(stream, expected.0, events, None, Via::Pool)
                     .await
             }
         }
@@ -541,25 +541,25 @@ impl EventStore for PgEventStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
         fence: &Fence,
     ) -> Result<AppendOutcome, StoreError> {
         let Some(coalescer) = self.coalescer.as_ref().filter(|_| !events.is_empty()) else {
             return self
-                .append_batch(stream, expected, &events, Some(fence), Via::Pool)
+                .append_batch(stream, expected, events, Some(fence), Via::Pool)
                 .await;
         };
         let expected_column = expected.pinned().map(to_i64).transpose()?;
         let key = FenceKey::of(stream, fence)?;
-        check_ids(stream, &events)?;
+        check_ids(stream, events)?;
         let with = (expected, expected_column);
         match coalescer
             .append(self, stream, with, events, Some((fence.clone(), key)))
             .await
         {
-            Ok(outcome) => outcome,
-            Err(events) => {
-                self.append_batch(stream, expected, &events, Some(fence), Via::Pool)
+            Some(outcome) => outcome,
+            None => {
+                self.append_batch(stream, expected, events, Some(fence), Via::Pool)
                     .await
             }
         }

@@ -109,7 +109,7 @@
 //! let events = PgEventStore::new(&config);
 //! let stream = StreamId::for_entity("wallet", "alice");
 //! let deposited = NewEvent::new("wallet.deposited", 1, br#"{"amount":5}"#.to_vec());
-//! events.append(&stream, ExpectedVersion::NoStream, vec![deposited]).await?;
+//! events.append(&stream, ExpectedVersion::NoStream, &[deposited]).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -127,7 +127,7 @@
 //! let guard = lease.acquire(&stream).await?;
 //! let deposited = NewEvent::new("wallet.deposited", 1, br#"{"amount":5}"#.to_vec());
 //! match events
-//!     .append_fenced(&stream, ExpectedVersion::Any, vec![deposited], guard.fence())
+//!     .append_fenced(&stream, ExpectedVersion::Any, &[deposited], guard.fence())
 //!     .await
 //! {
 //!     Ok(_) => {}

@@ -60,7 +60,7 @@ async fn a_late_commit_is_waited_for_never_skipped() {
         .append(
             &StreamId::new("late-b"),
             ExpectedVersion::NoStream,
-            vec![event("fast")],
+            &[event("fast")],
         )
         .await
         .unwrap();
@@ -98,7 +98,7 @@ async fn an_aborted_transaction_does_not_stall_the_reader() {
         .append(
             &StreamId::new("aborted-b"),
             ExpectedVersion::NoStream,
-            vec![event("kept")],
+            &[event("kept")],
         )
         .await
         .unwrap();
@@ -160,7 +160,7 @@ async fn a_tailing_reader_sees_every_event_once_in_order() {
                     .collect();
                 ids.extend(batch.iter().map(|e| e.metadata.event_id));
                 store
-                    .append(&stream, ExpectedVersion::Any, batch)
+                    .append(&stream, ExpectedVersion::Any, &batch)
                     .await
                     .expect("append");
             }

@@ -124,7 +124,7 @@ async fn start_gated(
         let stream = gate.stream.clone();
         async move {
             store
-                .append(&stream, ExpectedVersion::NoStream, vec![event()])
+                .append(&stream, ExpectedVersion::NoStream, &[event()])
                 .await
         }
     });
@@ -159,7 +159,11 @@ async fn one_transaction_writes_a_group_and_each_stream_keeps_its_own_version_ch
     let (config, store) = one_statement_at_a_time().await;
     for (stream, n) in [("exact-1", 1), ("stale-1", 2), ("archived-1", 1)] {
         store
-            .append(&StreamId::new(stream), ExpectedVersion::NoStream, events(n))
+            .append(
+                &StreamId::new(stream),
+                ExpectedVersion::NoStream,
+                &events(n),
+            )
             .await
             .unwrap();
     }
@@ -174,7 +178,7 @@ async fn one_transaction_writes_a_group_and_each_stream_keeps_its_own_version_ch
         let store = store.clone();
         async move {
             store
-                .append(&StreamId::new(stream), expected, events(n))
+                .append(&StreamId::new(stream), expected, &events(n))
                 .await
         }
     };
@@ -238,7 +242,7 @@ async fn a_bad_batch_in_a_group_fails_only_its_own_append() {
         .append(
             &StreamId::new("holder-1"),
             ExpectedVersion::NoStream,
-            vec![stored],
+            &[stored],
         )
         .await
         .unwrap();
@@ -249,7 +253,7 @@ async fn a_bad_batch_in_a_group_fails_only_its_own_append() {
         let store = store.clone();
         async move {
             store
-                .append(&StreamId::new(stream), ExpectedVersion::Any, events)
+                .append(&StreamId::new(stream), ExpectedVersion::Any, &events)
                 .await
         }
     };
@@ -308,7 +312,7 @@ async fn a_group_cut_off_mid_statement_is_ambiguous_for_each_append_and_stored_a
         let store = store.clone();
         group.spawn(async move {
             let outcome = store
-                .append(&stream, ExpectedVersion::NoStream, events)
+                .append(&stream, ExpectedVersion::NoStream, &events)
                 .await;
             (stream, outcome)
         });
@@ -345,11 +349,11 @@ async fn a_group_cut_off_mid_statement_is_ambiguous_for_each_append_and_stored_a
     }
     for (stream, events) in batches {
         let out = store
-            .append(&stream, ExpectedVersion::NoStream, events.clone())
+            .append(&stream, ExpectedVersion::NoStream, &events)
             .await
             .unwrap();
         let again = store
-            .append(&stream, ExpectedVersion::NoStream, events)
+            .append(&stream, ExpectedVersion::NoStream, &events)
             .await
             .expect("a retry of a stored batch gets its outcome");
         assert_eq!(out, again);
@@ -365,7 +369,7 @@ async fn a_retry_in_a_group_gets_its_original_outcome() {
         .append(
             &StreamId::new("retried-1"),
             ExpectedVersion::NoStream,
-            batch.clone(),
+            &batch,
         )
         .await
         .unwrap();
@@ -376,10 +380,11 @@ async fn a_retry_in_a_group_gets_its_original_outcome() {
         StreamId::new("other-1"),
         StreamId::new("other-2"),
     );
+    let (for_other, for_third) = (events(1), events(1));
     let (retry, other, third, ()) = tokio::join!(
-        store.append(&retried, ExpectedVersion::NoStream, batch),
-        store.append(&other, ExpectedVersion::NoStream, events(1)),
-        store.append(&third, ExpectedVersion::NoStream, events(1)),
+        store.append(&retried, ExpectedVersion::NoStream, &batch),
+        store.append(&other, ExpectedVersion::NoStream, &for_other),
+        store.append(&third, ExpectedVersion::NoStream, &for_third),
         async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             gate.open().await;
@@ -418,7 +423,7 @@ async fn concurrent_writers_through_the_coalescer_lose_nothing_and_share_transac
             for _ in 0..APPENDS {
                 let n = fastrand::usize(1..=3);
                 let out = store
-                    .append(&stream, ExpectedVersion::Exact(version), events(n))
+                    .append(&stream, ExpectedVersion::Exact(version), &events(n))
                     .await
                     .expect("the only writer of its stream never conflicts");
                 assert_eq!(out.version, version + n as u64);
@@ -436,7 +441,7 @@ async fn concurrent_writers_through_the_coalescer_lose_nothing_and_share_transac
             let mut told = Vec::new();
             for _ in 0..APPENDS / 5 {
                 let out = store
-                    .append(&stream, ExpectedVersion::Any, events(1))
+                    .append(&stream, ExpectedVersion::Any, &events(1))
                     .await
                     .expect("any never conflicts");
                 told.push(out.version);
@@ -507,7 +512,7 @@ async fn without_coalescing_every_append_is_its_own_transaction() {
                 .append(
                     &StreamId::new(format!("alone-{writer}")),
                     ExpectedVersion::NoStream,
-                    events(1),
+                    &events(1),
                 )
                 .await
         });
@@ -559,15 +564,16 @@ async fn a_stale_fence_in_a_group_refuses_only_its_own_append() {
     let gate = Gate::hold(&config, "gate-1").await;
     let gated = start_gated(&config, &store, &gate).await;
     let unfenced_stream = StreamId::new("plain-1");
+    let (stale, fresh, unfenced) = (events(1), events(2), events(1));
     let (refused, stored, plain, ()) = tokio::join!(
-        store.append_fenced(&stale_stream, ExpectedVersion::Any, events(1), &unrevoked),
+        store.append_fenced(&stale_stream, ExpectedVersion::Any, &stale, &unrevoked),
         store.append_fenced(
             &current_stream,
             ExpectedVersion::NoStream,
-            events(2),
+            &fresh,
             current.fence()
         ),
-        store.append(&unfenced_stream, ExpectedVersion::NoStream, events(1)),
+        store.append(&unfenced_stream, ExpectedVersion::NoStream, &unfenced),
         async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             gate.open().await;
@@ -609,14 +615,10 @@ async fn a_fence_revoked_while_its_append_waits_stores_nothing() {
     let gate = Gate::hold(&config, "gate-1").await;
     let gated = start_gated(&config, &store, &gate).await;
     let plain = StreamId::new("plain-1");
+    let (fenced, unfenced) = (events(1), events(1));
     let (refused, stored, ()) = tokio::join!(
-        store.append_fenced(
-            &revoked_stream,
-            ExpectedVersion::NoStream,
-            events(1),
-            &fence
-        ),
-        store.append(&plain, ExpectedVersion::NoStream, events(1)),
+        store.append_fenced(&revoked_stream, ExpectedVersion::NoStream, &fenced, &fence),
+        store.append(&plain, ExpectedVersion::NoStream, &unfenced),
         async {
             tokio::time::sleep(Duration::from_millis(30)).await;
             tenure.revoke();
@@ -648,8 +650,9 @@ async fn an_append_that_waits_past_the_acquire_timeout_is_pool_exhausted_and_uns
     let gate = Gate::hold(&config, "gate-1").await;
     let gated = start_gated(&config, &store, &gate).await;
     let late = StreamId::new("late-1");
+    let batch = events(1);
     let (outcome, ()) = tokio::join!(
-        store.append(&late, ExpectedVersion::NoStream, events(1)),
+        store.append(&late, ExpectedVersion::NoStream, &batch),
         async {
             tokio::time::sleep(Duration::from_millis(400)).await;
             gate.open().await;
@@ -676,9 +679,10 @@ async fn a_lock_timeout_on_one_stream_fails_only_its_own_append() {
     let gated = start_gated(&config, &store, &first).await;
     let blocked = Gate::hold(&config, "blocked-1").await;
     let (free, stuck) = (StreamId::new("free-1"), blocked.stream.clone());
+    let (for_free, for_stuck) = (events(1), events(1));
     let (free_outcome, stuck_outcome, ()) = tokio::join!(
-        store.append(&free, ExpectedVersion::NoStream, events(1)),
-        store.append(&stuck, ExpectedVersion::NoStream, events(1)),
+        store.append(&free, ExpectedVersion::NoStream, &for_free),
+        store.append(&stuck, ExpectedVersion::NoStream, &for_stuck),
         async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             first.open().await;
@@ -713,7 +717,7 @@ fn a_store_outlives_the_runtime_its_workers_started_on() {
             .append(
                 &StreamId::new("first-1"),
                 ExpectedVersion::NoStream,
-                events(1),
+                &events(1),
             )
             .await
             .unwrap();
@@ -728,7 +732,7 @@ fn a_store_outlives_the_runtime_its_workers_started_on() {
         // first statement may meet one whose socket died with it, an
         // outcome the caller resolves by sending the same batch again.
         for _ in 0..3 {
-            let sent = store.append(&stream, ExpectedVersion::NoStream, batch.clone());
+            let sent = store.append(&stream, ExpectedVersion::NoStream, &batch);
             let answer = tokio::time::timeout(Duration::from_secs(10), sent)
                 .await
                 .expect("the append hung: no worker took it");

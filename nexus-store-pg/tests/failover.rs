@@ -38,7 +38,7 @@ async fn append_each(store: &PgEventStore, stream: &str, from: u64, count: u64) 
     let stream = StreamId::new(stream);
     for version in from..from + count {
         store
-            .append(&stream, ExpectedVersion::Exact(version), events(1))
+            .append(&stream, ExpectedVersion::Exact(version), &events(1))
             .await
             .expect("append");
     }

@@ -35,7 +35,7 @@ async fn an_exhausted_pool_is_its_own_retryable_error() {
 
     let held = pool.acquire().await.unwrap();
     let err = store
-        .append(&stream, ExpectedVersion::NoStream, vec![event()])
+        .append(&stream, ExpectedVersion::NoStream, &[event()])
         .await
         .expect_err("no free connection");
     assert!(
@@ -45,7 +45,7 @@ async fn an_exhausted_pool_is_its_own_retryable_error() {
     assert!(err.is_retryable());
     drop(held);
     let out = store
-        .append(&stream, ExpectedVersion::NoStream, vec![event()])
+        .append(&stream, ExpectedVersion::NoStream, &[event()])
         .await
         .expect("a connection is free again");
     assert_eq!(out.version, 1, "the refused attempt wrote nothing");
@@ -76,7 +76,7 @@ async fn a_backend_killed_mid_write_is_ambiguous_and_the_pool_recovers() {
         let stream = stream.clone();
         async move {
             store
-                .append(&stream, ExpectedVersion::NoStream, vec![event()])
+                .append(&stream, ExpectedVersion::NoStream, &[event()])
                 .await
         }
     });
@@ -106,7 +106,7 @@ async fn a_backend_killed_mid_write_is_ambiguous_and_the_pool_recovers() {
 
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     let out = store
-        .append(&stream, ExpectedVersion::NoStream, vec![event()])
+        .append(&stream, ExpectedVersion::NoStream, &[event()])
         .await
         .expect("the pool replaced the killed connection");
     assert_eq!(out.version, 1);
@@ -186,14 +186,14 @@ async fn a_database_outage_is_unavailable_not_exhaustion_and_recovers_when_back(
     let store = PgEventStore::new(&config);
     let stream = StreamId::new("outage");
     store
-        .append(&stream, ExpectedVersion::NoStream, vec![event()])
+        .append(&stream, ExpectedVersion::NoStream, &[event()])
         .await
         .expect("append through the forwarder");
 
     outage.down().await;
     for _ in 0..3 {
         let err = store
-            .append(&stream, ExpectedVersion::Exact(1), vec![event()])
+            .append(&stream, ExpectedVersion::Exact(1), &[event()])
             .await
             .expect_err("the database is down");
         assert!(matches!(err, StoreError::Unavailable { .. }), "got {err:?}");
@@ -202,7 +202,7 @@ async fn a_database_outage_is_unavailable_not_exhaustion_and_recovers_when_back(
 
     outage.up().await;
     let out = store
-        .append(&stream, ExpectedVersion::Exact(1), vec![event()])
+        .append(&stream, ExpectedVersion::Exact(1), &[event()])
         .await
         .expect("the store works again once the database is back");
     assert_eq!(out.version, 2, "nothing was written while it was down");

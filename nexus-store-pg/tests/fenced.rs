@@ -69,12 +69,12 @@ async fn a_stale_fence_appends_nothing() {
     for fence in [t.stale.fence(), &t.unrevoked] {
         for expected in [ExpectedVersion::NoStream, ExpectedVersion::Any] {
             let refused = store
-                .append_fenced(&stream, expected, vec![event(1), event(2)], fence)
+                .append_fenced(&stream, expected, &[event(1), event(2)], fence)
                 .await;
             assert!(is_fenced(&refused, fence), "{refused:?}");
         }
         let empty = store
-            .append_fenced(&stream, ExpectedVersion::Any, vec![], fence)
+            .append_fenced(&stream, ExpectedVersion::Any, &[], fence)
             .await;
         assert!(is_fenced(&empty, fence), "an empty batch: {empty:?}");
     }
@@ -83,7 +83,7 @@ async fn a_stale_fence_appends_nothing() {
         .append_fenced(
             &stream,
             ExpectedVersion::NoStream,
-            vec![event(3)],
+            &[event(3)],
             t.current.fence(),
         )
         .await
@@ -173,7 +173,7 @@ async fn a_fence_its_holder_ended_writes_nothing_while_the_database_still_has_it
     let ended = Fence::new(ended);
     let events = PgEventStore::new(&config);
     let refused = events
-        .append_fenced(&stream, ExpectedVersion::NoStream, vec![event(1)], &ended)
+        .append_fenced(&stream, ExpectedVersion::NoStream, &[event(1)], &ended)
         .await;
     assert!(is_fenced(&refused, &ended), "{refused:?}");
     let refused = PgStateStore::new(&config)
@@ -195,7 +195,7 @@ async fn a_fence_its_holder_ended_writes_nothing_while_the_database_still_has_it
         .append_fenced(
             &stream,
             ExpectedVersion::NoStream,
-            vec![event(1)],
+            &[event(1)],
             guard.fence(),
         )
         .await
@@ -215,12 +215,12 @@ async fn a_current_fence_writes_like_the_plain_methods() {
 
     let batch = vec![event(1), event(2)];
     let first = events
-        .append_fenced(&stream, ExpectedVersion::NoStream, batch.clone(), fence)
+        .append_fenced(&stream, ExpectedVersion::NoStream, &batch, fence)
         .await
         .unwrap();
     assert_eq!(first.version, 2);
     let retried = events
-        .append_fenced(&stream, ExpectedVersion::NoStream, batch, fence)
+        .append_fenced(&stream, ExpectedVersion::NoStream, &batch, fence)
         .await
         .unwrap();
     assert_eq!(
@@ -228,19 +228,19 @@ async fn a_current_fence_writes_like_the_plain_methods() {
         "an idempotent retry answers the original outcome"
     );
     let conflict = events
-        .append_fenced(&stream, ExpectedVersion::Exact(1), vec![event(3)], fence)
+        .append_fenced(&stream, ExpectedVersion::Exact(1), &[event(3)], fence)
         .await;
     assert!(
         matches!(conflict, Err(StoreError::Conflict { actual: 2, .. })),
         "a stale version under a current fence is a conflict: {conflict:?}"
     );
     let empty = events
-        .append_fenced(&stream, ExpectedVersion::Exact(2), vec![], fence)
+        .append_fenced(&stream, ExpectedVersion::Exact(2), &[], fence)
         .await
         .unwrap();
     assert_eq!(empty.version, 2);
     let any = events
-        .append_fenced(&stream, ExpectedVersion::Any, vec![event(4)], fence)
+        .append_fenced(&stream, ExpectedVersion::Any, &[event(4)], fence)
         .await
         .unwrap();
     assert_eq!(any.version, 3);

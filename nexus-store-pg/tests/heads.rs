@@ -24,7 +24,7 @@ async fn head_updates_stay_on_their_page() {
     // Enough heads to fill several pages up to the fill factor.
     for stream in &streams {
         store
-            .append(stream, ExpectedVersion::NoStream, vec![event()])
+            .append(stream, ExpectedVersion::NoStream, &[event()])
             .await
             .unwrap();
     }
@@ -40,7 +40,7 @@ async fn head_updates_stay_on_their_page() {
 
     for stream in &streams {
         store
-            .append(stream, ExpectedVersion::Exact(1), vec![event()])
+            .append(stream, ExpectedVersion::Exact(1), &[event()])
             .await
             .unwrap();
     }

@@ -119,7 +119,7 @@ async fn renewal_keeps_a_lease_alive_past_several_ttls() {
         .append_fenced(
             &stream,
             ExpectedVersion::NoStream,
-            vec![event()],
+            &[event()],
             guard.fence(),
         )
         .await
@@ -181,7 +181,7 @@ async fn a_killed_lease_connection_reconnects_without_a_second_owner() {
         .append_fenced(
             &stream,
             ExpectedVersion::NoStream,
-            vec![event()],
+            &[event()],
             guard.fence(),
         )
         .await
@@ -230,7 +230,7 @@ async fn an_unreachable_database_ends_the_tenure_by_its_deadline_then_another_ta
     assert!(taken.fence().epoch() > guard.fence().epoch());
     let store = PgEventStore::new(&config);
     let refused = store
-        .append_fenced(&stream, ExpectedVersion::Any, vec![event()], guard.fence())
+        .append_fenced(&stream, ExpectedVersion::Any, &[event()], guard.fence())
         .await;
     assert!(
         matches!(refused, Err(StoreError::Fenced { .. })),
@@ -240,7 +240,7 @@ async fn an_unreachable_database_ends_the_tenure_by_its_deadline_then_another_ta
         .append_fenced(
             &stream,
             ExpectedVersion::NoStream,
-            vec![event()],
+            &[event()],
             taken.fence(),
         )
         .await

@@ -48,7 +48,7 @@ async fn concurrent_first_migrations_all_succeed_and_reruns_are_no_ops() {
         .append(
             &StreamId::new("after-migrate"),
             ExpectedVersion::NoStream,
-            vec![NewEvent::new("t", 1, vec![])],
+            &[NewEvent::new("t", 1, vec![])],
         )
         .await
         .unwrap();
@@ -65,7 +65,7 @@ async fn applications_in_different_schemas_do_not_see_each_other() {
         .append(
             &stream,
             ExpectedVersion::NoStream,
-            vec![NewEvent::new("t", 1, b"a".to_vec())],
+            &[NewEvent::new("t", 1, b"a".to_vec())],
         )
         .await
         .unwrap();
@@ -74,7 +74,7 @@ async fn applications_in_different_schemas_do_not_see_each_other() {
         .append(
             &stream,
             ExpectedVersion::NoStream,
-            vec![NewEvent::new("t", 1, b"b".to_vec())],
+            &[NewEvent::new("t", 1, b"b".to_vec())],
         )
         .await
         .expect("the same stream name is new in the other schema");

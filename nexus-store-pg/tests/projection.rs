@@ -115,7 +115,7 @@ async fn add(store: &dyn EventStore, id: &str, n: i64) -> LogPosition {
         .append(
             &StreamId::for_entity("tally", id),
             ExpectedVersion::Any,
-            vec![event],
+            &[event],
         )
         .await
         .unwrap();

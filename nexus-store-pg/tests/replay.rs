@@ -43,7 +43,7 @@ async fn replay_matches_the_replay_read_from_any_version_and_for_awkward_ids() {
     let long = StreamId::new("counter-long");
     // More rows than one read of the socket holds.
     store
-        .append(&long, ExpectedVersion::NoStream, added(&codec, 2_500))
+        .append(&long, ExpectedVersion::NoStream, &added(&codec, 2_500))
         .await
         .unwrap();
     for from in [1, 1_024, 1_025, 2_048, 2_049, 2_500] {
@@ -61,7 +61,7 @@ async fn replay_matches_the_replay_read_from_any_version_and_for_awkward_ids() {
     ] {
         let stream = StreamId::new(name);
         store
-            .append(&stream, ExpectedVersion::NoStream, added(&codec, 3))
+            .append(&stream, ExpectedVersion::NoStream, &added(&codec, 3))
             .await
             .unwrap();
         let versions: Vec<u64> = replay_whole(&store, &stream, 1)
@@ -80,7 +80,7 @@ async fn a_row_lost_from_the_stream_fails_recovery_with_the_gap() {
     let codec = EventCodec::<CounterEvent>::new(Json);
     let stream = StreamId::for_entity("counter", "gappy");
     store
-        .append(&stream, ExpectedVersion::NoStream, added(&codec, 2_000))
+        .append(&stream, ExpectedVersion::NoStream, &added(&codec, 2_000))
         .await
         .unwrap();
     // A hundred rows lost: the replay hands over what is stored, and

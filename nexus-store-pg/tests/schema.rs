@@ -45,11 +45,7 @@ async fn a_hot_any_stream_wastes_no_insert() {
         writers.push(tokio::spawn(async move {
             for i in 0..50 {
                 store
-                    .append(
-                        &stream,
-                        ExpectedVersion::Any,
-                        vec![event(&format!("{w}-{i}"))],
-                    )
+                    .append(&stream, ExpectedVersion::Any, &[event(&format!("{w}-{i}"))])
                     .await
                     .expect("an Any append never fails");
             }
@@ -108,7 +104,7 @@ async fn json_payloads_are_queryable_jsonb() {
         .append(
             &stream,
             ExpectedVersion::NoStream,
-            vec![
+            &[
                 NewEvent::new("wallet.deposited", 1, json),
                 NewEvent::new("wallet.raw", 1, raw.clone()),
             ],
@@ -144,7 +140,7 @@ async fn json_payloads_are_queryable_jsonb() {
         .append(
             &stream,
             ExpectedVersion::NoStream,
-            vec![NewEvent::new("t", 1, json.clone())],
+            &[NewEvent::new("t", 1, json.clone())],
         )
         .await
         .unwrap();
@@ -160,12 +156,12 @@ async fn category_reads_use_the_category_index() {
     let config = common::fresh_config().await;
     let store = PgEventStore::new(&config);
     for i in 0..40 {
-        let batch = (0..25).map(|j| event(&format!("{i}-{j}"))).collect();
+        let batch: Vec<_> = (0..25).map(|j| event(&format!("{i}-{j}"))).collect();
         store
             .append(
                 &StreamId::for_entity(&format!("kind{}", i % 20), &i.to_string()),
                 ExpectedVersion::Any,
-                batch,
+                &batch,
             )
             .await
             .unwrap();
@@ -262,7 +258,7 @@ async fn todays_schema_migrates_in_place_with_its_data() {
         "the head was backfilled"
     );
     let out = store
-        .append(&a, ExpectedVersion::Exact(3), vec![event("new")])
+        .append(&a, ExpectedVersion::Exact(3), &[event("new")])
         .await
         .unwrap();
     assert_eq!(out.version, 4);
@@ -270,7 +266,7 @@ async fn todays_schema_migrates_in_place_with_its_data() {
         .append(
             &StreamId::new("wallet-b"),
             ExpectedVersion::Exact(1),
-            vec![event("stale")],
+            &[event("stale")],
         )
         .await
         .expect_err("the backfilled head checks versions");
@@ -330,7 +326,7 @@ async fn an_older_binary_runs_against_a_newer_compatible_schema() {
     });
     for i in 0..20 {
         store
-            .append(&old, ExpectedVersion::Exact(i), vec![event("old")])
+            .append(&old, ExpectedVersion::Exact(i), &[event("old")])
             .await
             .unwrap();
     }
@@ -369,7 +365,7 @@ async fn a_log_restored_ahead_of_the_server_is_refused_until_a_new_epoch() {
         .append(
             &StreamId::new("restored-1"),
             ExpectedVersion::NoStream,
-            vec![event("before")],
+            &[event("before")],
         )
         .await
         .unwrap();
@@ -405,7 +401,7 @@ async fn a_log_restored_ahead_of_the_server_is_refused_until_a_new_epoch() {
         .append(
             &StreamId::new("restored-1"),
             ExpectedVersion::Exact(2),
-            vec![event("after")],
+            &[event("after")],
         )
         .await
         .unwrap();
@@ -428,7 +424,7 @@ async fn appends_prepared_before_a_new_epoch_write_the_new_epoch() {
     let stream = StreamId::new("epoch-1");
     for version in 0..20 {
         let out = store
-            .append(&stream, ExpectedVersion::Exact(version), vec![event("old")])
+            .append(&stream, ExpectedVersion::Exact(version), &[event("old")])
             .await
             .unwrap_or_else(|e| panic!("append at {version}: {e}"));
         assert_eq!(out.positions[0].epoch, 0);
@@ -436,7 +432,7 @@ async fn appends_prepared_before_a_new_epoch_write_the_new_epoch() {
     assert_eq!(config.begin_log_epoch("a test").await.unwrap(), 1);
     for version in 20..40 {
         let out = store
-            .append(&stream, ExpectedVersion::Exact(version), vec![event("new")])
+            .append(&stream, ExpectedVersion::Exact(version), &[event("new")])
             .await
             .unwrap();
         assert_eq!(out.positions[0].epoch, 1, "the append at {version}");
@@ -477,7 +473,7 @@ async fn a_held_back_horizon_names_its_blocker() {
         .append(
             &StreamId::new("lag-1"),
             ExpectedVersion::NoStream,
-            vec![event("held")],
+            &[event("held")],
         )
         .await
         .unwrap();
@@ -505,7 +501,7 @@ async fn timeouts_and_read_only_servers_have_their_errors() {
     let stream = StreamId::new("locked-1");
     let store = PgEventStore::new(&config);
     store
-        .append(&stream, ExpectedVersion::NoStream, vec![event("a")])
+        .append(&stream, ExpectedVersion::NoStream, &[event("a")])
         .await
         .unwrap();
     let mut holder = PgConnection::connect_with(&common::connect_options("holder"))
@@ -531,7 +527,7 @@ async fn timeouts_and_read_only_servers_have_their_errors() {
                 .unwrap(),
         );
         let err = timed
-            .append(&stream, ExpectedVersion::Any, vec![event("b")])
+            .append(&stream, ExpectedVersion::Any, &[event("b")])
             .await
             .expect_err("the head is locked");
         assert!(
@@ -553,7 +549,7 @@ async fn timeouts_and_read_only_servers_have_their_errors() {
             .unwrap(),
     );
     let err = read_only
-        .append(&stream, ExpectedVersion::Any, vec![event("c")])
+        .append(&stream, ExpectedVersion::Any, &[event("c")])
         .await
         .expect_err("a read-only server");
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
@@ -573,7 +569,7 @@ async fn timeouts_and_read_only_servers_have_their_errors() {
             .unwrap(),
     );
     let err = gone
-        .append(&stream, ExpectedVersion::Any, vec![event("d")])
+        .append(&stream, ExpectedVersion::Any, &[event("d")])
         .await
         .expect_err("no server");
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
@@ -613,7 +609,7 @@ async fn serialization_failures_are_races() {
                     ExpectedVersion::Exact(seen)
                 };
                 match store
-                    .append(&stream, expected, vec![event(&format!("{w}-{i}"))])
+                    .append(&stream, expected, &[event(&format!("{w}-{i}"))])
                     .await
                 {
                     Ok(_) => wins += 1,

@@ -36,7 +36,7 @@ async fn whole_and_tail_reads_agree_with_the_log_for_awkward_stream_ids() {
     for name in streams {
         let stream = StreamId::new(name);
         store
-            .append(&stream, ExpectedVersion::NoStream, events())
+            .append(&stream, ExpectedVersion::NoStream, &events())
             .await
             .unwrap();
     }

@@ -430,7 +430,7 @@ async fn seed(store: &dyn EventStore, owners: u64, events: u64) -> LogPosition {
             .append(
                 &StreamId::for_entity("wallet", &format!("w{o}")),
                 ExpectedVersion::Any,
-                batch,
+                &batch,
             )
             .await
             .unwrap();

@@ -513,7 +513,7 @@ async fn append_version_1(schema: &str, owner: &str, events: &[(&str, i64)]) {
         .schema(schema)
         .unwrap()
         .payloads(PayloadFormat::Json);
-    let batch = events
+    let batch: Vec<NewEvent> = events
         .iter()
         .map(|(name, cents)| {
             let variant = if *name == "wallet.deposited" {
@@ -529,7 +529,7 @@ async fn append_version_1(schema: &str, owner: &str, events: &[(&str, i64)]) {
         .append(
             &StreamId::for_entity("wallet", owner),
             ExpectedVersion::NoStream,
-            batch,
+            &batch,
         )
         .await
         .unwrap();

@@ -133,13 +133,13 @@ mod tests {
     /// as a second writer would.
     async fn write(store: &InMemoryEventStore, seat: usize, events: &[SeatEvent]) {
         let codec = EventCodec::<SeatEvent>::new(Json);
-        let events = events
+        let events: Vec<_> = events
             .iter()
             .map(|e| codec.encode(e, EventMetadata::new()).unwrap())
             .collect();
         let stream = StreamId::for_entity(Seat::NAME, &seat_id("r", seat));
         store
-            .append(&stream, ExpectedVersion::Any, events)
+            .append(&stream, ExpectedVersion::Any, &events)
             .await
             .unwrap();
     }

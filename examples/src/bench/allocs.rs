@@ -42,9 +42,9 @@ const WARM_UP: usize = 1_000;
 /// let store = NullStore::new(1);
 /// let stream = StreamId::new("tally-a");
 /// let event = NewEvent::new("tally.added", 1, vec![1]);
-/// let outcome = store.append(&stream, ExpectedVersion::NoStream, vec![event]).await.unwrap();
+/// let outcome = store.append(&stream, ExpectedVersion::NoStream, &[event]).await.unwrap();
 /// assert_eq!((outcome.version, outcome.positions.len()), (1, 1));
-/// assert!(store.append(&stream, ExpectedVersion::NoStream, vec![]).await.is_err());
+/// assert!(store.append(&stream, ExpectedVersion::NoStream, &[]).await.is_err());
 /// # });
 /// ```
 pub struct NullStore {
@@ -70,7 +70,7 @@ impl EventStore for NullStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
         let actual = self.version.load(Ordering::Acquire);
         if !expected.accepts(actual) {

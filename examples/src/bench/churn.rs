@@ -35,7 +35,7 @@ impl EventStore for NullStore {
         &self,
         _: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
         Ok(AppendOutcome {
             version: expected.pinned().unwrap_or(0) + events.len() as u64,

@@ -447,7 +447,7 @@ async fn rehydrate(config: &PgStoreConfig) -> Result<(), PgBenchError> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(workload_error)?;
             store
-                .append(stream, ExpectedVersion::Exact(chunk * 1_000), batch)
+                .append(stream, ExpectedVersion::Exact(chunk * 1_000), &batch)
                 .await?;
         }
     }

@@ -336,7 +336,7 @@ async fn lag(config: &PgStoreConfig, budget: Budget) -> Result<(), PgBenchError>
                 let event = codec.encode(&TallyEvent::Added(1), EventMetadata::new())?;
                 let stream = StreamId::for_entity("tally", &format!("lag{a}-{}", n % 50));
                 let out = store
-                    .append(&stream, ExpectedVersion::Any, vec![event])
+                    .append(&stream, ExpectedVersion::Any, &[event])
                     .await?;
                 let committed = Instant::now();
                 let position = *out.positions.last().expect("one event");

@@ -31,13 +31,24 @@ impl Codec for Bincode {
     }
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T, what: &str) -> Result<Vec<u8>, CodecError> {
-        bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| {
-            CodecError::Encode {
+        let mut out = Vec::new();
+        self.encode_into(value, what, &mut out)?;
+        Ok(out)
+    }
+
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        what: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+            .map(|_| ())
+            .map_err(|e| CodecError::Encode {
                 what: what.to_owned(),
                 codec: "bincode",
                 source: Box::new(e),
-            }
-        })
+            })
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8], what: &str) -> Result<T, CodecError> {

@@ -80,6 +80,49 @@ impl<E: DomainEvent> EventCodec<E> {
         })
     }
 
+    /// Encodes one event with the given metadata into `into`, reusing its
+    /// type name's and payload's buffers: how the runtime encodes, so that
+    /// a warm entity's events are encoded without allocating. On an error
+    /// `into` holds no payload.
+    ///
+    /// ```
+    /// use nexus_core::codec::{EventCodec, Json};
+    /// use nexus_core::{EventMetadata, NewEvent};
+    /// # use nexus_core::DomainEvent;
+    /// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// # enum Ev { Opened }
+    /// # impl DomainEvent for Ev {
+    /// #     const EVENT_TYPES: &'static [&'static str] = &["opened"];
+    /// #     fn event_type(&self) -> &'static str { "opened" }
+    /// # }
+    /// let codec = EventCodec::<Ev>::new(Json);
+    /// let mut event = NewEvent::new("an old type", 3, b"an old payload".to_vec());
+    /// codec.encode_into(&Ev::Opened, EventMetadata::new(), &mut event).unwrap();
+    /// assert_eq!(event.event_type, "opened");
+    /// assert_eq!((event.schema_version, event.payload.as_slice()), (1, &b"\"Opened\""[..]));
+    /// ```
+    pub fn encode_into(
+        &self,
+        event: &E,
+        metadata: EventMetadata,
+        into: &mut NewEvent,
+    ) -> Result<(), CodecError> {
+        let event_type = event.event_type();
+        into.payload.clear();
+        if let Err(error) = self
+            .payload
+            .encode_payload_into(event, event_type, &mut into.payload)
+        {
+            into.payload.clear();
+            return Err(error);
+        }
+        into.event_type.clear();
+        into.event_type.push_str(event_type);
+        into.schema_version = event.schema_version();
+        into.metadata = metadata;
+        Ok(())
+    }
+
     /// Decodes a stored event, upcasting it first when its shape is old.
     ///
     /// An unknown type name, a schema version with no way forward, or a

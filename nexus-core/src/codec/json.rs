@@ -21,7 +21,18 @@ impl Codec for Json {
     }
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T, what: &str) -> Result<Vec<u8>, CodecError> {
-        serde_json::to_vec(value).map_err(|e| CodecError::Encode {
+        let mut out = Vec::with_capacity(128);
+        self.encode_into(value, what, &mut out)?;
+        Ok(out)
+    }
+
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        what: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        serde_json::to_writer(out, value).map_err(|e| CodecError::Encode {
             what: what.to_owned(),
             codec: "json",
             source: Box::new(e),

@@ -36,6 +36,33 @@ pub trait Codec: Send + Sync + 'static {
     /// Encodes `value`; `what` names it in errors.
     fn encode<T: Serialize + ?Sized>(&self, value: &T, what: &str) -> Result<Vec<u8>, CodecError>;
 
+    /// Encodes `value` at the end of `out`; `what` names it in errors. On
+    /// an error `out` may hold part of the value, so the caller truncates.
+    ///
+    /// The runtime encodes every event into a buffer it keeps, so a format
+    /// that writes into `out` (both of this crate's do) encodes a warm
+    /// entity's events without allocating. The default encodes with
+    /// [`encode`](Self::encode) and copies.
+    ///
+    /// ```
+    /// use nexus_core::codec::{Bincode, Codec, Json};
+    /// let mut out = b"[".to_vec();
+    /// Json.encode_into(&7_u8, "seven", &mut out).unwrap();
+    /// assert_eq!(out, b"[7");
+    /// out.clear();
+    /// Bincode.encode_into(&7_u8, "seven", &mut out).unwrap();
+    /// assert_eq!(out, Bincode.encode(&7_u8, "seven").unwrap());
+    /// ```
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        what: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        out.extend_from_slice(&self.encode(value, what)?);
+        Ok(())
+    }
+
     /// Decodes a `T`; `what` names it in errors.
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8], what: &str) -> Result<T, CodecError>;
 }
@@ -48,6 +75,13 @@ pub trait PayloadCodec<T>: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Encodes `value`.
     fn encode_payload(&self, value: &T, what: &str) -> Result<Vec<u8>, CodecError>;
+    /// Encodes `value` at the end of `out` ([`Codec::encode_into`]).
+    fn encode_payload_into(
+        &self,
+        value: &T,
+        what: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError>;
     /// Decodes a `T`.
     fn decode_payload(&self, bytes: &[u8], what: &str) -> Result<T, CodecError>;
 }
@@ -59,6 +93,15 @@ impl<T: Serialize + DeserializeOwned, C: Codec> PayloadCodec<T> for C {
 
     fn encode_payload(&self, value: &T, what: &str) -> Result<Vec<u8>, CodecError> {
         self.encode(value, what)
+    }
+
+    fn encode_payload_into(
+        &self,
+        value: &T,
+        what: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        self.encode_into(value, what, out)
     }
 
     fn decode_payload(&self, bytes: &[u8], what: &str) -> Result<T, CodecError> {

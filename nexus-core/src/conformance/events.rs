@@ -65,25 +65,25 @@ fn assert_conflict(error: &StoreError, on: &StreamId, expected: ExpectedVersion,
 pub async fn expected_version_semantics<S: EventStore>(store: Arc<S>) {
     let s = stream("expected");
     let out = store
-        .append(&s, ExpectedVersion::NoStream, vec![event("a")])
+        .append(&s, ExpectedVersion::NoStream, &[event("a")])
         .await
         .expect("first append to a new stream");
     assert_eq!(out.version, 1);
 
     let err = store
-        .append(&s, ExpectedVersion::NoStream, vec![event("b")])
+        .append(&s, ExpectedVersion::NoStream, &[event("b")])
         .await
         .expect_err("NoStream on an existing stream");
     assert_conflict(&err, &s, ExpectedVersion::NoStream, 1);
 
     let err = store
-        .append(&s, ExpectedVersion::Exact(5), vec![event("c")])
+        .append(&s, ExpectedVersion::Exact(5), &[event("c")])
         .await
         .expect_err("a version ahead of the stream");
     assert_conflict(&err, &s, ExpectedVersion::Exact(5), 1);
 
     let err = store
-        .append(&s, ExpectedVersion::Exact(0), vec![event("d")])
+        .append(&s, ExpectedVersion::Exact(0), &[event("d")])
         .await
         .expect_err("a stale version");
     assert_conflict(&err, &s, ExpectedVersion::Exact(0), 1);
@@ -100,12 +100,12 @@ pub async fn expected_version_semantics<S: EventStore>(store: Arc<S>) {
     );
 
     let out = store
-        .append(&s, ExpectedVersion::Exact(1), vec![event("e")])
+        .append(&s, ExpectedVersion::Exact(1), &[event("e")])
         .await
         .expect("exact current version");
     assert_eq!(out.version, 2);
     let out = store
-        .append(&s, ExpectedVersion::Any, vec![event("f")])
+        .append(&s, ExpectedVersion::Any, &[event("f")])
         .await
         .expect("any version");
     assert_eq!(out.version, 3);
@@ -113,19 +113,19 @@ pub async fn expected_version_semantics<S: EventStore>(store: Arc<S>) {
         .append(
             &stream("expected-any-new"),
             ExpectedVersion::Any,
-            vec![event("g")],
+            &[event("g")],
         )
         .await
         .expect("any version on a new stream");
     assert_eq!(out.version, 1);
 
     let out = store
-        .append(&s, ExpectedVersion::Exact(3), vec![])
+        .append(&s, ExpectedVersion::Exact(3), &[])
         .await
         .expect("an empty batch at the right version");
     assert_eq!((out.version, out.positions.len()), (3, 0));
     let err = store
-        .append(&s, ExpectedVersion::Exact(2), vec![])
+        .append(&s, ExpectedVersion::Exact(2), &[])
         .await
         .expect_err("an empty batch still checks the version");
     assert_conflict(&err, &s, ExpectedVersion::Exact(2), 3);
@@ -144,7 +144,7 @@ pub async fn expected_version_semantics<S: EventStore>(store: Arc<S>) {
 pub async fn atomic_batches<S: EventStore>(store: Arc<S>) {
     let s = stream("atomic");
     let out = store
-        .append(&s, ExpectedVersion::NoStream, events("first", 3))
+        .append(&s, ExpectedVersion::NoStream, &events("first", 3))
         .await
         .expect("batch of three");
     assert_eq!(out.version, 3);
@@ -155,7 +155,7 @@ pub async fn atomic_batches<S: EventStore>(store: Arc<S>) {
     );
 
     let err = store
-        .append(&s, ExpectedVersion::Exact(1), events("stale", 5))
+        .append(&s, ExpectedVersion::Exact(1), &events("stale", 5))
         .await
         .expect_err("stale batch");
     assert_conflict(&err, &s, ExpectedVersion::Exact(1), 3);
@@ -163,7 +163,7 @@ pub async fn atomic_batches<S: EventStore>(store: Arc<S>) {
     let mut twice = events("dup", 2);
     twice[1].metadata.event_id = twice[0].metadata.event_id;
     let err = store
-        .append(&s, ExpectedVersion::Exact(3), twice)
+        .append(&s, ExpectedVersion::Exact(3), &twice)
         .await
         .expect_err("a batch that repeats an event id");
     assert!(
@@ -184,7 +184,7 @@ pub async fn gapless_versions<S: EventStore>(store: Arc<S>) {
     let mut version = 0;
     for size in [1, 4, 2, 7, 1, 5] {
         let out = store
-            .append(&s, ExpectedVersion::Exact(version), events("g", size))
+            .append(&s, ExpectedVersion::Exact(version), &events("g", size))
             .await
             .expect("append");
         version += size as u64;
@@ -250,7 +250,7 @@ pub async fn global_order_and_paging<S: EventStore>(store: Arc<S>) {
             let batch = events(&format!("{name}{round}"), 1 + round % 3);
             written.extend(batch.iter().map(|e| e.metadata.event_id));
             store
-                .append(&s, ExpectedVersion::Any, batch)
+                .append(&s, ExpectedVersion::Any, &batch)
                 .await
                 .expect("append");
         }
@@ -289,21 +289,21 @@ pub async fn global_order_and_paging<S: EventStore>(store: Arc<S>) {
 pub async fn idempotent_retry<S: EventStore>(store: Arc<S>) {
     let s = stream("idempotent");
     store
-        .append(&s, ExpectedVersion::NoStream, events("before", 1))
+        .append(&s, ExpectedVersion::NoStream, &events("before", 1))
         .await
         .unwrap();
     let batch = events("deposit", 2);
     let first = store
-        .append(&s, ExpectedVersion::Exact(1), batch.clone())
+        .append(&s, ExpectedVersion::Exact(1), &batch)
         .await
         .expect("first attempt");
     let again = store
-        .append(&s, ExpectedVersion::Exact(1), batch.clone())
+        .append(&s, ExpectedVersion::Exact(1), &batch)
         .await
         .expect("a retry with the same ids");
     assert_eq!(again, first, "the retry returns the original outcome");
     let any = store
-        .append(&s, ExpectedVersion::Any, batch.clone())
+        .append(&s, ExpectedVersion::Any, &batch)
         .await
         .expect("a retry with expected version Any");
     assert_eq!(any, first);
@@ -316,7 +316,7 @@ pub async fn idempotent_retry<S: EventStore>(store: Arc<S>) {
     let mut mixed = events("mixed", 2);
     mixed[1].metadata.event_id = batch[0].metadata.event_id;
     let err = store
-        .append(&s, ExpectedVersion::Exact(3), mixed)
+        .append(&s, ExpectedVersion::Exact(3), &mixed)
         .await
         .expect_err("an id reused in a new batch");
     assert!(
@@ -339,7 +339,7 @@ pub async fn round_trip<S: EventStore>(store: Arc<S>) {
         .clone()
         .caused_by(uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     store
-        .append(&s, ExpectedVersion::NoStream, vec![written.clone()])
+        .append(&s, ExpectedVersion::NoStream, &[written.clone()])
         .await
         .unwrap();
     let read = store.read_stream(&s, 1).await.unwrap().remove(0);
@@ -391,7 +391,7 @@ pub async fn concurrent_appenders_one_winner_per_version<S: EventStore>(store: A
                 }
                 let label = format!("w{writer}-a{attempt}");
                 match store
-                    .append(&s, ExpectedVersion::Exact(seen), vec![event(&label)])
+                    .append(&s, ExpectedVersion::Exact(seen), &[event(&label)])
                     .await
                 {
                     Ok(out) => {
@@ -437,7 +437,7 @@ pub async fn concurrent_streams_keep_their_own_checks<S: EventStore>(store: Arc<
     let held = event("held");
     let held_id = held.metadata.event_id;
     store
-        .append(&holder, ExpectedVersion::NoStream, vec![held])
+        .append(&holder, ExpectedVersion::NoStream, &[held])
         .await
         .expect("the holder's event");
     let mut tasks = Vec::new();
@@ -455,12 +455,12 @@ pub async fn concurrent_streams_keep_their_own_checks<S: EventStore>(store: Arc<
                 match fastrand::u8(0..4) {
                     0 if version > 0 => {
                         let stale = ExpectedVersion::Exact(version - 1);
-                        let refused = store.append(&s, stale, batch).await.expect_err("stale");
+                        let refused = store.append(&s, stale, &batch).await.expect_err("stale");
                         assert_conflict(&refused, &s, stale, version);
                     }
                     1 if version > 0 => {
                         let refused = store
-                            .append(&s, ExpectedVersion::NoStream, batch)
+                            .append(&s, ExpectedVersion::NoStream, &batch)
                             .await
                             .expect_err("the stream exists");
                         assert_conflict(&refused, &s, ExpectedVersion::NoStream, version);
@@ -469,7 +469,7 @@ pub async fn concurrent_streams_keep_their_own_checks<S: EventStore>(store: Arc<
                         let mut reusing = batch;
                         reusing[n - 1].metadata.event_id = held_id;
                         match store
-                            .append(&s, ExpectedVersion::Exact(version), reusing)
+                            .append(&s, ExpectedVersion::Exact(version), &reusing)
                             .await
                         {
                             Err(StoreError::DuplicateEventId { stream, event_id }) => {
@@ -480,7 +480,7 @@ pub async fn concurrent_streams_keep_their_own_checks<S: EventStore>(store: Arc<
                     }
                     _ => {
                         let out = store
-                            .append(&s, ExpectedVersion::Exact(version), batch)
+                            .append(&s, ExpectedVersion::Exact(version), &batch)
                             .await
                             .expect("the stream's only writer appends at its version");
                         assert_eq!(out.version, version + n as u64);
@@ -562,7 +562,7 @@ pub async fn reading_while_writing_skips_nothing<S: EventStore>(store: Arc<S>) {
                 let batch = events(&format!("w{w}-{i}"), 1 + fastrand::usize(0..3));
                 ids.extend(batch.iter().map(|e| e.metadata.event_id));
                 store
-                    .append(&s, ExpectedVersion::Any, batch)
+                    .append(&s, ExpectedVersion::Any, &batch)
                     .await
                     .expect("append");
                 if fastrand::u8(0..4) == 0 {
@@ -604,11 +604,11 @@ pub async fn stream_heads<S: EventStore>(store: Arc<S>) {
         "no events, no head"
     );
     store
-        .append(&s, ExpectedVersion::NoStream, events("h", 3))
+        .append(&s, ExpectedVersion::NoStream, &events("h", 3))
         .await
         .unwrap();
     store
-        .append(&s, ExpectedVersion::Any, events("h-any", 2))
+        .append(&s, ExpectedVersion::Any, &events("h-any", 2))
         .await
         .unwrap();
     let head = store.stream_head(&s).await.unwrap().expect("a head");
@@ -621,7 +621,7 @@ pub async fn stream_heads<S: EventStore>(store: Arc<S>) {
     );
     assert_eq!(store.stream_version(&s).await.unwrap(), 5);
     let err = store
-        .append(&s, ExpectedVersion::Exact(4), vec![event("stale")])
+        .append(&s, ExpectedVersion::Exact(4), &[event("stale")])
         .await
         .expect_err("a stale version");
     assert_conflict(&err, &s, ExpectedVersion::Exact(4), 5);
@@ -638,7 +638,7 @@ pub async fn stream_heads<S: EventStore>(store: Arc<S>) {
         tasks.push(tokio::spawn(async move {
             for i in 0..10 {
                 store
-                    .append(&s, ExpectedVersion::Any, events(&format!("w{w}-{i}"), 2))
+                    .append(&s, ExpectedVersion::Any, &events(&format!("w{w}-{i}"), 2))
                     .await
                     .expect("an Any append never conflicts");
             }
@@ -666,11 +666,11 @@ pub async fn archiving<S: EventStore>(store: Arc<S>) {
     let kept = stream("kept");
     let batch = events("gone", 2);
     let first = store
-        .append(&gone, ExpectedVersion::NoStream, batch.clone())
+        .append(&gone, ExpectedVersion::NoStream, &batch)
         .await
         .unwrap();
     store
-        .append(&kept, ExpectedVersion::NoStream, events("kept", 2))
+        .append(&kept, ExpectedVersion::NoStream, &events("kept", 2))
         .await
         .unwrap();
     let err = store
@@ -697,7 +697,7 @@ pub async fn archiving<S: EventStore>(store: Arc<S>) {
         ExpectedVersion::NoStream,
     ] {
         let err = store
-            .append(&gone, expected, vec![event("late")])
+            .append(&gone, expected, &[event("late")])
             .await
             .expect_err("an archived stream refuses appends");
         match &err {
@@ -707,7 +707,7 @@ pub async fn archiving<S: EventStore>(store: Arc<S>) {
         assert!(err.is_archived());
     }
     let again = store
-        .append(&gone, ExpectedVersion::NoStream, batch)
+        .append(&gone, ExpectedVersion::NoStream, &batch)
         .await
         .expect("a retry of a batch stored before archiving still has its outcome");
     assert_eq!(again, first);
@@ -751,7 +751,10 @@ pub async fn category_reads<S: EventStore>(store: Arc<S>) {
             if category == "wallet" {
                 wallets.extend(batch.iter().map(|e| e.metadata.event_id));
             }
-            store.append(&s, ExpectedVersion::Any, batch).await.unwrap();
+            store
+                .append(&s, ExpectedVersion::Any, &batch)
+                .await
+                .unwrap();
         }
     }
     // Paged to the end: a page may stop short at the log's horizon.
@@ -807,13 +810,13 @@ pub async fn duplicate_names_the_holder<S: EventStore>(store: Arc<S>) {
     let writer = stream("writer");
     let held = events("held", 2);
     store
-        .append(&holder, ExpectedVersion::NoStream, held.clone())
+        .append(&holder, ExpectedVersion::NoStream, &held)
         .await
         .unwrap();
     let mut batch = events("new", 2);
     batch[1].metadata.event_id = held[1].metadata.event_id;
     let err = store
-        .append(&writer, ExpectedVersion::NoStream, batch)
+        .append(&writer, ExpectedVersion::NoStream, &batch)
         .await
         .expect_err("a reused id");
     match err {
@@ -837,7 +840,7 @@ pub async fn streaming_replay<S: EventStore>(store: Arc<S>) {
     let mut version = 0;
     for size in SIZES {
         store
-            .append(&s, ExpectedVersion::Exact(version), events("r", size))
+            .append(&s, ExpectedVersion::Exact(version), &events("r", size))
             .await
             .expect("append");
         version += size as u64;
@@ -908,7 +911,7 @@ pub async fn streaming_replay_of_archived_stream<S: EventStore>(store: Arc<S>) {
     let kept = stream("streaming-kept");
     for s in [&gone, &kept] {
         store
-            .append(s, ExpectedVersion::NoStream, events("a", 3))
+            .append(s, ExpectedVersion::NoStream, &events("a", 3))
             .await
             .unwrap();
     }

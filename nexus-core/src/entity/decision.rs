@@ -6,18 +6,27 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use super::builder::Settings;
 use super::message::{Decided, Message, panic_message};
 use super::persistence::Loaded;
-use crate::{Aggregate, CodecError, EventMetadata, NewEvent};
+use crate::{Aggregate, CodecError, NewEvent};
 
 type Boxed<A> = Box<dyn Message<A>>;
 
+/// The most spare events a decision keeps: a batch of more events than this
+/// allocates for the rest, as a first batch does.
+const SPARE_EVENTS: usize = 64;
+/// The largest payload buffer kept as a spare: one outsized event does not
+/// pin its buffer to the entity for as long as it lives.
+const SPARE_PAYLOAD: usize = 4 * 1024;
+
 /// What a batch decided.
-pub(crate) struct Decision<A: Aggregate> {
-    /// The batch's events, encoded, in order (event-sourced entities).
+#[derive(Default)]
+pub(crate) struct Decision {
+    /// The batch's events, encoded, in order (event-sourced entities): the
+    /// very batch every send of the write hands the store, a re-send after
+    /// a lost answer included.
     pub(crate) encoded: Vec<NewEvent>,
-    /// The same events and their metadata, to encode the very same batch
-    /// again when a write's outcome is unknown and it must be re-sent.
-    pub(crate) events: Vec<A::Event>,
-    pub(crate) metadata: Vec<EventMetadata>,
+    /// Encoded events of earlier batches, kept for their buffers: the next
+    /// batch encodes into them instead of allocating.
+    pub(crate) spare: Vec<NewEvent>,
     /// Per command of the batch, in order: how many events it wrote. Its
     /// events follow those of the commands before it.
     pub(crate) counts: Vec<usize>,
@@ -28,27 +37,11 @@ pub(crate) struct Decision<A: Aggregate> {
     pub(crate) stop: bool,
 }
 
-impl<A: Aggregate> Default for Decision<A> {
-    fn default() -> Self {
-        Self {
-            encoded: Vec::new(),
-            events: Vec::new(),
-            metadata: Vec::new(),
-            counts: Vec::new(),
-            unencodable: Vec::new(),
-            snapshot_due: false,
-            stop: false,
-        }
-    }
-}
-
-impl<A: Aggregate> Decision<A> {
+impl Decision {
     /// The same decision emptied, its buffers kept: a batch decided with it
     /// allocates only what outgrows the batches before.
     fn cleared(mut self) -> Self {
-        self.encoded.clear();
-        self.events.clear();
-        self.metadata.clear();
+        keep_spares(&mut self.spare, self.encoded.drain(..));
         self.counts.clear();
         self.unencodable.clear();
         self.snapshot_due = false;
@@ -59,6 +52,16 @@ impl<A: Aggregate> Decision<A> {
     /// How many events the batch writes.
     pub(crate) fn events(&self) -> usize {
         self.counts.iter().sum()
+    }
+}
+
+/// Keeps `events` whose buffers are worth reusing as spares, up to
+/// [`SPARE_EVENTS`].
+pub(crate) fn keep_spares(spare: &mut Vec<NewEvent>, events: impl Iterator<Item = NewEvent>) {
+    for event in events {
+        if spare.len() < SPARE_EVENTS && event.payload.capacity() <= SPARE_PAYLOAD {
+            spare.push(event);
+        }
     }
 }
 
@@ -77,8 +80,8 @@ pub(crate) fn decide_batch<A: Aggregate>(
     batch: &mut [Boxed<A>],
     live: &mut Loaded<A>,
     settings: &Settings<A>,
-    recycled: Decision<A>,
-) -> Result<Decision<A>, Panicked> {
+    recycled: Decision,
+) -> Result<Decision, Panicked> {
     let persistence = &settings.persistence;
     let mut decision = recycled.cleared();
     decision.counts.reserve(batch.len());
@@ -88,23 +91,19 @@ pub(crate) fn decide_batch<A: Aggregate>(
             let Decided::Accepted { events, stop } = message.decide(&live.state, version) else {
                 return Ok(None);
             };
-            let start = decision.encoded.len();
             persistence.encode_events(
                 events.as_slice(),
                 message.options(),
                 &mut decision.encoded,
+                &mut decision.spare,
             )?;
-            let metadata = decision.encoded[start..].iter().map(|e| e.metadata.clone());
-            decision.metadata.extend(metadata);
             for event in events.as_slice() {
                 live.state.apply(event);
                 version += 1;
                 decision.snapshot_due |= persistence.snapshot_due(&live.state, event, version);
             }
             message.prepare_reply(&live.state);
-            let count = events.as_slice().len();
-            decision.events.extend(events);
-            Ok(Some((count, stop)))
+            Ok(Some((events.as_slice().len(), stop)))
         }));
         match decided {
             Ok(Ok(Some((count, stop)))) => {
@@ -125,4 +124,73 @@ pub(crate) fn decide_batch<A: Aggregate>(
         }
     }
     Ok(decision)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{SPARE_EVENTS, SPARE_PAYLOAD, keep_spares};
+    use crate::NewEvent;
+    use crate::codec::{EventCodec, Json};
+    use crate::entity::command_options::CommandOptions;
+    use crate::entity::persistence::Persistence;
+    use crate::store::memory::InMemoryEventStore;
+    use crate::testkit::doc::{Counter, CounterEvent};
+
+    fn persistence() -> Persistence<Counter> {
+        Persistence::EventSourced {
+            store: Arc::new(InMemoryEventStore::new()),
+            codec: EventCodec::new(Json),
+            snapshots: None,
+        }
+    }
+
+    fn spare_with_room(bytes: usize) -> NewEvent {
+        NewEvent::new(String::with_capacity(32), 1, Vec::with_capacity(bytes))
+    }
+
+    #[test]
+    fn a_batch_encodes_into_the_buffers_of_the_batch_before() {
+        let mut spare = vec![spare_with_room(64), spare_with_room(64)];
+        let buffers: Vec<*const u8> = spare.iter().rev().map(|e| e.payload.as_ptr()).collect();
+        let mut encoded = Vec::new();
+        let events = [CounterEvent::Added(7), CounterEvent::Added(8)];
+        persistence()
+            .encode_events(&events, &CommandOptions::new(), &mut encoded, &mut spare)
+            .unwrap();
+        assert!(spare.is_empty(), "both spares were used");
+        let reused: Vec<*const u8> = encoded.iter().map(|e| e.payload.as_ptr()).collect();
+        assert_eq!(
+            reused, buffers,
+            "each event went into a spare's payload buffer"
+        );
+        assert_eq!(encoded[1].payload, br#"{"Added":8}"#);
+        assert_eq!(
+            (encoded[0].event_type.as_str(), encoded[0].schema_version),
+            ("counter.added", 1)
+        );
+        let ids = (encoded[0].metadata.event_id, encoded[1].metadata.event_id);
+        assert_ne!(ids.0, ids.1, "each reused event gets its own metadata");
+
+        // More events than spares: the rest is allocated, as a first batch's.
+        let mut more = Vec::new();
+        persistence()
+            .encode_events(&events, &CommandOptions::new(), &mut more, &mut vec![])
+            .unwrap();
+        assert_eq!(more.len(), 2);
+    }
+
+    #[test]
+    fn spares_are_kept_up_to_a_count_and_never_with_an_outsized_buffer() {
+        let mut spare = Vec::new();
+        let outsized = spare_with_room(SPARE_PAYLOAD + 1);
+        keep_spares(&mut spare, std::iter::once(outsized));
+        assert!(spare.is_empty(), "an outsized payload buffer is let go");
+        keep_spares(
+            &mut spare,
+            (0..SPARE_EVENTS + 10).map(|_| spare_with_room(16)),
+        );
+        assert_eq!(spare.len(), SPARE_EVENTS);
+    }
 }

@@ -11,8 +11,8 @@ use crate::codec::{EventCodec, PayloadCodec};
 use crate::lease::Fence;
 use crate::store::{Snapshot, StateStore};
 use crate::{
-    Aggregate, CodecError, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent,
-    RecoveryError, Snapshots, StoreError, StreamId, recover,
+    Aggregate, CodecError, EventStore, ExpectedVersion, LogPosition, NewEvent, RecoveryError,
+    Snapshots, StoreError, StreamId, recover,
 };
 
 /// What an entity does when its stream (or row) does not exist yet.
@@ -65,8 +65,8 @@ pub(crate) struct RecordedCommand<A: Aggregate> {
 }
 
 /// A batch's write, encoded.
-pub(crate) enum Encoded {
-    Events(Vec<NewEvent>),
+pub(crate) enum Encoded<'a> {
+    Events(&'a [NewEvent]),
     State(Vec<u8>),
 }
 
@@ -181,45 +181,37 @@ impl<A: Aggregate> Persistence<A> {
 
     /// Encodes one command's events with its metadata, before they are
     /// applied, so that an event that does not encode fails its own command
-    /// only. Durable state encodes the whole state instead
+    /// only. Each is encoded into a `spare` event's buffers when one is left.
+    /// Durable state encodes the whole state instead
     /// ([`encode_state`](Self::encode_state)), so this encodes nothing there.
     pub(crate) fn encode_events(
         &self,
         events: &[A::Event],
         options: &CommandOptions,
         into: &mut Vec<NewEvent>,
+        spare: &mut Vec<NewEvent>,
     ) -> Result<(), CodecError> {
         let Self::EventSourced { codec, .. } = self else {
             return Ok(());
         };
         let start = into.len();
         for (index, event) in events.iter().enumerate() {
-            match codec.encode(event, options.event_metadata(index)) {
+            let metadata = options.event_metadata(index);
+            let encoded = match spare.pop() {
+                Some(mut reused) => codec
+                    .encode_into(event, metadata, &mut reused)
+                    .map(|()| reused),
+                None => codec.encode(event, metadata),
+            };
+            match encoded {
                 Ok(encoded) => into.push(encoded),
                 Err(error) => {
-                    into.truncate(start);
+                    super::decision::keep_spares(spare, into.drain(start..));
                     return Err(error);
                 }
             }
         }
         Ok(())
-    }
-
-    /// Encodes `events` again with the metadata they were first encoded
-    /// with: the very same batch, for a write that must be re-sent.
-    pub(crate) fn reencode_events(
-        &self,
-        events: &[A::Event],
-        metadata: &[EventMetadata],
-    ) -> Result<Vec<NewEvent>, CodecError> {
-        let Self::EventSourced { codec, .. } = self else {
-            return Ok(Vec::new());
-        };
-        events
-            .iter()
-            .zip(metadata)
-            .map(|(event, metadata)| codec.encode(event, metadata.clone()))
-            .collect()
     }
 
     /// Encodes the whole state of a durable-state entity.
@@ -286,7 +278,7 @@ impl<A: Aggregate> Persistence<A> {
         &self,
         stream: &StreamId,
         loaded_version: u64,
-        encoded: Encoded,
+        encoded: Encoded<'_>,
         fence: Option<&Fence>,
     ) -> Result<Committed, WriteError> {
         let expected = expecting(loaded_version);

@@ -119,7 +119,7 @@ struct Runner<A: Aggregate> {
     /// The receive timeout's timer, made at the first wait.
     receive_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The last batch's decision, whose buffers the next batch reuses.
-    recycled: Decision<A>,
+    recycled: Decision,
     /// The last answered batch's buffer, empty, for the next batch.
     spare_batch: Vec<Boxed<A>>,
 }
@@ -345,7 +345,7 @@ impl<A: Aggregate> Runner<A> {
             }
             return Attempt::Done(Flow::Continue);
         }
-        let mut decision = match self.decide(&mut batch, &mut live).await {
+        let decision = match self.decide(&mut batch, &mut live).await {
             Ok(decision) => decision,
             Err(flow) => return Attempt::Done(flow),
         };
@@ -366,10 +366,9 @@ impl<A: Aggregate> Runner<A> {
                 let stream = &self.cell.key.stream;
                 let span = append_span::<A>(&batch, stream, decision.events(), live.version);
                 let started = Instant::now();
-                let written =
-                    write_batch(settings, stream, live.version, &mut decision, state, fence)
-                        .instrument(span.clone())
-                        .await;
+                let written = write_batch(settings, stream, live.version, &decision, state, fence)
+                    .instrument(span.clone())
+                    .await;
                 let took = started.elapsed();
                 span.record("duration_ms", took.as_secs_f64() * 1_000.0);
                 if written.is_ok() {
@@ -422,7 +421,7 @@ impl<A: Aggregate> Runner<A> {
         &mut self,
         batch: &mut Vec<Boxed<A>>,
         live: &mut Loaded<A>,
-    ) -> Result<Decision<A>, Flow> {
+    ) -> Result<Decision, Flow> {
         let registry = Arc::clone(&self.registry);
         let stream = &self.cell.key.stream;
         let recycled = std::mem::take(&mut self.recycled);
@@ -918,7 +917,7 @@ async fn write_batch<A: Aggregate>(
     settings: &Settings<A>,
     stream: &StreamId,
     loaded_version: u64,
-    decision: &mut Decision<A>,
+    decision: &Decision,
     state: Option<Vec<u8>>,
     fence: Option<&Fence>,
 ) -> Result<Committed, WriteError> {
@@ -929,12 +928,7 @@ async fn write_batch<A: Aggregate>(
         sends += 1;
         let batch = match &state {
             Some(state) => Encoded::State(state.clone()),
-            None if sends == 1 => Encoded::Events(std::mem::take(&mut decision.encoded)),
-            None => Encoded::Events(
-                persistence
-                    .reencode_events(&decision.events, &decision.metadata)
-                    .map_err(WriteError::Encode)?,
-            ),
+            None => Encoded::Events(&decision.encoded),
         };
         let written = catch_panic(persistence.write(stream, loaded_version, batch, fence)).await;
         let error = match written {

@@ -51,7 +51,7 @@
 //! let store = Arc::new(InMemoryEventStore::new());
 //! let codec = EventCodec::<TallyEvent>::new(Json);
 //! let added = codec.encode(&TallyEvent::Added(5), EventMetadata::new()).unwrap();
-//! let out = store.append(&StreamId::new("tally-a"), ExpectedVersion::Any, vec![added]).await.unwrap();
+//! let out = store.append(&StreamId::new("tally-a"), ExpectedVersion::Any, &[added]).await.unwrap();
 //!
 //! let sum = Arc::new(Mutex::new(Sum::default()));
 //! let shared = Arc::clone(&sum);

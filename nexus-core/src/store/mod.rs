@@ -58,9 +58,9 @@ pub type ReplayVisitor<'v> = dyn FnMut(ReplayEventRef<'_>) -> ControlFlow<()> + 
 /// let store = InMemoryEventStore::new();
 /// let stream = StreamId::new("wallet-alice");
 /// let e = NewEvent::new("wallet.deposited", 1, b"{}".to_vec());
-/// let out = store.append(&stream, ExpectedVersion::NoStream, vec![e]).await.unwrap();
+/// let out = store.append(&stream, ExpectedVersion::NoStream, &[e]).await.unwrap();
 /// assert_eq!(out.version, 1);
-/// let err = store.append(&stream, ExpectedVersion::NoStream, vec![]).await.unwrap_err();
+/// let err = store.append(&stream, ExpectedVersion::NoStream, &[]).await.unwrap_err();
 /// assert_eq!(err.to_string(), "stream wallet-alice: expected version no stream (0), found 1");
 /// # });
 /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -71,12 +71,15 @@ pub type ReplayVisitor<'v> = dyn FnMut(ReplayEventRef<'_>) -> ControlFlow<()> + 
 pub trait EventStore: Send + Sync + 'static {
     /// Appends `events` to `stream` if it is at `expected`, atomically.
     ///
-    /// An empty batch stores nothing but still checks `expected`.
+    /// An empty batch stores nothing but still checks `expected`. The events
+    /// are borrowed: a store copies what it keeps, and the caller keeps the
+    /// batch, both to send the very same events again when an answer was
+    /// lost and to reuse its buffers for the next one.
     async fn append(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError>;
 
     /// Appends like [`append`](Self::append), only while `fence` is current:
@@ -90,7 +93,7 @@ pub trait EventStore: Send + Sync + 'static {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
         fence: &Fence,
     ) -> Result<AppendOutcome, StoreError> {
         let _ = (stream, expected, events, fence);
@@ -140,8 +143,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let store = InMemoryEventStore::new();
     /// let stream = StreamId::new("counter-c1");
-    /// let events = (0..5).map(|_| NewEvent::new("counter.added", 1, b"1".to_vec())).collect();
-    /// store.append(&stream, ExpectedVersion::NoStream, events).await.unwrap();
+    /// let events: Vec<_> = (0..5).map(|_| NewEvent::new("counter.added", 1, b"1".to_vec())).collect();
+    /// store.append(&stream, ExpectedVersion::NoStream, &events).await.unwrap();
     ///
     /// let mut versions = Vec::new();
     /// store

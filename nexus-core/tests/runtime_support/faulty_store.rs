@@ -86,7 +86,7 @@ impl FaultyStore {
         let payload = serde_json::to_vec(&super::AccountEvent::Deposited(amount)).unwrap();
         let event = NewEvent::new("account.deposited", 1, payload);
         self.inner
-            .append(stream, ExpectedVersion::Any, vec![event])
+            .append(stream, ExpectedVersion::Any, &[event])
             .await
             .unwrap();
     }
@@ -98,7 +98,7 @@ impl FaultyStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
         fence: Option<&Fence>,
     ) -> Result<AppendOutcome, StoreError> {
         let nth = self.appends.fetch_add(1, Ordering::SeqCst) + 1;
@@ -151,7 +151,7 @@ impl EventStore for FaultyStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
         self.faulty_append(stream, expected, events, None).await
     }
@@ -160,7 +160,7 @@ impl EventStore for FaultyStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
         fence: &Fence,
     ) -> Result<AppendOutcome, StoreError> {
         self.faulty_append(stream, expected, events, Some(fence))

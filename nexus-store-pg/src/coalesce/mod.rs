@@ -246,9 +246,9 @@ impl Coalescer {
         })
     }
 
-    /// Hands the append to a worker of `store` and waits for its outcome;
-    /// gives the events back when no worker can take it (no runtime to run
-    /// one on), for the caller to append them itself. `expected_column` is
+    /// Hands a copy of the append to a worker of `store` and waits for its
+    /// outcome; `None` when no worker can take it (no runtime to run one
+    /// on, or the queue is closed), for the caller to append them itself. `expected_column` is
     /// `expected` as bound, and a fenced append's fence comes with its
     /// columns, both already checked.
     pub(crate) async fn append(
@@ -256,25 +256,26 @@ impl Coalescer {
         store: &PgEventStore,
         stream: &StreamId,
         (expected, expected_column): (ExpectedVersion, Option<i64>),
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
         fence: Option<(Fence, FenceKey)>,
-    ) -> Result<Outcome, Vec<NewEvent>> {
+    ) -> Option<Outcome> {
         if !self.start_workers(store) {
-            return Err(events);
+            return None;
         }
         let (reply, mut outcome) = oneshot::channel();
         let pending = Pending {
             stream: stream.clone(),
             expected,
             expected_column,
-            events,
+            // Owned: the worker that writes it runs on another task.
+            events: events.to_vec(),
             fence,
             queued: Instant::now(),
             deadline: Instant::now() + self.limits.wait,
             reply,
         };
-        if let Err(pending) = self.queue.push(pending, self.limits) {
-            return Err(pending.events);
+        if self.queue.push(pending, self.limits).is_err() {
+            return None;
         }
         loop {
             let stopped = self.stopped.notified();
@@ -283,7 +284,7 @@ impl Coalescer {
             tokio::select! {
                 biased;
                 answer = &mut outcome => {
-                    return Ok(answer.unwrap_or_else(|_| {
+                    return Some(answer.unwrap_or_else(|_| {
                         Err(StoreError::Ambiguous {
                             source: Box::new(WorkerStopped),
                         })

@@ -88,7 +88,7 @@ impl<S: EventStore> EventStore for NotifyingStore<S> {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
         let out = self.inner.append(stream, expected, events).await?;
         self.notify();
@@ -99,7 +99,7 @@ impl<S: EventStore> EventStore for NotifyingStore<S> {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
         fence: &Fence,
     ) -> Result<AppendOutcome, StoreError> {
         let out = self

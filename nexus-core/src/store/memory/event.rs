@@ -68,7 +68,7 @@ impl Inner {
         &mut self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
         // One event cannot repeat an id within its batch: no set to build.
         let mut seen = std::collections::HashSet::new();
@@ -80,7 +80,7 @@ impl Inner {
                 event_id: e.metadata.event_id,
             });
         }
-        if let Some(original) = self.replayed(stream, expected, &events)? {
+        if let Some(original) = self.replayed(stream, expected, events)? {
             return Ok(original);
         }
         if self.archived.contains(stream) {
@@ -109,10 +109,10 @@ impl Inner {
                 stream_id: stream.clone(),
                 version,
                 position,
-                event_type: event.event_type,
+                event_type: event.event_type.clone(),
                 schema_version: event.schema_version,
-                payload: event.payload,
-                metadata: event.metadata,
+                payload: event.payload.clone(),
+                metadata: event.metadata.clone(),
             });
             // Looked up before `entry`, which would copy the id each time.
             match self.streams.get_mut(stream) {
@@ -222,7 +222,7 @@ impl EventStore for InMemoryEventStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
         lock(&self.inner).append(stream, expected, events)
     }
@@ -231,7 +231,7 @@ impl EventStore for InMemoryEventStore {
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: &[NewEvent],
         fence: &Fence,
     ) -> Result<AppendOutcome, StoreError> {
         let mut inner = lock(&self.inner);
