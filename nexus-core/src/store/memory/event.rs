@@ -1,17 +1,18 @@
 //! The in-memory event store.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::event_ids::EventIds;
 use super::{check_fence, lock};
 use crate::lease::Fence;
 use crate::store::{ReplayVisitor, StreamHead};
 use crate::{
-    AppendOutcome, EventStore, ExpectedVersion, LogPosition, NewEvent, RecordedEvent, ReplayEvent,
-    StoreError, StreamId,
+    AppendOutcome, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent,
+    RecordedEvent, ReplayEventRef, StoreError, StreamId,
 };
 
 /// Events a replay copies out per turn of the lock: the lock is never held
@@ -29,20 +30,45 @@ const REPLAY_BATCH: usize = 256;
 /// ```
 #[derive(Debug, Default)]
 pub struct InMemoryEventStore {
-    // Invariant: `log` is in position order, every stream's events are the
-    // log's events of that stream in version order 1..=n, and `ids` maps each
-    // stored event id to its index in the log (where its stream and version
-    // are). One lock keeps all three in step, which is what makes an append
-    // atomic.
+    // Invariant: `log` is in position order (an event's position is its
+    // index + 1), each stream's `events` are the log indexes of its events
+    // in version order 1..=n, and `ids` maps each stored event id to its
+    // index in the log. One lock keeps them in step, which is what makes an
+    // append atomic.
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    streams: HashMap<StreamId, Vec<usize>>,
-    log: Vec<RecordedEvent>,
-    ids: HashMap<Uuid, usize>,
-    archived: HashSet<StreamId>,
+    /// Every stream, in the order it was first appended to.
+    streams: Vec<Stream>,
+    /// Where each stream is in `streams`.
+    by_id: HashMap<StreamId, usize>,
+    log: Vec<Stored>,
+    ids: EventIds,
+    /// Every event type name stored, once: events share their name.
+    types: HashSet<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct Stream {
+    id: StreamId,
+    archived: bool,
+    /// Log indexes of the stream's events; version n is at n - 1.
+    events: Vec<usize>,
+}
+
+/// One stored event, kept compact: its stream by index, and its type name
+/// and payload shared, so that an append allocates one payload and a replay
+/// copies no bytes. [`RecordedEvent`]s are made when read.
+#[derive(Debug)]
+struct Stored {
+    stream: usize,
+    version: u64,
+    event_type: Arc<str>,
+    schema_version: u32,
+    payload: Arc<[u8]>,
+    metadata: EventMetadata,
 }
 
 impl InMemoryEventStore {
@@ -60,6 +86,12 @@ impl InMemoryEventStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The position of the event at `index` of the log.
+fn position_of(index: usize) -> LogPosition {
+    let sequence = index as u64 + 1;
+    LogPosition::new(sequence, sequence)
 }
 
 impl Inner {
@@ -80,15 +112,17 @@ impl Inner {
                 event_id: e.metadata.event_id,
             });
         }
-        if let Some(original) = self.replayed(stream, expected, events)? {
+        let found = self.by_id.get(stream).copied();
+        if let Some(original) = self.replayed(stream, found, expected, events)? {
             return Ok(original);
         }
-        if self.archived.contains(stream) {
+        let existing = found.map(|index| &self.streams[index]);
+        if existing.is_some_and(|s| s.archived) {
             return Err(StoreError::StreamArchived {
                 stream: stream.clone(),
             });
         }
-        let actual = self.version(stream);
+        let actual = existing.map_or(0, |s| s.events.len() as u64);
         if !expected.accepts(actual) {
             return Err(StoreError::Conflict {
                 stream: stream.clone(),
@@ -96,62 +130,120 @@ impl Inner {
                 actual,
             });
         }
+        let at = found.unwrap_or_else(|| self.new_stream(stream, events.is_empty()));
         let mut positions = Vec::with_capacity(events.len());
         let mut version = actual;
         for event in events {
             version += 1;
-            let sequence = self.log.len() as u64 + 1;
-            let position = LogPosition::new(sequence, sequence);
-            positions.push(position);
             let index = self.log.len();
+            positions.push(position_of(index));
             self.ids.insert(event.metadata.event_id, index);
-            self.log.push(RecordedEvent {
-                stream_id: stream.clone(),
+            let event_type = self.type_name(&event.event_type);
+            self.log.push(Stored {
+                stream: at,
                 version,
-                position,
-                event_type: event.event_type.clone(),
+                event_type,
                 schema_version: event.schema_version,
-                payload: event.payload.clone(),
+                payload: Arc::from(event.payload.as_slice()),
                 metadata: event.metadata.clone(),
             });
-            // Looked up before `entry`, which would copy the id each time.
-            match self.streams.get_mut(stream) {
-                Some(indexes) => indexes.push(index),
-                None => {
-                    self.streams.insert(stream.clone(), vec![index]);
-                }
-            }
+            self.streams[at].events.push(index);
         }
         Ok(AppendOutcome { version, positions })
     }
 
-    /// Up to `limit` events after `after` that `keep` accepts, skipping
-    /// archived streams.
+    /// Registers `stream`, which has no events yet. An empty batch leaves no
+    /// stream behind, so its index is not kept.
+    fn new_stream(&mut self, stream: &StreamId, empty: bool) -> usize {
+        let index = self.streams.len();
+        if !empty {
+            self.streams.push(Stream {
+                id: stream.clone(),
+                archived: false,
+                events: Vec::new(),
+            });
+            self.by_id.insert(stream.clone(), index);
+        }
+        index
+    }
+
+    /// The shared copy of the type name `name`.
+    fn type_name(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.types.get(name) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.types.insert(Arc::clone(&shared));
+        shared
+    }
+
+    /// The stored event at `index` of the log as a reader gets it.
+    fn recorded(&self, index: usize) -> RecordedEvent {
+        let stored = &self.log[index];
+        RecordedEvent {
+            stream_id: self.streams[stored.stream].id.clone(),
+            version: stored.version,
+            position: position_of(index),
+            event_type: stored.event_type.to_string(),
+            schema_version: stored.schema_version,
+            payload: stored.payload.to_vec(),
+            metadata: stored.metadata.clone(),
+        }
+    }
+
+    /// `stream`'s place in `streams` if it is there and not archived.
+    fn readable(&self, stream: &StreamId) -> Option<&Stream> {
+        let found = &self.streams[*self.by_id.get(stream)?];
+        (!found.archived).then_some(found)
+    }
+
+    /// Up to `limit` events after `after` of streams that `keep` accepts,
+    /// skipping archived streams.
     fn log_after(
         &self,
         after: LogPosition,
         limit: usize,
-        keep: impl Fn(&RecordedEvent) -> bool,
+        keep: impl Fn(&StreamId) -> bool,
     ) -> Vec<RecordedEvent> {
-        let start = self.log.partition_point(|e| e.position <= after);
-        self.log[start..]
-            .iter()
-            .filter(|e| keep(e) && !self.archived.contains(&e.stream_id))
+        (self.count_through(after)..self.log.len())
+            .filter(|&index| {
+                let stream = &self.streams[self.log[index].stream];
+                !stream.archived && keep(&stream.id)
+            })
             .take(limit)
-            .cloned()
+            .map(|index| self.recorded(index))
             .collect()
     }
 
-    fn version(&self, stream: &StreamId) -> u64 {
-        self.streams.get(stream).map_or(0, |s| s.len() as u64)
+    /// How many events of the log are positioned at or before `after`: a
+    /// binary search, positions rising with the index.
+    fn count_through(&self, after: LogPosition) -> usize {
+        let (mut low, mut high) = (0, self.log.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if position_of(middle) <= after {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
     }
 
-    /// The original outcome if `events` were already appended to `stream` at
-    /// consecutive versions (a retry after a lost reply), `None` if none of
-    /// their ids is stored, and an error if some are stored elsewhere.
+    fn version(&self, stream: &StreamId) -> u64 {
+        self.by_id
+            .get(stream)
+            .map_or(0, |&index| self.streams[index].events.len() as u64)
+    }
+
+    /// The original outcome if `events` were already appended to `stream`
+    /// (at `found` in `streams`) at consecutive versions (a retry after a
+    /// lost reply), `None` if none of their ids is stored, and an error if
+    /// some are stored elsewhere.
     fn replayed(
         &self,
         stream: &StreamId,
+        found: Option<usize>,
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Option<AppendOutcome>, StoreError> {
@@ -163,7 +255,7 @@ impl Inner {
             let holder = self
                 .ids
                 .get(&event_id)
-                .map_or(stream, |&index| &self.log[index].stream_id);
+                .map_or(stream, |index| &self.streams[self.log[index].stream].id);
             StoreError::DuplicateEventId {
                 stream: holder.clone(),
                 event_id,
@@ -173,9 +265,9 @@ impl Inner {
             events
                 .iter()
                 .map(|e| e.metadata.event_id)
-                .find(|id| self.ids.contains_key(id))
+                .find(|id| self.ids.contains(id))
         };
-        let Some(&first_index) = self.ids.get(&first.metadata.event_id) else {
+        let Some(first_index) = self.ids.get(&first.metadata.event_id) else {
             return match first_stored() {
                 Some(id) => Err(duplicate(id)),
                 None => Ok(None),
@@ -183,31 +275,34 @@ impl Inner {
         };
         let stored_first = &self.log[first_index];
         let base = stored_first.version - 1;
-        if &stored_first.stream_id != stream || expected.pinned().is_some_and(|v| v != base) {
+        let Some(at) = found.filter(|&at| at == stored_first.stream) else {
+            return Err(duplicate(first.metadata.event_id));
+        };
+        if expected.pinned().is_some_and(|v| v != base) {
             return Err(duplicate(first.metadata.event_id));
         }
-        let indexes = &self.streams[stream];
+        let indexes = &self.streams[at].events;
         let mut positions = Vec::with_capacity(events.len());
         for (offset, event) in events.iter().enumerate() {
-            let stored = indexes
+            let index = indexes
                 .get(
                     usize::try_from(base)
                         .unwrap_or(usize::MAX)
                         .saturating_add(offset),
                 )
-                .map(|&i| &self.log[i])
-                .filter(|stored| stored.metadata.event_id == event.metadata.event_id)
+                .copied()
+                .filter(|&i| self.log[i].metadata.event_id == event.metadata.event_id)
                 .ok_or_else(|| {
                     // This event is not where a retry would have put it:
                     // name one of the batch's ids that is stored.
-                    let stored = if self.ids.contains_key(&event.metadata.event_id) {
+                    let stored = if self.ids.contains(&event.metadata.event_id) {
                         event.metadata.event_id
                     } else {
                         first.metadata.event_id
                     };
                     duplicate(stored)
                 })?;
-            positions.push(stored.position);
+            positions.push(position_of(index));
         }
         Ok(Some(AppendOutcome {
             version: base + events.len() as u64,
@@ -245,35 +340,38 @@ impl EventStore for InMemoryEventStore {
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let inner = lock(&self.inner);
-        let Some(indexes) = inner.streams.get(stream) else {
+        let Some(found) = inner.readable(stream) else {
             return Ok(Vec::new());
         };
-        if inner.archived.contains(stream) {
-            return Ok(Vec::new());
-        }
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(indexes
+        Ok(found
+            .events
             .iter()
             .skip(skip)
-            .map(|&i| inner.log[i].clone())
+            .map(|&index| inner.recorded(index))
             .collect())
     }
 
-    /// Copies the stream out in batches of 256 events (`REPLAY_BATCH`) and visits each
-    /// batch outside the lock, up to the head the replay started at: what
-    /// one read of the whole stream at that moment would have returned.
+    /// Takes the stream's events out in batches of 256 (`REPLAY_BATCH`),
+    /// their type names and payloads shared rather than copied, and visits
+    /// each batch outside the lock, up to the head the replay started at:
+    /// what one read of the whole stream at that moment would have returned.
     async fn replay(
         &self,
         stream: &StreamId,
         from_version: u64,
         visit: &mut ReplayVisitor<'_>,
     ) -> Result<(), StoreError> {
-        let head = {
+        let (at, head) = {
             let inner = lock(&self.inner);
-            if inner.archived.contains(stream) {
+            let Some(&at) = inner.by_id.get(stream) else {
+                return Ok(());
+            };
+            let found = &inner.streams[at];
+            if found.archived {
                 return Ok(());
             }
-            inner.streams.get(stream).map_or(0, Vec::len)
+            (at, found.events.len())
         };
         let mut next = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
         let mut batch = Vec::with_capacity(REPLAY_BATCH.min(head.saturating_sub(next)));
@@ -281,19 +379,24 @@ impl EventStore for InMemoryEventStore {
             let end = head.min(next + REPLAY_BATCH);
             {
                 let inner = lock(&self.inner);
-                let indexes = &inner.streams[stream][next..end];
-                batch.extend(indexes.iter().map(|&i| {
-                    let event = &inner.log[i];
-                    ReplayEvent {
-                        version: event.version,
-                        event_type: event.event_type.clone(),
-                        schema_version: event.schema_version,
-                        payload: event.payload.clone(),
-                    }
+                batch.extend(inner.streams[at].events[next..end].iter().map(|&index| {
+                    let stored = &inner.log[index];
+                    (
+                        stored.version,
+                        Arc::clone(&stored.event_type),
+                        stored.schema_version,
+                        Arc::clone(&stored.payload),
+                    )
                 }));
             }
-            for event in batch.drain(..) {
-                if visit(event.borrowed()).is_break() {
+            for (version, event_type, schema_version, payload) in batch.drain(..) {
+                let event = ReplayEventRef {
+                    version,
+                    event_type: &event_type,
+                    schema_version,
+                    payload: &payload,
+                };
+                if visit(event).is_break() {
                     return Ok(());
                 }
             }
@@ -322,21 +425,23 @@ impl EventStore for InMemoryEventStore {
 
     async fn stream_head(&self, stream: &StreamId) -> Result<Option<StreamHead>, StoreError> {
         let inner = lock(&self.inner);
-        let version = inner.version(stream);
-        Ok((version > 0).then(|| StreamHead {
-            version,
-            archived: inner.archived.contains(stream),
+        Ok(inner.by_id.get(stream).map(|&at| {
+            let found = &inner.streams[at];
+            StreamHead {
+                version: found.events.len() as u64,
+                archived: found.archived,
+            }
         }))
     }
 
     async fn archive_stream(&self, stream: &StreamId) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
-        if inner.version(stream) == 0 {
+        let Some(&at) = inner.by_id.get(stream) else {
             return Err(StoreError::InvalidRequest(format!(
                 "stream {stream} has no events to archive"
             )));
-        }
-        inner.archived.insert(stream.clone());
+        };
+        inner.streams[at].archived = true;
         Ok(())
     }
 
@@ -352,6 +457,6 @@ impl EventStore for InMemoryEventStore {
             ));
         }
         let inner = lock(&self.inner);
-        Ok(inner.log_after(after, limit, |e| e.stream_id.category() == category))
+        Ok(inner.log_after(after, limit, |stream| stream.category() == category))
     }
 }

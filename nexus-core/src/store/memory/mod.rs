@@ -6,6 +6,7 @@
 //! stores are safe to share between any number of tasks.
 
 mod event;
+mod event_ids;
 mod snapshot;
 mod state;
 

@@ -1,0 +1,92 @@
+//! The in-memory event store's index of stored event ids: where each id is
+//! in the log.
+//!
+//! Event ids are time-ordered (version 7 UUIDs, [`EventMetadata::new`]), so nearly
+//! every id appended is greater than all stored before it. Those go to the
+//! end of a sorted vector, as Postgres's btree inserts at its right edge:
+//! no hashing, and memory touched in order. A hash table holds the rest (ids
+//! derived from command ids, ids a caller chose, a v7 id that lost a race
+//! to the store's lock), so any order is indexed correctly.
+//!
+//! [`EventMetadata::new`]: crate::EventMetadata::new
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+#[derive(Debug, Default)]
+pub(super) struct EventIds {
+    /// Ids each greater than the one before, with their log indexes.
+    ascending: Vec<(Uuid, usize)>,
+    /// Every other id.
+    others: HashMap<Uuid, usize>,
+}
+
+impl EventIds {
+    /// The log index of `id`, if it is stored.
+    pub(super) fn get(&self, id: &Uuid) -> Option<usize> {
+        let in_order = match self.ascending.last() {
+            Some((last, _)) if id <= last => self
+                .ascending
+                .binary_search_by(|(stored, _)| stored.cmp(id))
+                .ok()
+                .map(|at| self.ascending[at].1),
+            _ => None,
+        };
+        in_order.or_else(|| self.others.get(id).copied())
+    }
+
+    /// Whether `id` is stored.
+    pub(super) fn contains(&self, id: &Uuid) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Records that `id`, not stored yet, is at `index` of the log.
+    pub(super) fn insert(&mut self, id: Uuid, index: usize) {
+        match self.ascending.last() {
+            Some((last, _)) if id <= *last => {
+                self.others.insert(id, index);
+            }
+            _ => self.ascending.push((id, index)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventIds;
+    use uuid::Uuid;
+
+    #[test]
+    fn ids_in_any_order_are_found_where_they_were_put_and_no_others() {
+        let mut ids = EventIds::default();
+        let ordered: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+        let late = ordered[40];
+        for (index, id) in ordered.iter().enumerate() {
+            if *id != late {
+                ids.insert(*id, index);
+            }
+        }
+        // An id smaller than the last one stored, and random ones.
+        ids.insert(late, 40);
+        let random: Vec<Uuid> = (0..50).map(|_| Uuid::new_v4()).collect();
+        for (offset, id) in random.iter().enumerate() {
+            ids.insert(*id, 100 + offset);
+        }
+        for (index, id) in ordered.iter().chain(&random).enumerate() {
+            assert_eq!(ids.get(id), Some(index), "{id}");
+        }
+        assert!(!ids.contains(&Uuid::now_v7()), "a newer id is not stored");
+        assert!(!ids.contains(&Uuid::new_v4()));
+        assert!(!ids.contains(&Uuid::nil()));
+        assert!(
+            ids.others.contains_key(&late),
+            "an id out of order went to the table"
+        );
+        assert!(
+            ids.ascending.len() >= 99,
+            "the ids in order went to the end"
+        );
+        assert_eq!(ids.ascending.len() + ids.others.len(), 150);
+    }
+}
