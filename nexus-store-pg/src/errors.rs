@@ -101,6 +101,32 @@ pub(crate) fn store_error(error: sqlx::Error, pool: &PgPool) -> StoreError {
     map(error, pool, Stage::NotSent)
 }
 
+/// `error` again, for another caller of the statement that failed: the
+/// same variant, so the same retry decision, with the driver's error as
+/// text (a driver error cannot be cloned).
+pub(crate) fn another_callers_copy(error: &StoreError) -> StoreError {
+    let text =
+        |source: &nexus_core::BoxError| -> nexus_core::BoxError { source.to_string().into() };
+    match error {
+        StoreError::Unavailable { source } => StoreError::Unavailable {
+            source: text(source),
+        },
+        StoreError::Ambiguous { source } => StoreError::Ambiguous {
+            source: text(source),
+        },
+        StoreError::Timeout { source } => StoreError::Timeout {
+            source: text(source),
+        },
+        StoreError::PoolExhausted { waited_ms } => StoreError::PoolExhausted {
+            waited_ms: *waited_ms,
+        },
+        StoreError::InvalidRequest(what) => StoreError::InvalidRequest(what.clone()),
+        other => StoreError::Backend {
+            source: other.to_string().into(),
+        },
+    }
+}
+
 /// Maps `error` from a write statement already sent on a connection of
 /// `pool`.
 pub(crate) fn write_error(error: sqlx::Error, pool: &PgPool) -> StoreError {

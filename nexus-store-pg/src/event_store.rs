@@ -20,6 +20,7 @@ use crate::batch::{Batch, check_ids};
 use crate::coalesce::{Coalescer, Via};
 use crate::convert::{FenceKey, conflict, corrupt, fenced, get, get_trusted, to_i64, to_u64};
 use crate::errors::{self, Failure, Stage};
+use crate::first_pages::{self, FirstPages, Reader, Turn};
 use crate::sql::events::EventSql;
 use crate::wire::{Timestamp, TxId};
 use crate::{PayloadFormat, PgStoreConfig};
@@ -66,6 +67,9 @@ pub struct PgEventStore {
     /// `None` when appends are not coalesced (and in the coalescing
     /// workers' own store).
     coalescer: Option<Arc<Coalescer>>,
+    /// Replays that start while another reads, read together.
+    first_pages: Arc<FirstPages>,
+    first_pages_reader: Reader,
 }
 
 impl PgEventStore {
@@ -96,13 +100,37 @@ impl PgEventStore {
     /// The event store of `config`'s schema (migrated with
     /// [`PgStoreConfig::migrate`]).
     pub fn new(config: &PgStoreConfig) -> Self {
+        let sql = Arc::new(EventSql::new(&config.schema));
         Self {
             pool: config.pool.clone(),
-            sql: Arc::new(EventSql::new(&config.schema)),
             catch_up_wait: config.catch_up_wait,
             payloads: config.payloads,
             coalescer: Coalescer::new(config.coalescing, config.pool.options()),
+            first_pages: Arc::default(),
+            first_pages_reader: Reader {
+                pool: config.pool.clone(),
+                sql: Arc::from(sql.replay_first_pages.as_str()),
+            },
+            sql,
         }
+    }
+
+    /// The replay statement's rows from `from_version`, handed to `visit`.
+    async fn stream_replay(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        visit: &mut ReplayVisitor<'_>,
+    ) -> Result<(), StoreError> {
+        crate::replay::replay(
+            &self.pool,
+            &self.sql.replay_stream,
+            stream,
+            from_version,
+            visit,
+            |e| self.failed(e),
+        )
+        .await
     }
 
     /// This store without coalescing: what a coalescing worker writes with.
@@ -587,22 +615,38 @@ impl EventStore for PgEventStore {
 
     /// Streams the replay statement's rows, each decoded in place (see
     /// `crate::replay`): memory bounded by the driver's row buffer, no
-    /// allocation per event.
+    /// allocation per event. A replay that starts while another reads gets
+    /// its first events from one statement with the others that wait (see
+    /// `crate::first_pages`), and streams the rest of a long stream alone.
     async fn replay(
         &self,
         stream: &StreamId,
         from_version: u64,
         visit: &mut ReplayVisitor<'_>,
     ) -> Result<(), StoreError> {
-        crate::replay::replay(
-            &self.pool,
-            &self.sql.replay_stream,
-            stream,
-            from_version,
-            visit,
-            |e| self.failed(e),
-        )
-        .await
+        let mut from_version = from_version;
+        let _alone = match self
+            .first_pages
+            .turn(&self.first_pages_reader, stream, from_version)
+        {
+            Turn::Alone(alone) => alone,
+            Turn::Queued(page) => {
+                let page = page.await.unwrap_or_else(|_| Err(first_pages::stopped()))?;
+                for event in &page.events {
+                    if visit(event.borrowed()).is_break() {
+                        return Ok(());
+                    }
+                }
+                match page.events.last() {
+                    Some(last) if page.full => from_version = last.version + 1,
+                    _ => return Ok(()),
+                }
+                // The rest streams like a replay alone, not counted as one:
+                // others waiting need not wait for a long tail.
+                return self.stream_replay(stream, from_version, visit).await;
+            }
+        };
+        self.stream_replay(stream, from_version, visit).await
     }
 
     async fn read_all(

@@ -146,6 +146,7 @@ mod config;
 mod convert;
 mod errors;
 mod event_store;
+mod first_pages;
 mod lease;
 mod migrate;
 pub mod projection;

@@ -172,6 +172,25 @@ WHERE e.stream_id = $1 AND e.version >= $2
 ORDER BY e.version
 ";
 
+/// The first page of several replays in one statement: `$1` stream ids and
+/// `$2` first versions, side by side (a stream may come twice), `$3` the
+/// page size. Rows are the replay statement's, each led by its request's
+/// place in the arrays (from 1), in request and then version order.
+const REPLAY_FIRST_PAGES: &str = r"
+SELECT r.request, e.version, e.event_type, e.schema_version, e.payload
+FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(stream_id, from_version, request)
+CROSS JOIN LATERAL (
+    SELECT e.version, e.event_type, e.schema_version,
+           coalesce(e.payload_bytes, convert_to(e.payload::text, 'UTF8')) AS payload
+    FROM {schema}.events e
+    WHERE e.stream_id = r.stream_id AND e.version >= r.from_version
+      AND NOT EXISTS (SELECT FROM {schema}.streams s WHERE s.stream_id = r.stream_id AND s.archived)
+    ORDER BY e.version
+    LIMIT $3
+) e
+ORDER BY r.request, e.version
+";
+
 /// The horizon of a log read, as a bound on the position: a row of an
 /// older epoch is always safe (its history is finished); a row of the
 /// current one only below the snapshot's xmin, the oldest transaction still
@@ -274,6 +293,7 @@ pub(crate) struct EventSql {
     pub(crate) find_ids: String,
     pub(crate) read_stream: String,
     pub(crate) replay_stream: String,
+    pub(crate) replay_first_pages: String,
     pub(crate) read_all: String,
     pub(crate) read_category: String,
     pub(crate) held_back_after: String,
@@ -308,6 +328,7 @@ impl EventSql {
             find_ids: render(FIND_IDS, schema),
             read_stream: full(READ_STREAM),
             replay_stream: render(REPLAY_STREAM, schema),
+            replay_first_pages: render(REPLAY_FIRST_PAGES, schema),
             read_all: full(READ_ALL),
             read_category: full(READ_CATEGORY),
             held_back_after: full(HELD_BACK_AFTER),
