@@ -128,3 +128,24 @@ async fn at_the_limit_with_no_idle_entity_fail_fast_refuses() {
     assert_eq!(accounts.of("b").ask(Deposit(1)).await.unwrap(), 1);
     assert!(accounts.live() <= 1);
 }
+
+/// An asked command is dropped by its caller, with its answer, whether it
+/// was applied or rejected: its memory is freed on the thread that
+/// allocated it, not by the entity's worker (the entity runs on the
+/// runtime's workers, this test on the thread that blocks on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asked_command_is_dropped_by_its_caller() {
+    let system = ActorSystem::new();
+    let accounts = accounts(&system, Arc::new(InMemoryEventStore::new()))
+        .build()
+        .unwrap();
+    let caller = std::thread::current().id();
+    for amount in [5, 0] {
+        let probe = DropProbe::default();
+        let dropped_on = Arc::clone(&probe.0);
+        let answer = accounts.of("a").ask(DepositProbed(amount, probe)).await;
+        assert_eq!(answer.is_ok(), amount > 0, "{answer:?}");
+        let dropped_on = *dropped_on.lock().unwrap();
+        assert_eq!(dropped_on, Some(caller), "deposit of {amount}");
+    }
+}

@@ -218,7 +218,9 @@ impl<A: Aggregate> EntityRef<A> {
         }
         // A dropped reply channel is still an answer: the runtime lost
         // the command to a shutdown or an internal failure.
-        reply.await.unwrap_or_else(|_| Err(self.interrupted()))
+        reply
+            .await
+            .map_or_else(|_| Err(self.interrupted()), |reply| reply.answer)
     }
 
     /// Sends `command` to the node holding the entity's shard: here, into

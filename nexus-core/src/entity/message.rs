@@ -89,8 +89,17 @@ pub(crate) struct Written {
 type Decide<A, C, R> = fn(&A, &C, &CommandContext) -> Result<Effect<A, R>, <A as Aggregate>::Error>;
 type SideEffect<A> = Box<dyn FnOnce(&A) + Send>;
 type ReplyFn<A, R> = Box<dyn FnOnce(&A) -> R + Send>;
-pub(crate) type ReplyTo<A, R> =
-    oneshot::Sender<Result<Outcome<R>, EntityError<<A as Aggregate>::Error>>>;
+pub(crate) type ReplyTo<A, R> = oneshot::Sender<Reply<A, R>>;
+
+/// A command's answer, with the request it answers. The caller drops the
+/// request on its own thread, where it was allocated: freed there, its
+/// memory goes back to that thread's cache for the next request, instead of
+/// the entity's thread freeing (under the allocator's lock) what another
+/// thread allocated.
+pub(crate) struct Reply<A: Aggregate, R> {
+    pub(crate) answer: Result<Outcome<R>, EntityError<A::Error>>,
+    _spent: Box<dyn Any + Send>,
+}
 
 /// A command of type `C` whose handler replies `R`.
 pub(crate) struct Request<A: Aggregate, C, R> {
@@ -238,17 +247,18 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
     }
 
     fn complete(self: Box<Self>, state: &A, stream: &StreamId, at: Written) {
-        (*self).answer(state, stream, at, true);
+        self.answer(state, stream, at, true);
     }
 
     fn complete_replayed(self: Box<Self>, state: &A, stream: &StreamId, at: Written) {
-        (*self).answer(state, stream, at, false);
+        self.answer(state, stream, at, false);
     }
 
-    fn fail(self: Box<Self>, error: EntityError<A::Error>) {
+    fn fail(mut self: Box<Self>, error: EntityError<A::Error>) {
         let answer = Err(error);
         self.observed.settle(&answer, None);
-        send::<A, R>(self.reply_to, answer);
+        let reply_to = self.reply_to.take();
+        send::<A, R>(reply_to, answer, self);
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
@@ -277,8 +287,14 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
 }
 
 impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
-    fn answer(self, state: &A, stream: &StreamId, at: Written, run_side_effects: bool) {
-        let answer = match self.pending {
+    fn answer(
+        mut self: Box<Self>,
+        state: &A,
+        stream: &StreamId,
+        at: Written,
+        run_side_effects: bool,
+    ) {
+        let answer = match std::mem::replace(&mut self.pending, Pending::Undecided) {
             Pending::Accepted {
                 side_effects,
                 reply,
@@ -315,18 +331,24 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
             }),
         };
         self.observed.settle(&answer, Some(at.version));
-        send::<A, R>(self.reply_to, answer);
+        let reply_to = self.reply_to.take();
+        send::<A, R>(reply_to, answer, self);
     }
 }
 
+/// Sends `answer`, and the `spent` request it answers, to the caller.
 fn send<A: Aggregate, R>(
     reply_to: Option<ReplyTo<A, R>>,
     answer: Result<Outcome<R>, EntityError<A::Error>>,
+    spent: Box<dyn Any + Send>,
 ) {
     match reply_to {
         // A caller that gave up (timed out) dropped its receiver; the answer
         // has nowhere to go, which is what the timeout told it.
-        Some(reply_to) => drop(reply_to.send(answer)),
+        Some(reply_to) => drop(reply_to.send(Reply {
+            answer,
+            _spent: spent,
+        })),
         None => {
             if let Err(error) = answer {
                 tracing::warn!(%error, "a told command failed (dead letter)");

@@ -60,6 +60,19 @@ pub struct Retire;
 /// Deposits, and records the balance in `sink` as a side effect.
 #[derive(Debug, Clone)]
 pub struct DepositAndNotify(pub u64, pub Arc<Mutex<Vec<u64>>>);
+/// Deposits; the probe records which thread drops the command.
+#[derive(Debug)]
+pub struct DepositProbed(pub u64, pub DropProbe);
+
+/// Records the thread that drops it.
+#[derive(Debug, Default)]
+pub struct DropProbe(pub Arc<Mutex<Option<std::thread::ThreadId>>>);
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(std::thread::current().id());
+    }
+}
 
 #[derive(Debug)]
 pub enum AccountCommand {
@@ -70,6 +83,7 @@ pub enum AccountCommand {
     Retire(Retire),
     DepositAndNotify(DepositAndNotify),
     DepositUnencodable(DepositUnencodable),
+    DepositProbed(DepositProbed),
 }
 
 macro_rules! commands {
@@ -88,7 +102,8 @@ commands!(
     Curse,
     Retire,
     DepositAndNotify,
-    DepositUnencodable
+    DepositUnencodable,
+    DepositProbed
 );
 
 fn balance(state: &Account) -> u64 {
@@ -146,6 +161,13 @@ impl Handles<DepositAndNotify> for Account {
     }
 }
 
+impl Handles<DepositProbed> for Account {
+    type Reply = u64;
+    fn handle_command(&self, command: &DepositProbed) -> Result<Effect<Self, u64>, AccountError> {
+        self.handle_command(&Deposit(command.0))
+    }
+}
+
 impl Handles<DepositUnencodable> for Account {
     type Reply = u64;
     fn handle_command(
@@ -180,6 +202,7 @@ impl Aggregate for Account {
             AccountCommand::DepositUnencodable(c) => {
                 self.handle_command(c).map(Effect::discard_reply)
             }
+            AccountCommand::DepositProbed(c) => self.handle_command(c).map(Effect::discard_reply),
         }
     }
 
