@@ -96,7 +96,7 @@ impl<A: Aggregate> Entities<A> {
         EntityRef {
             registry: Arc::clone(&self.registry),
             key,
-            held: HeldCell::empty(),
+            held: Arc::new(HeldCell::empty()),
         }
     }
 

@@ -40,9 +40,10 @@ use crate::{Aggregate, EntityError, Handles, SendError, StoreError, StreamId};
 pub struct EntityRef<A: Aggregate> {
     pub(crate) registry: Arc<Registry<A>>,
     pub(crate) key: Arc<EntityKey>,
-    /// The live cell the last send reached: the next one goes there without
-    /// a registry lookup while its mailbox accepts.
-    pub(crate) held: HeldCell<A>,
+    /// The live cell the last send of this ref or of any of its clones
+    /// reached: the next one goes there without a registry lookup while its
+    /// mailbox accepts.
+    pub(crate) held: Arc<HeldCell<A>>,
 }
 
 impl<A: Aggregate> Clone for EntityRef<A> {
@@ -50,7 +51,7 @@ impl<A: Aggregate> Clone for EntityRef<A> {
         Self {
             registry: Arc::clone(&self.registry),
             key: Arc::clone(&self.key),
-            held: self.held.clone(),
+            held: Arc::clone(&self.held),
         }
     }
 }

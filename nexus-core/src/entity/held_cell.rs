@@ -1,4 +1,4 @@
-//! The cell a held [`EntityRef`](super::EntityRef) remembers, so that a
+//! The cell a held [`EntityRef`](super::EntityRef) and its clones remember, so that a
 //! send to a live entity skips the registry (a shard lock and a hash of
 //! the id).
 //!
@@ -47,12 +47,6 @@ impl<A: Aggregate> HeldCell<A> {
     }
 }
 
-impl<A: Aggregate> Clone for HeldCell<A> {
-    fn clone(&self) -> Self {
-        Self(Mutex::new(self.get()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -81,8 +75,9 @@ mod tests {
             Arc::ptr_eq(&first, &same),
             "a live entity is reached directly"
         );
-        // A clone starts from what the original reached.
-        assert!(Arc::ptr_eq(&counter.clone().held.get().unwrap(), &first));
+        // Clones share what any of them reached.
+        let clone = counter.clone();
+        assert!(Arc::ptr_eq(&clone.held.get().unwrap(), &first));
 
         counter.stop().await.unwrap();
         while counters.is_live("c1") {
@@ -94,6 +89,10 @@ mod tests {
         let next = counter.held.get().unwrap();
         assert!(!Arc::ptr_eq(&first, &next), "the next incarnation's cell");
         assert!(!next.mailbox.is_closed());
+        assert!(
+            Arc::ptr_eq(&clone.held.get().unwrap(), &next),
+            "a clone reaches the cell the original's send found"
+        );
         system.shutdown(std::time::Duration::from_secs(1)).await;
     }
 }
