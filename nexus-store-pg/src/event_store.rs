@@ -115,21 +115,18 @@ impl PgEventStore {
         }
     }
 
-    /// The replay statement's rows from `from_version`, handed to `visit`.
+    /// The rows of the replay statement `sql` from `from_version`, handed
+    /// to `visit`.
     async fn stream_replay(
         &self,
+        sql: &str,
         stream: &StreamId,
         from_version: u64,
         visit: &mut ReplayVisitor<'_>,
     ) -> Result<(), StoreError> {
-        crate::replay::replay(
-            &self.pool,
-            &self.sql.replay_stream,
-            stream,
-            from_version,
-            visit,
-            |e| self.failed(e),
-        )
+        crate::replay::replay(&self.pool, sql, stream, from_version, visit, |e| {
+            self.failed(e)
+        })
         .await
     }
 
@@ -615,9 +612,10 @@ impl EventStore for PgEventStore {
 
     /// Streams the replay statement's rows, each decoded in place (see
     /// `crate::replay`): memory bounded by the driver's row buffer, no
-    /// allocation per event. A replay that starts while another reads gets
-    /// its first events from one statement with the others that wait (see
-    /// `crate::first_pages`), and streams the rest of a long stream alone.
+    /// allocation per event. A replay that starts while another reads is
+    /// queued, and gets its first events (decoded into owned copies) from
+    /// one statement with the others queued (see `crate::first_pages`); it
+    /// streams the rest of a long stream alone.
     async fn replay(
         &self,
         stream: &StreamId,
@@ -643,10 +641,12 @@ impl EventStore for PgEventStore {
                 }
                 // The rest streams like a replay alone, not counted as one:
                 // others waiting need not wait for a long tail.
-                return self.stream_replay(stream, from_version, visit).await;
+                let rest = &self.sql.replay_rest;
+                return self.stream_replay(rest, stream, from_version, visit).await;
             }
         };
-        self.stream_replay(stream, from_version, visit).await
+        let whole = &self.sql.replay_stream;
+        self.stream_replay(whole, stream, from_version, visit).await
     }
 
     async fn read_all(

@@ -6,21 +6,30 @@
 //! backend's first use of the events table, and on a small server they
 //! queue for its cores: measured on the seat bake-off, 35 seats recovering
 //! empty streams took 11 ms each. So a replay that starts while another is
-//! reading waits instead, and the replays waiting are sent as one
-//! statement, which reads each stream's first [`PAGE`] events. A replay
-//! whose page is full streams the rest of its stream alone, as any replay
-//! that finds nothing else reading does from the start: a lone recovery
-//! costs what it did, and memory stays bounded by the page, not the stream.
+//! reading is queued instead, and one task sends the queued replays
+//! together, up to [`MAX_REPLAYS`] in one statement that reads each
+//! stream's first [`PAGE`] events; replays queued while a statement runs go
+//! in the next. A replay whose page is full streams the rest of its stream
+//! alone, as any replay that finds nothing else reading does from the
+//! start: a lone recovery costs what it did, and memory is bounded by one
+//! statement's pages (at most `MAX_REPLAYS` × `PAGE` events), not by the
+//! length of any stream.
 //!
 //! Between the page and the rest of a long stream, another writer may add
-//! events (the replay then sees them, in version order, as a later read
-//! would) or archive the stream (the replay then ends early; the entity's
-//! next append is refused as archived).
+//! events: the replay then sees them, in version order, as a later read
+//! would. The rest is read whether or not the stream was archived
+//! meanwhile (an archived stream takes no more events), so a replay is
+//! never cut short: it is the stream as the page found it, or later.
+//!
+//! Only a multi-thread runtime queues replays: its workers run the task
+//! that sends them whatever its callers do, where a current-thread runtime
+//! runs it only while one of them blocks on it.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use nexus_core::{ReplayEvent, StoreError, StreamId};
 use sqlx::PgPool;
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::oneshot;
 
 use crate::convert::{corrupt, get_trusted, to_u64};
@@ -29,7 +38,7 @@ use crate::errors::{another_callers_copy, store_error};
 /// The events a page holds at most.
 pub(crate) const PAGE: u8 = 64;
 /// The replays one statement serves at most.
-const MAX_REPLAYS: usize = 64;
+pub(crate) const MAX_REPLAYS: usize = 64;
 
 /// The error of a replay whose statement's task stopped (its runtime shut
 /// down) before it answered: nothing was read, and reading again may work.
@@ -101,32 +110,36 @@ impl FirstPages {
     }
 
     /// How the replay of `stream` from `from_version` reads: alone when no
-    /// other replay reads now (or no runtime is there to send a statement
-    /// for it), queued otherwise, starting the task that sends the
-    /// statements if none runs.
+    /// other replay reads now (or no multi-thread runtime is there to send
+    /// a statement for it), queued otherwise, starting the task that sends
+    /// the statements if none runs.
     pub(crate) fn turn(
         self: &Arc<Self>,
         reader: &Reader,
         stream: &StreamId,
         from_version: u64,
     ) -> Turn {
-        let mut state = self.lock();
-        let busy = state.alone > 0 || state.draining;
-        let runtime = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) if busy => runtime,
-            _ => {
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+        let (reply, page) = oneshot::channel();
+        let start_drain = {
+            let mut state = self.lock();
+            let busy = state.alone > 0 || state.draining;
+            if !busy || runtime.is_none() {
                 state.alone += 1;
                 return Turn::Alone(Alone(Arc::clone(self)));
             }
+            state.waiting.push(Waiting {
+                stream: stream.clone(),
+                from_version,
+                reply,
+            });
+            !std::mem::replace(&mut state.draining, true)
         };
-        let (reply, page) = oneshot::channel();
-        state.waiting.push(Waiting {
-            stream: stream.clone(),
-            from_version,
-            reply,
-        });
-        if !state.draining {
-            state.draining = true;
+        // Spawned outside the lock: a runtime that is shutting down drops
+        // the task at once, and its drop guard takes the lock.
+        if let (true, Some(runtime)) = (start_drain, runtime) {
             let drain = Drain {
                 pages: Arc::clone(self),
                 finished: false,
@@ -188,13 +201,14 @@ fn group_keys(group: &[Waiting]) -> Vec<(&str, i64)> {
         .collect()
 }
 
-/// Sends each replay its page, or every one of them the statement's error.
-fn answer(group: Vec<Waiting>, pages: Result<Vec<Page>, StoreError>) {
+/// Sends each replay its page (or its stream's error), or every one of
+/// them the statement's error.
+fn answer(group: Vec<Waiting>, pages: Result<Vec<Result<Page, StoreError>>, StoreError>) {
     match pages {
         // A replay that gave up waiting dropped its receiver; nothing to do.
         Ok(pages) => {
             for (waiting, page) in group.into_iter().zip(pages) {
-                drop(waiting.reply.send(Ok(page)));
+                drop(waiting.reply.send(page));
             }
         }
         Err(error) => {
@@ -205,8 +219,12 @@ fn answer(group: Vec<Waiting>, pages: Result<Vec<Page>, StoreError>) {
     }
 }
 
-/// The first page of each of `replays` (stream, first version), in order.
-async fn read(reader: &Reader, replays: &[(&str, i64)]) -> Result<Vec<Page>, StoreError> {
+/// The first page of each of `replays` (stream, first version), in order;
+/// a row of one stream that does not decode fails that stream's page only.
+async fn read(
+    reader: &Reader,
+    replays: &[(&str, i64)],
+) -> Result<Vec<Result<Page, StoreError>>, StoreError> {
     let (streams, froms): (Vec<&str>, Vec<i64>) = replays.iter().copied().unzip();
     let rows = sqlx::query(&reader.sql)
         .bind(&streams)
@@ -215,30 +233,44 @@ async fn read(reader: &Reader, replays: &[(&str, i64)]) -> Result<Vec<Page>, Sto
         .fetch_all(&reader.pool)
         .await
         .map_err(|e| store_error(e, &reader.pool))?;
-    let mut pages: Vec<Page> = replays
+    let mut pages: Vec<Result<Page, StoreError>> = replays
         .iter()
-        .map(|_| Page {
-            events: Vec::new(),
-            full: false,
+        .map(|_| {
+            Ok(Page {
+                events: Vec::new(),
+                full: false,
+            })
         })
         .collect();
     for row in &rows {
         let request: i64 = get_trusted(row, 0)?;
-        let page = usize::try_from(request - 1)
-            .ok()
+        let slot = request
+            .checked_sub(1)
+            .and_then(|at| usize::try_from(at).ok())
             .and_then(|at| pages.get_mut(at))
             .ok_or_else(|| corrupt(format!("a first-page row of request {request}")))?;
-        let schema_version: i64 = get_trusted(row, 3)?;
-        page.events.push(ReplayEvent {
-            version: to_u64(get_trusted(row, 1)?)?,
-            event_type: get_trusted(row, 2)?,
-            schema_version: u32::try_from(schema_version)
-                .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
-            payload: get_trusted(row, 4)?,
-        });
+        let Ok(page) = slot else {
+            continue;
+        };
+        match replayed(row) {
+            Ok(event) => page.events.push(event),
+            Err(error) => *slot = Err(error),
+        }
     }
-    for page in &mut pages {
+    for page in pages.iter_mut().flatten() {
         page.full = page.events.len() == usize::from(PAGE);
     }
     Ok(pages)
+}
+
+/// A first-page row's event.
+fn replayed(row: &sqlx::postgres::PgRow) -> Result<ReplayEvent, StoreError> {
+    let schema_version: i64 = get_trusted(row, 3)?;
+    Ok(ReplayEvent {
+        version: to_u64(get_trusted(row, 1)?)?,
+        event_type: get_trusted(row, 2)?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
+        payload: get_trusted(row, 4)?,
+    })
 }

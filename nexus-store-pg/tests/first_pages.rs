@@ -69,38 +69,103 @@ async fn streams(store: &PgEventStore) -> Vec<(StreamId, usize)> {
     streams
 }
 
+/// What one replay of a random stream, from a random version, perhaps
+/// stopping early, handed over, with what it asked for.
+type Replayed = (StreamId, u64, Option<usize>, Vec<ReplayEvent>);
+
+/// `count` replays of random streams of `streams`, each from a random
+/// version and some stopping early, started up to 2 ms apart.
+fn random_replays(
+    store: &Arc<PgEventStore>,
+    streams: &[(StreamId, usize)],
+    count: usize,
+) -> Vec<tokio::task::JoinHandle<Replayed>> {
+    (0..count)
+        .map(|_| {
+            let (stream, length) = streams[fastrand::usize(..streams.len())].clone();
+            let from = fastrand::u64(1..=length as u64 + 1);
+            let stop = fastrand::bool().then(|| fastrand::usize(1..80));
+            let delay = Duration::from_micros(fastrand::u64(0..2_000));
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let seen = replay(&store, &stream, from, stop).await.unwrap();
+                (stream, from, stop, seen)
+            })
+        })
+        .collect()
+}
+
+/// Checks each replay against the replay read of the same stream from the
+/// same version.
+async fn check(store: &PgEventStore, replays: Vec<tokio::task::JoinHandle<Replayed>>) {
+    for replay in replays {
+        let (stream, from, stop, seen) = replay.await.unwrap();
+        let mut whole = store.read_stream_for_replay(&stream, from).await.unwrap();
+        if stream.as_str() == "counter-archived" {
+            assert!(whole.is_empty(), "an archived stream replays as empty");
+        }
+        whole.truncate(stop.unwrap_or(usize::MAX));
+        assert_eq!(seen, whole, "{stream} from {from}, stop {stop:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_that_start_together_each_get_their_own_stream_from_their_own_version() {
     let store = Arc::new(PgEventStore::new(&common::fresh_config().await));
     let streams = streams(&store).await;
-    for round in 0..3 {
-        let replays: Vec<_> = (0..48)
-            .map(|_| {
-                let (stream, length) = streams[fastrand::usize(..streams.len())].clone();
-                let from = fastrand::u64(1..=length as u64 + 1);
-                let stop = fastrand::bool().then(|| fastrand::usize(1..80));
-                let delay = Duration::from_micros(fastrand::u64(0..2_000));
-                let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let seen = replay(&store, &stream, from, stop).await.unwrap();
-                    (stream, from, stop, seen)
-                })
-            })
-            .collect();
-        for replay in replays {
-            let (stream, from, stop, seen) = replay.await.unwrap();
-            let mut whole = store.read_stream_for_replay(&stream, from).await.unwrap();
-            if stream.as_str() == "counter-archived" {
-                assert!(whole.is_empty(), "an archived stream replays as empty");
-            }
-            whole.truncate(stop.unwrap_or(usize::MAX));
-            assert_eq!(
-                seen, whole,
-                "round {round}: {stream} from {from}, stop {stop:?}"
-            );
-        }
+    for _ in 0..3 {
+        check(&store, random_replays(&store, &streams, 48)).await;
     }
+}
+
+/// Every replay but the first is queued while a lock holds the statements
+/// back, so all of them go through the shared first pages: full pages then
+/// stream their rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_queued_together_each_get_their_own_stream_page_and_rest() {
+    let config = common::fresh_config().await;
+    let store = Arc::new(PgEventStore::new(&config));
+    let streams = streams(&store).await;
+    let mut holder = hold_the_streams_table(&config).await;
+    let alone = {
+        let (store, stream) = (Arc::clone(&store), streams[1].0.clone());
+        tokio::spawn(async move { replay(&store, &stream, 1, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let queued = random_replays(&store, &streams, 48);
+    for _ in 0..100 {
+        if !shared_statements_waiting(&config).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !shared_statements_waiting(&config).await.is_empty(),
+        "the queued replays' statement waits on the lock"
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    check(&store, queued).await;
+    assert_eq!(alone.await.unwrap().unwrap().len(), 1);
+}
+
+/// A connection holding the streams table, which every replay reads, in
+/// an open transaction (end it with `ROLLBACK`).
+async fn hold_the_streams_table(config: &PgStoreConfig) -> sqlx::PgConnection {
+    let mut holder = sqlx::PgConnection::connect_with(&common::connect_options("holder"))
+        .await
+        .unwrap();
+    let schema = config.schema_name().as_str().to_owned();
+    sqlx::raw_sql(&format!(
+        "BEGIN; LOCK TABLE \"{schema}\".streams IN ACCESS EXCLUSIVE MODE"
+    ))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    holder
 }
 
 /// The backends of the replays' shared statements waiting on a lock.
@@ -133,10 +198,7 @@ async fn a_shared_statement_lost_with_its_backend_fails_every_replay_it_served()
             .await
             .unwrap();
     }
-    // Every replay reads the streams table, which this lock holds.
-    let mut holder = sqlx::PgConnection::connect_with(&common::connect_options("holder"))
-        .await
-        .unwrap();
+    let mut holder = hold_the_streams_table(&config).await;
     let schema = config.schema_name().as_str().to_owned();
     sqlx::raw_sql(&format!(
         "BEGIN; LOCK TABLE \"{schema}\".streams IN ACCESS EXCLUSIVE MODE"

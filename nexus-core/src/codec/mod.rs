@@ -75,13 +75,18 @@ pub trait PayloadCodec<T>: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Encodes `value`.
     fn encode_payload(&self, value: &T, what: &str) -> Result<Vec<u8>, CodecError>;
-    /// Encodes `value` at the end of `out` ([`Codec::encode_into`]).
+    /// Encodes `value` at the end of `out` ([`Codec::encode_into`]). The
+    /// default encodes with [`encode_payload`](Self::encode_payload) and
+    /// copies.
     fn encode_payload_into(
         &self,
         value: &T,
         what: &str,
         out: &mut Vec<u8>,
-    ) -> Result<(), CodecError>;
+    ) -> Result<(), CodecError> {
+        out.extend_from_slice(&self.encode_payload(value, what)?);
+        Ok(())
+    }
     /// Decodes a `T`.
     fn decode_payload(&self, bytes: &[u8], what: &str) -> Result<T, CodecError>;
 }

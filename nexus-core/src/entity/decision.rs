@@ -13,9 +13,10 @@ type Boxed<A> = Box<dyn Message<A>>;
 /// The most spare events a decision keeps: a batch of more events than this
 /// allocates for the rest, as a first batch does.
 const SPARE_EVENTS: usize = 64;
-/// The largest payload buffer kept as a spare: one outsized event does not
-/// pin its buffer to the entity for as long as it lives.
-const SPARE_PAYLOAD: usize = 4 * 1024;
+/// The most payload bytes the spares of one entity hold, together: what a
+/// live entity keeps for its next batch stays small beside its state, with
+/// thousands of entities live.
+const SPARE_BYTES: usize = 8 * 1024;
 
 /// What a batch decided.
 #[derive(Default)]
@@ -55,11 +56,16 @@ impl Decision {
     }
 }
 
-/// Keeps `events` whose buffers are worth reusing as spares, up to
-/// [`SPARE_EVENTS`].
+/// Keeps `events` as spares, for their buffers, up to [`SPARE_EVENTS`]
+/// events and [`SPARE_BYTES`] of payload buffers in all; their headers are
+/// let go now rather than with the next batch.
 pub(crate) fn keep_spares(spare: &mut Vec<NewEvent>, events: impl Iterator<Item = NewEvent>) {
-    for event in events {
-        if spare.len() < SPARE_EVENTS && event.payload.capacity() <= SPARE_PAYLOAD {
+    let mut bytes: usize = spare.iter().map(|e| e.payload.capacity()).sum();
+    for mut event in events {
+        let room = bytes + event.payload.capacity() <= SPARE_BYTES;
+        if spare.len() < SPARE_EVENTS && room {
+            bytes += event.payload.capacity();
+            event.metadata.headers.clear();
             spare.push(event);
         }
     }
@@ -130,7 +136,7 @@ pub(crate) fn decide_batch<A: Aggregate>(
 mod tests {
     use std::sync::Arc;
 
-    use super::{SPARE_EVENTS, SPARE_PAYLOAD, keep_spares};
+    use super::{SPARE_BYTES, SPARE_EVENTS, keep_spares};
     use crate::NewEvent;
     use crate::codec::{EventCodec, Json};
     use crate::entity::command_options::CommandOptions;
@@ -182,15 +188,20 @@ mod tests {
     }
 
     #[test]
-    fn spares_are_kept_up_to_a_count_and_never_with_an_outsized_buffer() {
+    fn spares_are_kept_up_to_a_count_and_a_byte_budget() {
         let mut spare = Vec::new();
-        let outsized = spare_with_room(SPARE_PAYLOAD + 1);
+        let outsized = spare_with_room(SPARE_BYTES + 1);
         keep_spares(&mut spare, std::iter::once(outsized));
         assert!(spare.is_empty(), "an outsized payload buffer is let go");
         keep_spares(
             &mut spare,
             (0..SPARE_EVENTS + 10).map(|_| spare_with_room(16)),
         );
-        assert_eq!(spare.len(), SPARE_EVENTS);
+        assert_eq!(spare.len(), SPARE_EVENTS, "small buffers up to the count");
+        spare.clear();
+        let half = SPARE_BYTES / 2;
+        keep_spares(&mut spare, (0..3).map(|_| spare_with_room(half)));
+        assert_eq!(spare.len(), 2, "large buffers up to the byte budget");
+        assert!(spare.iter().map(|e| e.payload.capacity()).sum::<usize>() <= SPARE_BYTES);
     }
 }

@@ -106,7 +106,10 @@ impl<A: Aggregate> EntityRef<A> {
     ///
     /// The reply is sent only after the command's events committed. On
     /// [`EntityError::Timeout`] the command may still be carried out; on
-    /// [`EntityError::OutcomeUnknown`] it may have been.
+    /// [`EntityError::OutcomeUnknown`] it may have been. The command value
+    /// comes back with the answer and is dropped by this future when it
+    /// completes (or by the entity, if this future was dropped first), so
+    /// a guard it holds is released then.
     #[allow(clippy::type_complexity)]
     pub fn ask<C>(
         &self,

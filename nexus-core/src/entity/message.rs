@@ -95,7 +95,9 @@ pub(crate) type ReplyTo<A, R> = oneshot::Sender<Reply<A, R>>;
 /// request on its own thread, where it was allocated: freed there, its
 /// memory goes back to that thread's cache for the next request, instead of
 /// the entity's thread freeing (under the allocator's lock) what another
-/// thread allocated.
+/// thread allocated. So an asked command, and its `nexus.command` span,
+/// are dropped when the caller takes the answer (`EntityRef::ask`
+/// documents it); a told one when the entity has processed it.
 pub(crate) struct Reply<A: Aggregate, R> {
     pub(crate) answer: Result<Outcome<R>, EntityError<A::Error>>,
     _spent: Box<dyn Any + Send>,

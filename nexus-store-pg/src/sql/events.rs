@@ -172,6 +172,18 @@ WHERE e.stream_id = $1 AND e.version >= $2
 ORDER BY e.version
 ";
 
+/// The rest of a replay after its first page (`$1` stream id, `$2` first
+/// version): the replay statement without its archive check, so that a
+/// stream archived after its page was read is replayed whole (an archived
+/// stream takes no more events), not cut short.
+const REPLAY_REST: &str = r"
+SELECT e.version, e.event_type, e.schema_version,
+       coalesce(e.payload_bytes, convert_to(e.payload::text, 'UTF8'))
+FROM {schema}.events e
+WHERE e.stream_id = $1 AND e.version >= $2
+ORDER BY e.version
+";
+
 /// The first page of several replays in one statement: `$1` stream ids and
 /// `$2` first versions, side by side (a stream may come twice), `$3` the
 /// page size. Rows are the replay statement's, each led by its request's
@@ -294,6 +306,7 @@ pub(crate) struct EventSql {
     pub(crate) read_stream: String,
     pub(crate) replay_stream: String,
     pub(crate) replay_first_pages: String,
+    pub(crate) replay_rest: String,
     pub(crate) read_all: String,
     pub(crate) read_category: String,
     pub(crate) held_back_after: String,
@@ -329,6 +342,7 @@ impl EventSql {
             read_stream: full(READ_STREAM),
             replay_stream: render(REPLAY_STREAM, schema),
             replay_first_pages: render(REPLAY_FIRST_PAGES, schema),
+            replay_rest: render(REPLAY_REST, schema),
             read_all: full(READ_ALL),
             read_category: full(READ_CATEGORY),
             held_back_after: full(HELD_BACK_AFTER),

@@ -1,18 +1,20 @@
 //! The in-memory event store's index of stored event ids: where each id is
 //! in the log.
 //!
-//! Event ids are time-ordered (version 7 UUIDs, [`EventMetadata::new`]), so nearly
-//! every id appended is greater than all stored before it. Those go to the
-//! end of a sorted vector, as Postgres's btree inserts at its right edge:
-//! no hashing, and memory touched in order. A hash table holds the rest (ids
-//! derived from command ids, ids a caller chose, a v7 id that lost a race
-//! to the store's lock), so any order is indexed correctly.
+//! Fresh event ids are time-ordered (version 7 UUIDs, [`EventMetadata::new`]),
+//! so nearly every such id appended is greater than all stored before it.
+//! Those go to the end of a sorted vector, as Postgres's btree inserts at
+//! its right edge: no hashing, and memory touched in order. A hash table
+//! holds the rest: ids of other versions (derived from command ids, chosen
+//! by a caller), which would otherwise sort above every later v7 id and
+//! keep it out of the vector, and a v7 id that lost a race to the store's
+//! lock. So ids of any kind, in any order, are indexed correctly.
 //!
 //! [`EventMetadata::new`]: crate::EventMetadata::new
 
 use std::collections::HashMap;
 
-use uuid::Uuid;
+use uuid::{Uuid, Version};
 
 #[derive(Debug, Default)]
 pub(super) struct EventIds {
@@ -43,11 +45,12 @@ impl EventIds {
 
     /// Records that `id`, not stored yet, is at `index` of the log.
     pub(super) fn insert(&mut self, id: Uuid, index: usize) {
-        match self.ascending.last() {
-            Some((last, _)) if id <= *last => {
-                self.others.insert(id, index);
-            }
-            _ => self.ascending.push((id, index)),
+        let in_order = id.get_version() == Some(Version::SortRand)
+            && self.ascending.last().is_none_or(|(last, _)| id > *last);
+        if in_order {
+            self.ascending.push((id, index));
+        } else {
+            self.others.insert(id, index);
         }
     }
 }
@@ -83,10 +86,15 @@ mod tests {
             ids.others.contains_key(&late),
             "an id out of order went to the table"
         );
-        assert!(
-            ids.ascending.len() >= 99,
-            "the ids in order went to the end"
+        assert_eq!(
+            ids.ascending.len(),
+            99,
+            "the v7 ids in order went to the end"
         );
-        assert_eq!(ids.ascending.len() + ids.others.len(), 150);
+        assert_eq!(ids.others.len(), 51, "v4 ids went to the table");
+        // A later v7 id still goes to the end, whatever other ids came.
+        let later = Uuid::now_v7();
+        ids.insert(later, 150);
+        assert_eq!(ids.ascending.last(), Some(&(later, 150)));
     }
 }
