@@ -199,13 +199,6 @@ async fn a_shared_statement_lost_with_its_backend_fails_every_replay_it_served()
             .unwrap();
     }
     let mut holder = hold_the_streams_table(&config).await;
-    let schema = config.schema_name().as_str().to_owned();
-    sqlx::raw_sql(&format!(
-        "BEGIN; LOCK TABLE \"{schema}\".streams IN ACCESS EXCLUSIVE MODE"
-    ))
-    .execute(&mut holder)
-    .await
-    .unwrap();
     let alone = {
         let (store, stream) = (Arc::clone(&store), ids[0].clone());
         tokio::spawn(async move { replay(&store, &stream, 1, None).await })
