@@ -788,14 +788,7 @@ fn recorded(row: &PgRow, stream_id: StreamId) -> Result<RecordedEvent, StoreErro
 }
 
 fn replayed(row: &PgRow) -> Result<ReplayEvent, StoreError> {
-    let schema_version: i64 = get_trusted(row, 2)?;
-    Ok(ReplayEvent {
-        version: to_u64(get_trusted(row, 0)?)?,
-        event_type: get_trusted(row, 1)?,
-        schema_version: u32::try_from(schema_version)
-            .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
-        payload: get_trusted(row, 3)?,
-    })
+    crate::replay::event_at(row, 0).map(ReplayEvent::from)
 }
 
 pub(crate) fn position(epoch: i32, tx: TxId, seq: i64) -> Result<LogPosition, StoreError> {

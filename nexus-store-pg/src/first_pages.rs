@@ -32,7 +32,7 @@ use sqlx::PgPool;
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::oneshot;
 
-use crate::convert::{corrupt, get_trusted, to_u64};
+use crate::convert::{corrupt, get_trusted};
 use crate::errors::{another_callers_copy, store_error};
 
 /// The events a page holds at most.
@@ -252,7 +252,7 @@ async fn read(
         let Ok(page) = slot else {
             continue;
         };
-        match replayed(row) {
+        match crate::replay::event_at(row, 1).map(ReplayEvent::from) {
             Ok(event) => page.events.push(event),
             Err(error) => *slot = Err(error),
         }
@@ -261,16 +261,4 @@ async fn read(
         page.full = page.events.len() == usize::from(PAGE);
     }
     Ok(pages)
-}
-
-/// A first-page row's event.
-fn replayed(row: &sqlx::postgres::PgRow) -> Result<ReplayEvent, StoreError> {
-    let schema_version: i64 = get_trusted(row, 3)?;
-    Ok(ReplayEvent {
-        version: to_u64(get_trusted(row, 1)?)?,
-        event_type: get_trusted(row, 2)?,
-        schema_version: u32::try_from(schema_version)
-            .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
-        payload: get_trusted(row, 4)?,
-    })
 }

@@ -42,21 +42,22 @@ pub(crate) async fn replay(
         .fetch(pool);
     while let Some(row) = poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
         let row = row.map_err(&failed)?;
-        if visit(borrowed(&row)?).is_break() {
+        if visit(event_at(&row, 0)?).is_break() {
             break;
         }
     }
     Ok(())
 }
 
-/// A row of the replay statement as a borrowed event.
-fn borrowed(row: &PgRow) -> Result<ReplayEventRef<'_>, StoreError> {
-    let schema_version: i64 = get_trusted(row, 2)?;
+/// The event a replay row holds from column `first` on (version, type,
+/// schema version, payload), borrowed from the row.
+pub(crate) fn event_at(row: &PgRow, first: usize) -> Result<ReplayEventRef<'_>, StoreError> {
+    let schema_version: i64 = get_trusted(row, first + 2)?;
     Ok(ReplayEventRef {
-        version: to_u64(get_trusted(row, 0)?)?,
-        event_type: get_trusted(row, 1)?,
+        version: to_u64(get_trusted(row, first)?)?,
+        event_type: get_trusted(row, first + 1)?,
         schema_version: u32::try_from(schema_version)
             .map_err(|_| corrupt(format!("schema version {schema_version} out of range")))?,
-        payload: get_trusted(row, 3)?,
+        payload: get_trusted(row, first + 3)?,
     })
 }

@@ -130,7 +130,14 @@ impl Inner {
                 actual,
             });
         }
-        let at = found.unwrap_or_else(|| self.new_stream(stream, events.is_empty()));
+        if events.is_empty() {
+            // Checked, and nothing to store: no stream is made for it.
+            return Ok(AppendOutcome {
+                version: actual,
+                positions: Vec::new(),
+            });
+        }
+        let at = found.unwrap_or_else(|| self.new_stream(stream));
         let mut positions = Vec::with_capacity(events.len());
         let mut version = actual;
         for event in events {
@@ -152,18 +159,15 @@ impl Inner {
         Ok(AppendOutcome { version, positions })
     }
 
-    /// Registers `stream`, which has no events yet. An empty batch leaves no
-    /// stream behind, so its index is not kept.
-    fn new_stream(&mut self, stream: &StreamId, empty: bool) -> usize {
+    /// Registers `stream`, about to get its first events.
+    fn new_stream(&mut self, stream: &StreamId) -> usize {
         let index = self.streams.len();
-        if !empty {
-            self.streams.push(Stream {
-                id: stream.clone(),
-                archived: false,
-                events: Vec::new(),
-            });
-            self.by_id.insert(stream.clone(), index);
-        }
+        self.streams.push(Stream {
+            id: stream.clone(),
+            archived: false,
+            events: Vec::new(),
+        });
+        self.by_id.insert(stream.clone(), index);
         index
     }
 
