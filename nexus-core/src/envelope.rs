@@ -37,9 +37,10 @@ impl EventMetadata {
     /// assert_ne!(a.event_id, b.event_id);
     /// ```
     pub fn new() -> Self {
+        let stamp = crate::stamp::Stamp::now();
         Self {
-            event_id: Uuid::now_v7(),
-            timestamp: SystemTime::now(),
+            event_id: stamp.fresh_id(),
+            timestamp: stamp.at(),
             correlation_id: None,
             causation_id: None,
             headers: BTreeMap::new(),

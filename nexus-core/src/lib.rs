@@ -65,6 +65,7 @@ mod recovery;
 pub mod remote;
 mod retry;
 mod snapshots;
+mod stamp;
 pub mod store;
 mod stream;
 pub mod telemetry;

@@ -19,7 +19,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
@@ -38,10 +37,9 @@ pub(crate) struct Deadlines {
 }
 
 impl Deadlines {
-    /// A deadline `timeout` from now. Must be called within a tokio
-    /// runtime with timers enabled, like `tokio::time::sleep`.
-    pub(crate) fn after(&self, timeout: Duration) -> Deadline<'_> {
-        let at = Instant::now() + timeout;
+    /// A deadline at `at`. Must be called within a tokio runtime with
+    /// timers enabled, like `tokio::time::sleep_until`.
+    pub(crate) fn until(&self, at: Instant) -> Deadline<'_> {
         let runtime = Handle::current().id();
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -106,19 +104,25 @@ impl Drop for Deadline<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn a_reused_timer_completes_at_its_new_deadline_not_its_old_one() {
         let deadlines = Deadlines::default();
         let start = Instant::now();
-        deadlines.after(Duration::from_secs(10)).await;
+        deadlines
+            .until(Instant::now() + Duration::from_secs(10))
+            .await;
         assert_eq!(start.elapsed(), Duration::from_secs(10));
         // The pooled timer already fired; it is reused for a later deadline.
-        let first = deadlines.after(Duration::from_secs(30));
+        let first = deadlines.until(Instant::now() + Duration::from_secs(30));
         drop(first);
         let again = Instant::now();
-        deadlines.after(Duration::from_secs(30)).await;
+        deadlines
+            .until(Instant::now() + Duration::from_secs(30))
+            .await;
         assert_eq!(again.elapsed(), Duration::from_secs(30));
         assert_eq!(deadlines.idle.lock().unwrap().len(), 1);
     }
@@ -127,11 +131,11 @@ mod tests {
     async fn a_deadline_moved_later_does_not_fire_at_the_earlier_one() {
         let deadlines = Deadlines::default();
         // Registered at +5 s, then given back unfired.
-        let mut early = deadlines.after(Duration::from_secs(5));
+        let mut early = deadlines.until(Instant::now() + Duration::from_secs(5));
         assert!(futures_poll_once(&mut early).await.is_pending());
         drop(early);
         let start = Instant::now();
-        let late = deadlines.after(Duration::from_secs(60));
+        let late = deadlines.until(Instant::now() + Duration::from_secs(60));
         let fired = tokio::time::timeout(Duration::from_secs(59), late).await;
         assert!(fired.is_err(), "the reused timer kept its old deadline");
         assert_eq!(start.elapsed(), Duration::from_secs(59));

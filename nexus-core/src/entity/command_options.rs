@@ -1,10 +1,10 @@
 //! What a caller attaches to one command, and what it learns back.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use uuid::Uuid;
 
+use crate::stamp::Stamp;
 use crate::{EventMetadata, LogPosition};
 
 /// What a caller attaches to one command: an id that makes a retry
@@ -99,13 +99,15 @@ impl CommandOptions {
         &self.headers
     }
 
-    /// The metadata of the command's `index`-th event (from 0).
-    pub(crate) fn event_metadata(&self, index: usize) -> EventMetadata {
+    /// The metadata of the command's `index`-th event (from 0), made at
+    /// `stamp`, its batch's time.
+    pub(crate) fn event_metadata(&self, index: usize, stamp: &Stamp) -> EventMetadata {
         EventMetadata {
-            event_id: self
-                .command_id
-                .map_or_else(Uuid::now_v7, |command| derived_event_id(command, index)),
-            timestamp: SystemTime::now(),
+            event_id: self.command_id.map_or_else(
+                || stamp.fresh_id(),
+                |command| derived_event_id(command, index),
+            ),
+            timestamp: stamp.at(),
             correlation_id: self.correlation_id,
             causation_id: self.causation_id.or(self.command_id),
             headers: self.headers.clone(),

@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use super::builder::Settings;
 use super::message::{Decided, Message, panic_message};
 use super::persistence::Loaded;
+use crate::stamp::Stamp;
 use crate::{Aggregate, CodecError, NewEvent};
 
 type Boxed<A> = Box<dyn Message<A>>;
@@ -82,6 +83,7 @@ pub(crate) struct Panicked {
 /// accepted command's events are encoded first and, only if they all
 /// encode, applied before the next command is decided; a command whose
 /// events do not encode is set aside with its error and changes nothing.
+/// Every event of the batch carries one reading of the clock ([`Stamp`]).
 pub(crate) fn decide_batch<A: Aggregate>(
     batch: &mut [Boxed<A>],
     live: &mut Loaded<A>,
@@ -91,6 +93,7 @@ pub(crate) fn decide_batch<A: Aggregate>(
     let persistence = &settings.persistence;
     let mut decision = recycled.cleared();
     decision.counts.reserve(batch.len());
+    let stamp = Stamp::now();
     let mut version = live.version;
     for (index, message) in batch.iter_mut().enumerate() {
         let decided = catch_unwind(AssertUnwindSafe(|| {
@@ -100,6 +103,7 @@ pub(crate) fn decide_batch<A: Aggregate>(
             persistence.encode_events(
                 events.as_slice(),
                 message.options(),
+                &stamp,
                 &mut decision.encoded,
                 &mut decision.spare,
             )?;
@@ -141,6 +145,7 @@ mod tests {
     use crate::codec::{EventCodec, Json};
     use crate::entity::command_options::CommandOptions;
     use crate::entity::persistence::Persistence;
+    use crate::stamp::Stamp;
     use crate::store::memory::InMemoryEventStore;
     use crate::testkit::doc::{Counter, CounterEvent};
 
@@ -163,7 +168,13 @@ mod tests {
         let mut encoded = Vec::new();
         let events = [CounterEvent::Added(7), CounterEvent::Added(8)];
         persistence()
-            .encode_events(&events, &CommandOptions::new(), &mut encoded, &mut spare)
+            .encode_events(
+                &events,
+                &CommandOptions::new(),
+                &Stamp::now(),
+                &mut encoded,
+                &mut spare,
+            )
             .unwrap();
         assert!(spare.is_empty(), "both spares were used");
         let reused: Vec<*const u8> = encoded.iter().map(|e| e.payload.as_ptr()).collect();
@@ -182,7 +193,13 @@ mod tests {
         // More events than spares: the rest is allocated, as a first batch's.
         let mut more = Vec::new();
         persistence()
-            .encode_events(&events, &CommandOptions::new(), &mut more, &mut vec![])
+            .encode_events(
+                &events,
+                &CommandOptions::new(),
+                &Stamp::now(),
+                &mut more,
+                &mut vec![],
+            )
             .unwrap();
         assert_eq!(more.len(), 2);
     }

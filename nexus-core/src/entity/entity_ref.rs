@@ -166,19 +166,22 @@ impl<A: Aggregate> EntityRef<A> {
         let timeout = crate::cluster::budget(self.registry.settings.ask_timeout);
         #[cfg(not(feature = "cluster"))]
         let timeout = self.registry.settings.ask_timeout;
+        // One reading of the clock for the ask: its deadline, and its sent
+        // time in the command's metrics.
+        let sent = tokio::time::Instant::now();
         let exchange = async {
             #[cfg(feature = "cluster")]
             if let Some(binding) = &self.registry.settings.cluster {
-                let deadline = tokio::time::Instant::now() + timeout;
                 // Boxed: the routed future (a peer's HTTP exchange) is
                 // large, and the local path's future would be as large.
-                return Box::pin(self.exchange_routed(binding, command, options, deadline)).await;
+                return Box::pin(self.exchange_routed(binding, command, options, sent, timeout))
+                    .await;
             }
-            self.exchange_local(command, options, None).await
+            self.exchange_local(command, options, None, sent).await
         };
         // A pooled timer, not `tokio::time::timeout`: see `Deadlines` for
         // the wake-up a fresh timer per ask costs.
-        let deadline = self.registry.deadlines.after(timeout);
+        let deadline = self.registry.deadlines.until(sent + timeout);
         tokio::select! {
             biased;
             outcome = exchange => outcome,
@@ -189,13 +192,15 @@ impl<A: Aggregate> EntityRef<A> {
         }
     }
 
-    /// Sends `command` into the local mailbox (holding `gate`, a cluster
-    /// shard's, until it is in) and waits for its outcome.
+    /// Sends `command`, asked at `sent`, into the local mailbox (holding
+    /// `gate`, a cluster shard's, until it is in) and waits for its
+    /// outcome.
     async fn exchange_local<C>(
         &self,
         command: C,
         options: CommandOptions,
         gate: Option<OwnedRwLockReadGuard<()>>,
+        sent: tokio::time::Instant,
     ) -> Result<Outcome<A::Reply>, EntityError<A::Error>>
     where
         A: Handles<C>,
@@ -207,6 +212,7 @@ impl<A: Aggregate> EntityRef<A> {
             <A as Handles<C>>::handle_in,
             options,
             Some(reply_to),
+            sent,
         );
         let sent = self.send(Envelope::Command(Box::new(request))).await;
         drop(gate);
@@ -227,23 +233,26 @@ impl<A: Aggregate> EntityRef<A> {
             .map_or_else(|_| Err(self.interrupted()), |reply| reply.answer)
     }
 
-    /// Sends `command` to the node holding the entity's shard: here, into
-    /// the mailbox; elsewhere, over the cluster's transport. Waits (until
-    /// `deadline`) while the shard moves, and routes again when a peer did
-    /// not apply it because the shard moved on.
+    /// Sends `command`, asked at `sent`, to the node holding the entity's
+    /// shard: here, into the mailbox; elsewhere, over the cluster's
+    /// transport. Waits (until `timeout` after `sent`) while the shard
+    /// moves, and routes again when a peer did not apply it because the
+    /// shard moved on.
     #[cfg(feature = "cluster")]
     async fn exchange_routed<C>(
         &self,
         binding: &crate::cluster::Binding<A>,
         command: C,
         options: CommandOptions,
-        deadline: tokio::time::Instant,
+        sent: tokio::time::Instant,
+        timeout: std::time::Duration,
     ) -> Result<Outcome<A::Reply>, EntityError<A::Error>>
     where
         A: Handles<C>,
         C: Send + 'static,
     {
         use crate::cluster::Destination;
+        let deadline = sent + timeout;
         let mut wire = None;
         // Set while every attempt so far was refused unapplied.
         let mut refused: Option<crate::cluster::NotApplied> = None;
@@ -261,7 +270,9 @@ impl<A: Aggregate> EntityRef<A> {
             };
             let (node, address) = match destination {
                 Destination::Local(gate) => {
-                    return self.exchange_local(command, options, Some(gate)).await;
+                    return self
+                        .exchange_local(command, options, Some(gate), sent)
+                        .await;
                 }
                 Destination::Remote { node, address } => (node, address),
             };
@@ -338,6 +349,7 @@ impl<A: Aggregate> EntityRef<A> {
             <A as Handles<C>>::handle_in,
             CommandOptions::new(),
             None,
+            tokio::time::Instant::now(),
         );
         // Only the request built above can come back, so the downcast holds.
         let give_back = |envelope| match envelope {

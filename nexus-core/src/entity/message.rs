@@ -4,9 +4,8 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
-
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tracing::Span;
 use tracing::field::{Empty, display};
 
@@ -48,12 +47,19 @@ pub(crate) trait Message<A: Aggregate>: Send {
     /// Computes the reply from the state after this command's events.
     fn prepare_reply(&mut self, state: &A);
     /// Runs the side effects against the committed state and answers; `at`
-    /// is where the command's own events left the stream.
-    fn complete(self: Box<Self>, state: &A, stream: &StreamId, at: Written);
+    /// is where the command's own events left the stream, `answered` when
+    /// its batch was answered (one reading of the clock for the batch).
+    fn complete(self: Box<Self>, state: &A, stream: &StreamId, at: Written, answered: Instant);
     /// Answers a command found committed earlier (a retry under the same
     /// command id), without running its side effects again: they run at
     /// most once per transition.
-    fn complete_replayed(self: Box<Self>, state: &A, stream: &StreamId, at: Written);
+    fn complete_replayed(
+        self: Box<Self>,
+        state: &A,
+        stream: &StreamId,
+        at: Written,
+        answered: Instant,
+    );
     /// Answers with an error instead.
     fn fail(self: Box<Self>, error: EntityError<A::Error>);
     /// The message as `Any`, to give a refused command back to its sender.
@@ -118,13 +124,14 @@ pub(crate) struct Request<A: Aggregate, C, R> {
 struct Observed {
     /// Opened in the caller's task, so the caller's span is its parent.
     span: Span,
+    /// On tokio's clock, which a paused test clock moves, as the answer's is.
     sent: Instant,
     /// Set by the entity that takes the command.
     metrics: Option<Arc<EntityMetrics>>,
 }
 
 impl Observed {
-    fn new<A: Aggregate>(options: &CommandOptions) -> Self {
+    fn new<A: Aggregate>(options: &CommandOptions, sent: Instant) -> Self {
         let span = tracing::info_span!(
             "nexus.command",
             aggregate = A::NAME,
@@ -145,13 +152,19 @@ impl Observed {
         }
         Self {
             span,
-            sent: Instant::now(),
+            sent,
             metrics: None,
         }
     }
 
-    /// Counts the answer and closes the span with its outcome.
-    fn settle<T, E>(&self, answer: &Result<T, EntityError<E>>, version: Option<u64>) {
+    /// Counts the answer, given at `answered`, and closes the span with its
+    /// outcome.
+    fn settle<T, E>(
+        &self,
+        answer: &Result<T, EntityError<E>>,
+        version: Option<u64>,
+        answered: Instant,
+    ) {
         let outcome = match answer {
             Ok(_) => CommandOutcome::Ok,
             Err(EntityError::Rejected(_)) => CommandOutcome::Rejected,
@@ -161,13 +174,13 @@ impl Observed {
             Err(EntityError::ShuttingDown { .. }) => CommandOutcome::ShuttingDown,
             Err(_) => CommandOutcome::Error,
         };
-        self.record(outcome, version);
+        self.record(outcome, version, answered);
     }
 
-    /// Counts `outcome` and closes the span with it.
-    fn record(&self, outcome: CommandOutcome, version: Option<u64>) {
+    /// Counts `outcome`, reached at `answered`, and closes the span with it.
+    fn record(&self, outcome: CommandOutcome, version: Option<u64>, answered: Instant) {
         if let Some(metrics) = &self.metrics {
-            metrics.command(outcome, self.sent.elapsed());
+            metrics.command(outcome, answered.saturating_duration_since(self.sent));
         }
         if !self.span.is_disabled() {
             self.span.record("outcome", outcome.label());
@@ -194,9 +207,10 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
         decide: Decide<A, C, R>,
         options: CommandOptions,
         reply_to: Option<ReplyTo<A, R>>,
+        sent: Instant,
     ) -> Self {
         Self {
-            observed: Observed::new::<A>(&options),
+            observed: Observed::new::<A>(&options, sent),
             command,
             decide,
             options,
@@ -248,17 +262,23 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
         }
     }
 
-    fn complete(self: Box<Self>, state: &A, stream: &StreamId, at: Written) {
-        self.answer(state, stream, at, true);
+    fn complete(self: Box<Self>, state: &A, stream: &StreamId, at: Written, answered: Instant) {
+        self.answer(state, stream, at, answered, true);
     }
 
-    fn complete_replayed(self: Box<Self>, state: &A, stream: &StreamId, at: Written) {
-        self.answer(state, stream, at, false);
+    fn complete_replayed(
+        self: Box<Self>,
+        state: &A,
+        stream: &StreamId,
+        at: Written,
+        answered: Instant,
+    ) {
+        self.answer(state, stream, at, answered, false);
     }
 
     fn fail(mut self: Box<Self>, error: EntityError<A::Error>) {
         let answer = Err(error);
-        self.observed.settle(&answer, None);
+        self.observed.settle(&answer, None, Instant::now());
         let reply_to = self.reply_to.take();
         send::<A, R>(reply_to, answer, self);
     }
@@ -284,7 +304,7 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Message<A> for Request<
 
     fn refused(&mut self, outcome: CommandOutcome, metrics: &Arc<EntityMetrics>) {
         self.observed.metrics = Some(Arc::clone(metrics));
-        self.observed.record(outcome, None);
+        self.observed.record(outcome, None, Instant::now());
     }
 }
 
@@ -294,6 +314,7 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
         state: &A,
         stream: &StreamId,
         at: Written,
+        answered: Instant,
         run_side_effects: bool,
     ) {
         let answer = match std::mem::replace(&mut self.pending, Pending::Undecided) {
@@ -332,7 +353,7 @@ impl<A: Aggregate, C: Send + 'static, R: Send + 'static> Request<A, C, R> {
                 stream: stream.clone(),
             }),
         };
-        self.observed.settle(&answer, Some(at.version));
+        self.observed.settle(&answer, Some(at.version), answered);
         let reply_to = self.reply_to.take();
         send::<A, R>(reply_to, answer, self);
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::command_options::{CommandOptions, derived_event_id};
 use crate::codec::{EventCodec, PayloadCodec};
 use crate::lease::Fence;
+use crate::stamp::Stamp;
 use crate::store::{Snapshot, StateStore};
 use crate::{
     Aggregate, CodecError, EventStore, ExpectedVersion, LogPosition, NewEvent, RecoveryError,
@@ -181,13 +182,15 @@ impl<A: Aggregate> Persistence<A> {
 
     /// Encodes one command's events with its metadata, before they are
     /// applied, so that an event that does not encode fails its own command
-    /// only. Each is encoded into a `spare` event's buffers when one is left.
+    /// only; each is made at `stamp`, its batch's time. Each is encoded into
+    /// a `spare` event's buffers when one is left.
     /// Durable state encodes the whole state instead
     /// ([`encode_state`](Self::encode_state)), so this encodes nothing there.
     pub(crate) fn encode_events(
         &self,
         events: &[A::Event],
         options: &CommandOptions,
+        stamp: &Stamp,
         into: &mut Vec<NewEvent>,
         spare: &mut Vec<NewEvent>,
     ) -> Result<(), CodecError> {
@@ -196,7 +199,7 @@ impl<A: Aggregate> Persistence<A> {
         };
         let start = into.len();
         for (index, event) in events.iter().enumerate() {
-            let metadata = options.event_metadata(index);
+            let metadata = options.event_metadata(index, stamp);
             let encoded = match spare.pop() {
                 Some(mut reused) => codec
                     .encode_into(event, metadata, &mut reused)

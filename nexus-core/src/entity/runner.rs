@@ -464,6 +464,7 @@ impl<A: Aggregate> Runner<A> {
         committed: &Committed,
     ) -> Vec<Boxed<A>> {
         let stream = &self.cell.key.stream;
+        let answered = tokio::time::Instant::now();
         let mut offset = 0usize;
         for (message, count) in batch.drain(..).zip(counts) {
             offset += count;
@@ -471,7 +472,7 @@ impl<A: Aggregate> Runner<A> {
                 .then(|| committed.positions.get(offset - 1).copied())
                 .flatten();
             let version = loaded_version + offset as u64;
-            message.complete(&live.state, stream, Written { version, position });
+            message.complete(&live.state, stream, Written { version, position }, answered);
         }
         batch
     }
@@ -540,8 +541,9 @@ impl<A: Aggregate> Runner<A> {
             version: live.version,
             position: None,
         };
+        let answered = tokio::time::Instant::now();
         for message in batch.drain(..) {
-            message.complete(&live.state, stream, at);
+            message.complete(&live.state, stream, at, answered);
         }
         self.spare_batch = batch;
         self.live = Some(live);
@@ -710,7 +712,9 @@ impl<A: Aggregate> Runner<A> {
                 message.prepare_reply(&state);
             }));
             match replayed {
-                Ok(()) => message.complete_replayed(&state, stream, at),
+                Ok(()) => {
+                    message.complete_replayed(&state, stream, at, tokio::time::Instant::now());
+                }
                 Err(panic) => message.fail(EntityError::Panicked {
                     stream: stream.clone(),
                     message: super::message::panic_message(&*panic),

@@ -1,11 +1,13 @@
 //! The in-memory event store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::chunked::Chunked;
 use super::event_ids::EventIds;
 use super::{check_fence, lock};
 use crate::lease::Fence;
@@ -44,10 +46,12 @@ struct Inner {
     streams: Vec<Stream>,
     /// Where each stream is in `streams`.
     by_id: HashMap<StreamId, usize>,
-    log: Vec<Stored>,
+    log: Chunked<Stored>,
     ids: EventIds,
-    /// Every event type name stored, once: events share their name.
-    types: HashSet<Arc<str>>,
+    /// Every event type name stored, once: events name theirs by index.
+    types: Vec<Arc<str>>,
+    /// Where each type name is in `types`.
+    type_at: HashMap<Arc<str>, u32>,
 }
 
 #[derive(Debug)]
@@ -55,20 +59,67 @@ struct Stream {
     id: StreamId,
     archived: bool,
     /// Log indexes of the stream's events; version n is at n - 1.
-    events: Vec<usize>,
+    events: Chunked<usize>,
 }
 
-/// One stored event, kept compact: its stream by index, and its type name
-/// and payload shared, so that an append allocates one payload and a replay
-/// copies no bytes. [`RecordedEvent`]s are made when read.
+/// One stored event, kept compact: its stream and type name by index, its
+/// payload shared (an append allocates one payload, a replay copies no
+/// bytes), and the metadata most events leave unset out of line.
+/// [`RecordedEvent`]s are made when read.
 #[derive(Debug)]
 struct Stored {
     stream: usize,
     version: u64,
-    event_type: Arc<str>,
+    event_type: u32,
     schema_version: u32,
     payload: Arc<[u8]>,
-    metadata: EventMetadata,
+    event_id: Uuid,
+    timestamp: SystemTime,
+    /// `None` when the event has no correlation, causation or header.
+    extra: Option<Box<Extra>>,
+}
+
+/// The metadata of an event beyond its id and time.
+#[derive(Debug)]
+struct Extra {
+    correlation_id: Option<Uuid>,
+    causation_id: Option<Uuid>,
+    headers: BTreeMap<String, String>,
+}
+
+impl Stored {
+    /// The event's metadata, as it was appended.
+    fn metadata(&self) -> EventMetadata {
+        let (correlation_id, causation_id, headers) = match &self.extra {
+            Some(extra) => (
+                extra.correlation_id,
+                extra.causation_id,
+                extra.headers.clone(),
+            ),
+            None => (None, None, BTreeMap::new()),
+        };
+        EventMetadata {
+            event_id: self.event_id,
+            timestamp: self.timestamp,
+            correlation_id,
+            causation_id,
+            headers,
+        }
+    }
+}
+
+/// What of `metadata` goes out of line, if any.
+fn extra_of(metadata: &EventMetadata) -> Option<Box<Extra>> {
+    let unset = metadata.correlation_id.is_none()
+        && metadata.causation_id.is_none()
+        && metadata.headers.is_empty();
+    (!unset).then(|| {
+        Box::new(Extra {
+            correlation_id: metadata.correlation_id,
+            causation_id: metadata.causation_id,
+            headers: metadata.headers.clone(),
+        })
+    })
 }
 
 impl InMemoryEventStore {
@@ -88,6 +139,18 @@ impl InMemoryEventStore {
     }
 }
 
+/// An event id that occurs twice in `events`, if any. Fresh ids are made
+/// in increasing order, so a batch of them is checked by one pass, without
+/// a set; one event cannot repeat an id, so it is not checked at all.
+fn repeated_id(events: &[NewEvent]) -> Option<Uuid> {
+    let ids = || events.iter().map(|e| e.metadata.event_id);
+    if ids().zip(ids().skip(1)).all(|(id, next)| id < next) {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    ids().find(|id| !seen.insert(*id))
+}
+
 /// The position of the event at `index` of the log.
 fn position_of(index: usize) -> LogPosition {
     let sequence = index as u64 + 1;
@@ -102,14 +165,10 @@ impl Inner {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendOutcome, StoreError> {
-        // One event cannot repeat an id within its batch: no set to build.
-        let mut seen = std::collections::HashSet::new();
-        if events.len() > 1
-            && let Some(e) = events.iter().find(|e| !seen.insert(e.metadata.event_id))
-        {
+        if let Some(event_id) = repeated_id(events) {
             return Err(StoreError::DuplicateEventId {
                 stream: stream.clone(),
-                event_id: e.metadata.event_id,
+                event_id,
             });
         }
         let found = self.by_id.get(stream).copied();
@@ -140,19 +199,28 @@ impl Inner {
         let at = found.unwrap_or_else(|| self.new_stream(stream));
         let mut positions = Vec::with_capacity(events.len());
         let mut version = actual;
+        let mut event_type = None;
         for event in events {
             version += 1;
             let index = self.log.len();
             positions.push(position_of(index));
             self.ids.insert(event.metadata.event_id, index);
-            let event_type = self.type_name(&event.event_type);
+            // A batch's events mostly share one type: its name is looked up
+            // once.
+            let type_at = match event_type {
+                Some(at) if *self.types[at as usize] == *event.event_type => at,
+                _ => self.type_at(&event.event_type),
+            };
+            event_type = Some(type_at);
             self.log.push(Stored {
                 stream: at,
                 version,
-                event_type,
+                event_type: type_at,
                 schema_version: event.schema_version,
                 payload: Arc::from(event.payload.as_slice()),
-                metadata: event.metadata.clone(),
+                event_id: event.metadata.event_id,
+                timestamp: event.metadata.timestamp,
+                extra: extra_of(&event.metadata),
             });
             self.streams[at].events.push(index);
         }
@@ -165,20 +233,22 @@ impl Inner {
         self.streams.push(Stream {
             id: stream.clone(),
             archived: false,
-            events: Vec::new(),
+            events: Chunked::default(),
         });
         self.by_id.insert(stream.clone(), index);
         index
     }
 
-    /// The shared copy of the type name `name`.
-    fn type_name(&mut self, name: &str) -> Arc<str> {
-        if let Some(shared) = self.types.get(name) {
-            return Arc::clone(shared);
+    /// Where the type name `name` is in `types`, added if it is new.
+    fn type_at(&mut self, name: &str) -> u32 {
+        if let Some(&at) = self.type_at.get(name) {
+            return at;
         }
+        let at = u32::try_from(self.types.len()).expect("fewer than 2^32 event types");
         let shared: Arc<str> = Arc::from(name);
-        self.types.insert(Arc::clone(&shared));
-        shared
+        self.types.push(Arc::clone(&shared));
+        self.type_at.insert(shared, at);
+        at
     }
 
     /// The stored event at `index` of the log as a reader gets it.
@@ -188,10 +258,10 @@ impl Inner {
             stream_id: self.streams[stored.stream].id.clone(),
             version: stored.version,
             position: position_of(index),
-            event_type: stored.event_type.to_string(),
+            event_type: self.types[stored.event_type as usize].to_string(),
             schema_version: stored.schema_version,
             payload: stored.payload.to_vec(),
-            metadata: stored.metadata.clone(),
+            metadata: stored.metadata(),
         }
     }
 
@@ -295,7 +365,7 @@ impl Inner {
                         .saturating_add(offset),
                 )
                 .copied()
-                .filter(|&i| self.log[i].metadata.event_id == event.metadata.event_id)
+                .filter(|&i| self.log[i].event_id == event.metadata.event_id)
                 .ok_or_else(|| {
                     // This event is not where a retry would have put it:
                     // name one of the batch's ids that is stored.
@@ -350,8 +420,7 @@ impl EventStore for InMemoryEventStore {
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
         Ok(found
             .events
-            .iter()
-            .skip(skip)
+            .iter_from(skip)
             .map(|&index| inner.recorded(index))
             .collect())
     }
@@ -383,11 +452,12 @@ impl EventStore for InMemoryEventStore {
             let end = head.min(next + REPLAY_BATCH);
             {
                 let inner = lock(&self.inner);
-                batch.extend(inner.streams[at].events[next..end].iter().map(|&index| {
+                let events = inner.streams[at].events.iter_from(next).take(end - next);
+                batch.extend(events.map(|&index| {
                     let stored = &inner.log[index];
                     (
                         stored.version,
-                        Arc::clone(&stored.event_type),
+                        Arc::clone(&inner.types[stored.event_type as usize]),
                         stored.schema_version,
                         Arc::clone(&stored.payload),
                     )
@@ -462,5 +532,34 @@ impl EventStore for InMemoryEventStore {
         }
         let inner = lock(&self.inner);
         Ok(inner.log_after(after, limit, |stream| stream.category() == category))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeated_id;
+    use crate::NewEvent;
+
+    #[test]
+    fn a_repeated_id_is_found_wherever_it_is_and_ascending_ids_pass() {
+        let event = |id: uuid::Uuid| {
+            let mut event = NewEvent::new("Added", 1, Vec::new());
+            event.metadata.event_id = id;
+            event
+        };
+        let fresh: Vec<NewEvent> = (0..5)
+            .map(|_| NewEvent::new("Added", 1, Vec::new()))
+            .collect();
+        assert_eq!(repeated_id(&fresh), None, "fresh ids ascend");
+        assert_eq!(repeated_id(&fresh[..1]), None);
+        assert_eq!(repeated_id(&[]), None);
+        let (a, b, c) = (
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+        );
+        assert_eq!(repeated_id(&[event(a), event(b), event(c)]), None);
+        assert_eq!(repeated_id(&[event(a), event(b), event(a)]), Some(a));
+        assert_eq!(repeated_id(&[event(c), event(c)]), Some(c));
     }
 }

@@ -16,10 +16,12 @@ use std::collections::HashMap;
 
 use uuid::{Uuid, Version};
 
+use super::chunked::Chunked;
+
 #[derive(Debug, Default)]
 pub(super) struct EventIds {
     /// Ids each greater than the one before, with their log indexes.
-    ascending: Vec<(Uuid, usize)>,
+    ascending: Chunked<(Uuid, usize)>,
     /// Every other id.
     others: HashMap<Uuid, usize>,
 }
@@ -28,14 +30,25 @@ impl EventIds {
     /// The log index of `id`, if it is stored.
     pub(super) fn get(&self, id: &Uuid) -> Option<usize> {
         let in_order = match self.ascending.last() {
-            Some((last, _)) if id <= last => self
-                .ascending
-                .binary_search_by(|(stored, _)| stored.cmp(id))
-                .ok()
-                .map(|at| self.ascending[at].1),
+            Some((last, _)) if id <= last => self.find_ascending(id),
             _ => None,
         };
         in_order.or_else(|| self.others.get(id).copied())
+    }
+
+    /// A binary search of `ascending` for `id`.
+    fn find_ascending(&self, id: &Uuid) -> Option<usize> {
+        let (mut low, mut high) = (0, self.ascending.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let (stored, index) = &self.ascending[middle];
+            match stored.cmp(id) {
+                std::cmp::Ordering::Less => low = middle + 1,
+                std::cmp::Ordering::Greater => high = middle,
+                std::cmp::Ordering::Equal => return Some(*index),
+            }
+        }
+        None
     }
 
     /// Whether `id` is stored.

@@ -5,6 +5,7 @@
 //! `.await`, so every operation is atomic with respect to the others and the
 //! stores are safe to share between any number of tasks.
 
+mod chunked;
 mod event;
 mod event_ids;
 mod snapshot;
