@@ -16,7 +16,9 @@ use crate::{LogPosition, StreamId};
 pub struct EventMetadata {
     /// Unique id of this event.
     pub event_id: Uuid,
-    /// When the event was created by its writer.
+    /// When the event was created by its writer. The events an entity
+    /// writes in one batch share the time the batch was decided: order
+    /// events by version or log position, not by this.
     pub timestamp: SystemTime,
     /// The id shared by every message caused by one original request.
     pub correlation_id: Option<Uuid>,

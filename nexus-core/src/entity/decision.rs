@@ -143,7 +143,7 @@ mod tests {
     use super::{SPARE_BYTES, SPARE_EVENTS, keep_spares};
     use crate::NewEvent;
     use crate::codec::{EventCodec, Json};
-    use crate::entity::command_options::CommandOptions;
+    use crate::entity::command_options::{CommandOptions, derived_event_id};
     use crate::entity::persistence::Persistence;
     use crate::stamp::Stamp;
     use crate::store::memory::InMemoryEventStore;
@@ -154,6 +154,51 @@ mod tests {
             store: Arc::new(InMemoryEventStore::new()),
             codec: EventCodec::new(Json),
             snapshots: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_s_events_share_its_time_and_get_ascending_fresh_ids_or_their_command_s() {
+        let stamp = Stamp::now();
+        let events = [
+            CounterEvent::Added(1),
+            CounterEvent::Added(2),
+            CounterEvent::Added(3),
+        ];
+        let mut fresh = Vec::new();
+        persistence()
+            .encode_events(
+                &events,
+                &CommandOptions::new(),
+                &stamp,
+                &mut fresh,
+                &mut vec![],
+            )
+            .unwrap();
+        let command = uuid::Uuid::now_v7();
+        let mut derived = Vec::new();
+        persistence()
+            .encode_events(
+                &events,
+                &CommandOptions::new().command_id(command),
+                &stamp,
+                &mut derived,
+                &mut vec![],
+            )
+            .unwrap();
+        assert!(
+            fresh
+                .iter()
+                .chain(&derived)
+                .all(|e| e.metadata.timestamp == stamp.at())
+        );
+        assert!(
+            fresh
+                .windows(2)
+                .all(|w| w[0].metadata.event_id < w[1].metadata.event_id)
+        );
+        for (index, event) in derived.iter().enumerate() {
+            assert_eq!(event.metadata.event_id, derived_event_id(command, index));
         }
     }
 

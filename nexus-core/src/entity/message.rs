@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::Span;

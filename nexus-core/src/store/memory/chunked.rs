@@ -1,11 +1,12 @@
 //! An append-only vector kept in chunks of a fixed size.
 //!
-//! Guarantee: a push never moves what is stored, and element `i` stays at
-//! `i`. A `Vec` that doubles copies all it holds into fresh memory at each
-//! doubling: for a store that only grows, that was most of an append's cost
-//! (the copy, and the page faults of touching twice the memory). Here the
-//! first chunk grows as a `Vec` does, so a small stream stays small, and
-//! every later chunk is made at its full size once.
+//! Guarantee: element `i` stays at index `i`, and once the first chunk is
+//! full a push never moves what is stored. A `Vec` that doubles copies all
+//! it holds into fresh memory at each doubling: for a store that only
+//! grows, those copies (and the page faults of touching twice the memory)
+//! were most of an append's cost under load. The first chunk grows as a
+//! `Vec` does, so a small stream stays small; every later chunk is made at
+//! its full size once.
 
 /// Elements per chunk.
 const CHUNK: usize = 4_096;
@@ -57,6 +58,7 @@ impl<T> Chunked<T> {
     }
 
     /// The elements from `start` (clamped to the end) on, in order.
+    /// (No exact size: a caller collecting them reserves `len() - start`.)
     pub(super) fn iter_from(&self, start: usize) -> impl Iterator<Item = &T> {
         let start = start.min(self.len());
         let (first, skip) = (start / CHUNK, start % CHUNK);

@@ -199,7 +199,7 @@ impl Inner {
         let at = found.unwrap_or_else(|| self.new_stream(stream));
         let mut positions = Vec::with_capacity(events.len());
         let mut version = actual;
-        let mut event_type = None;
+        let mut last_type = None;
         for event in events {
             version += 1;
             let index = self.log.len();
@@ -207,11 +207,11 @@ impl Inner {
             self.ids.insert(event.metadata.event_id, index);
             // A batch's events mostly share one type: its name is looked up
             // once.
-            let type_at = match event_type {
+            let type_at = match last_type {
                 Some(at) if *self.types[at as usize] == *event.event_type => at,
                 _ => self.type_at(&event.event_type),
             };
-            event_type = Some(type_at);
+            last_type = Some(type_at);
             self.log.push(Stored {
                 stream: at,
                 version,
@@ -418,11 +418,14 @@ impl EventStore for InMemoryEventStore {
             return Ok(Vec::new());
         };
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(found
-            .events
-            .iter_from(skip)
-            .map(|&index| inner.recorded(index))
-            .collect())
+        let mut read = Vec::with_capacity(found.events.len().saturating_sub(skip));
+        read.extend(
+            found
+                .events
+                .iter_from(skip)
+                .map(|&index| inner.recorded(index)),
+        );
+        Ok(read)
     }
 
     /// Takes the stream's events out in batches of 256 (`REPLAY_BATCH`),
@@ -537,8 +540,100 @@ impl EventStore for InMemoryEventStore {
 
 #[cfg(test)]
 mod tests {
-    use super::repeated_id;
-    use crate::NewEvent;
+    use std::ops::ControlFlow;
+
+    use super::{InMemoryEventStore, repeated_id};
+    use crate::{EventStore, ExpectedVersion, NewEvent, StoreError, StreamId};
+
+    /// `count` events of `stream`'s versions `first..`, each payload naming
+    /// its stream and version.
+    fn batch(stream: &str, first: u64, count: u64) -> Vec<NewEvent> {
+        (first..first + count)
+            .map(|v| NewEvent::new("Added", 1, format!("{stream}-{v}").into_bytes()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_log_of_several_chunks_reads_replays_retries_and_finds_its_ids() {
+        // Two streams interleaved, 5,000 events each: a log of 10,000
+        // events (three chunks), each stream's index two chunks.
+        let store = InMemoryEventStore::new();
+        let (a, b) = (StreamId::new("t-a"), StreamId::new("t-b"));
+        let mut a_batches = Vec::new();
+        let mut a_outcomes = Vec::new();
+        let mut b_batches = Vec::new();
+        for round in 0..50 {
+            let first = round * 100 + 1;
+            let events = batch("a", first, 100);
+            let expected = ExpectedVersion::Exact(first - 1);
+            a_outcomes.push(store.append(&a, expected, &events).await.unwrap());
+            a_batches.push(events);
+            let events = batch("b", first, 100);
+            store.append(&b, expected, &events).await.unwrap();
+            b_batches.push(events);
+        }
+        assert_eq!(store.len(), 10_000);
+        let read = store.read_stream(&a, 4_090).await.unwrap();
+        assert_eq!(read.len(), 911);
+        for (event, version) in read.iter().zip(4_090..) {
+            assert_eq!(event.version, version);
+            assert_eq!(event.payload, format!("a-{version}").into_bytes());
+        }
+        let mut replayed = Vec::new();
+        store
+            .replay(&b, 4_000, &mut |event| {
+                replayed.push((event.version, event.payload.to_vec()));
+                ControlFlow::Continue(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(replayed.len(), 1_001);
+        for ((version, payload), expected) in replayed.iter().zip(4_000..) {
+            assert_eq!(*version, expected);
+            assert_eq!(*payload, format!("b-{expected}").into_bytes());
+        }
+        // A retry of a batch of the second chunk answers its first outcome.
+        let again = store
+            .append(&a, ExpectedVersion::Exact(4_000), &a_batches[40])
+            .await
+            .unwrap();
+        assert_eq!(again.version, a_outcomes[40].version);
+        assert_eq!(again.positions, a_outcomes[40].positions);
+        // An id of the other stream, stored in a later chunk, is found there.
+        let mut reused = batch("a", 5_001, 1);
+        reused[0].metadata.event_id = b_batches[45][7].metadata.event_id;
+        let error = store
+            .append(&a, ExpectedVersion::Exact(5_000), &reused)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, StoreError::DuplicateEventId { stream, .. } if *stream == b),
+            "{error:?}"
+        );
+        assert_eq!(store.len(), 10_000, "the refused batch stored nothing");
+    }
+
+    #[tokio::test]
+    async fn metadata_comes_back_as_appended_whichever_parts_are_set() {
+        let store = InMemoryEventStore::new();
+        let stream = StreamId::new("t-meta");
+        let id = uuid::Uuid::now_v7();
+        let mut events = batch("meta", 1, 4);
+        events[1].metadata.correlation_id = Some(id);
+        events[2].metadata.causation_id = Some(id);
+        events[3]
+            .metadata
+            .headers
+            .insert("tenant".to_owned(), "acme".to_owned());
+        store
+            .append(&stream, ExpectedVersion::NoStream, &events)
+            .await
+            .unwrap();
+        let read = store.read_stream(&stream, 1).await.unwrap();
+        let metadata: Vec<_> = read.into_iter().map(|e| e.metadata).collect();
+        let appended: Vec<_> = events.into_iter().map(|e| e.metadata).collect();
+        assert_eq!(metadata, appended);
+    }
 
     #[test]
     fn a_repeated_id_is_found_wherever_it_is_and_ascending_ids_pass() {
