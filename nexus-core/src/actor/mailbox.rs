@@ -5,6 +5,16 @@
 //! then received exactly once, or still in the queue when the owner drains
 //! it) or handed back to its sender with the reason. Closing is atomic with
 //! sending: no send is accepted after a close returned.
+//!
+//! Room for waiting senders is given back in a run: while a sender waits
+//! for room, the receiver keeps the room its pops free until half the
+//! mailbox is free (or the queue is empty), then gives it all at once.
+//! Giving it back one message at a time woke the waiting sender (another
+//! thread, a system call) once per batch the entity took; a mailbox kept
+//! full by a fast sender now wakes it once per half mailbox. Waiting
+//! senders still take room in the order they came (tokio's semaphore is
+//! fair), and nobody else would have got it: a sender that may not wait
+//! finds no room either way while another waits for it.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -38,21 +48,31 @@ pub(crate) enum Refused<M> {
 /// A bounded FIFO queue with one receiver.
 #[derive(Debug)]
 pub(crate) struct Mailbox<M> {
-    // Invariant: `queue.len() + space.available_permits()` equals the
-    // capacity, minus permits taken by senders that are about to push or
-    // give up. A sender takes a permit before pushing, the receiver returns
-    // one per pop, so the queue never exceeds the capacity. `closed` is
-    // only set under this lock, and senders check it under the same lock
-    // they push with: that is what makes close atomic with send.
+    // Invariant: `queue.len() + queue.held + space.available_permits()`
+    // equals the capacity, minus permits taken by senders that are about
+    // to push or give up. A sender takes a permit before pushing, the
+    // receiver returns one per pop (or holds it back while a sender waits,
+    // see the module docs), so the queue never exceeds the capacity.
+    // `held` is only kept while `waiting > 0` and the queue is not empty:
+    // the last waiter to stop waiting, or the pop that empties the queue,
+    // gives it back. `closed` is only set under this lock, and senders
+    // check it under the same lock they push with: that is what makes close
+    // atomic with send.
     queue: Mutex<Queue<M>>,
     space: Semaphore,
     ready: Notify,
+    /// The room held back before it is given to waiting senders at once.
+    release_at: usize,
 }
 
 #[derive(Debug)]
 struct Queue<M> {
     messages: VecDeque<M>,
     closed: bool,
+    /// Senders waiting for room.
+    waiting: usize,
+    /// Room freed by pops and not given back yet.
+    held: usize,
 }
 
 impl<M> Mailbox<M> {
@@ -63,9 +83,12 @@ impl<M> Mailbox<M> {
             queue: Mutex::new(Queue {
                 messages: VecDeque::new(),
                 closed: false,
+                waiting: 0,
+                held: 0,
             }),
             space: Semaphore::new(capacity),
             ready: Notify::new(),
+            release_at: capacity / 2,
         }
     }
 
@@ -76,9 +99,16 @@ impl<M> Mailbox<M> {
     /// Enqueues `message`, waiting for room or failing at once per `when_full`.
     pub(crate) async fn send(&self, message: M, when_full: WhenFull) -> Result<(), Refused<M>> {
         let permit = match when_full {
-            WhenFull::Wait => match self.space.acquire().await {
+            WhenFull::Wait => match self.space.try_acquire() {
                 Ok(permit) => permit,
-                Err(_) => return Err(Refused::Closed(message)),
+                Err(TryAcquireError::Closed) => return Err(Refused::Closed(message)),
+                Err(TryAcquireError::NoPermits) => {
+                    let _waiting = Waiting::new(self);
+                    match self.space.acquire().await {
+                        Ok(permit) => permit,
+                        Err(_) => return Err(Refused::Closed(message)),
+                    }
+                }
             },
             WhenFull::Fail => match self.space.try_acquire() {
                 Ok(permit) => permit,
@@ -101,11 +131,22 @@ impl<M> Mailbox<M> {
 
     /// Takes the oldest message without waiting.
     pub(crate) fn try_pop(&self) -> Option<M> {
-        let message = self.lock().messages.pop_front();
-        if message.is_some() {
-            self.space.add_permits(1);
+        let mut queue = self.lock();
+        let message = queue.messages.pop_front()?;
+        let freed = self.room_to_give(&mut queue);
+        drop(queue);
+        self.space.add_permits(freed);
+        Some(message)
+    }
+
+    /// After a pop: the room to give back now, the rest held back for
+    /// waiting senders (see the module docs).
+    fn room_to_give(&self, queue: &mut Queue<M>) -> usize {
+        queue.held += 1;
+        if queue.waiting > 0 && queue.held < self.release_at && !queue.messages.is_empty() {
+            return 0;
         }
-        message
+        std::mem::take(&mut queue.held)
     }
 
     /// Waits for the next message; `None` once the mailbox is closed and
@@ -116,8 +157,9 @@ impl<M> Mailbox<M> {
             {
                 let mut queue = self.lock();
                 if let Some(message) = queue.messages.pop_front() {
+                    let freed = self.room_to_give(&mut queue);
                     drop(queue);
-                    self.space.add_permits(1);
+                    self.space.add_permits(freed);
                     return Some(message);
                 }
                 if queue.closed {
@@ -172,6 +214,33 @@ impl<M> Mailbox<M> {
     }
 }
 
+/// A sender waiting for room, counted while it waits; the last one to stop
+/// waiting (with room, or given up) takes back the room held for waiters.
+struct Waiting<'m, M> {
+    mailbox: &'m Mailbox<M>,
+}
+
+impl<'m, M> Waiting<'m, M> {
+    fn new(mailbox: &'m Mailbox<M>) -> Self {
+        mailbox.lock().waiting += 1;
+        Self { mailbox }
+    }
+}
+
+impl<M> Drop for Waiting<'_, M> {
+    fn drop(&mut self) {
+        let mut queue = self.mailbox.lock();
+        queue.waiting -= 1;
+        let freed = if queue.waiting == 0 {
+            std::mem::take(&mut queue.held)
+        } else {
+            0
+        };
+        drop(queue);
+        self.mailbox.space.add_permits(freed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +263,151 @@ mod tests {
             Err(Refused::Closed(4))
         ));
         assert_eq!(mailbox.recv().await, None);
+    }
+
+    /// Lets spawned tasks of a current-thread runtime run.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    type Shared = std::sync::Arc<Mailbox<i32>>;
+
+    /// A full mailbox of `capacity` holding 0..capacity, and a sender
+    /// waiting (once the test settles) to send `capacity` into it.
+    async fn full_with_a_waiter(
+        capacity: usize,
+    ) -> (Shared, tokio::task::JoinHandle<Result<(), Refused<i32>>>) {
+        let mailbox = std::sync::Arc::new(Mailbox::new(capacity));
+        let count = i32::try_from(capacity).unwrap();
+        for n in 0..count {
+            mailbox.send(n, WhenFull::Fail).await.unwrap();
+        }
+        let waiting = {
+            let mailbox = std::sync::Arc::clone(&mailbox);
+            tokio::spawn(async move { mailbox.send(count, WhenFull::Wait).await })
+        };
+        settle().await;
+        (mailbox, waiting)
+    }
+
+    #[tokio::test]
+    async fn a_waiting_sender_gets_room_at_half_the_mailbox_or_when_it_empties() {
+        let (mailbox, waiting) = full_with_a_waiter(8).await;
+        for n in 0..3 {
+            assert_eq!(mailbox.try_pop(), Some(n));
+            settle().await;
+            assert!(
+                !waiting.is_finished(),
+                "room is held while less than half is free"
+            );
+            assert!(
+                matches!(
+                    mailbox.send(99, WhenFull::Fail).await,
+                    Err(Refused::Full(99))
+                ),
+                "a sender that may not wait takes no room a waiting one is owed"
+            );
+        }
+        assert_eq!(mailbox.recv().await, Some(3));
+        settle().await;
+        assert!(
+            waiting.is_finished(),
+            "half the mailbox is free: room is given"
+        );
+        waiting.await.unwrap().unwrap();
+        // Nobody waits: room comes back with each pop, up to the capacity.
+        assert_eq!(mailbox.try_pop(), Some(4));
+        for n in 9..13 {
+            mailbox.send(n, WhenFull::Fail).await.unwrap();
+        }
+        assert!(matches!(
+            mailbox.send(13, WhenFull::Fail).await,
+            Err(Refused::Full(13))
+        ));
+        // The queue emptied under a waiter that has not run yet: all the
+        // room comes back, the waiter's message goes in, and nothing more is
+        // held.
+        let waiting = {
+            let mailbox = std::sync::Arc::clone(&mailbox);
+            tokio::spawn(async move { mailbox.send(13, WhenFull::Wait).await })
+        };
+        settle().await;
+        let drained: Vec<_> = std::iter::from_fn(|| mailbox.try_pop()).collect();
+        assert_eq!(drained, (5..13).collect::<Vec<_>>());
+        waiting.await.unwrap().unwrap();
+        assert_eq!(mailbox.len(), 1);
+        for n in 14..21 {
+            mailbox.send(n, WhenFull::Fail).await.unwrap();
+        }
+        assert_eq!(mailbox.len(), 8, "the whole capacity is free again");
+    }
+
+    #[tokio::test]
+    async fn room_held_for_a_sender_that_gives_up_comes_back() {
+        let (mailbox, waiting) = full_with_a_waiter(4).await;
+        assert_eq!(mailbox.try_pop(), Some(0));
+        settle().await;
+        assert!(!waiting.is_finished());
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        mailbox.send(5, WhenFull::Fail).await.unwrap();
+        assert!(matches!(
+            mailbox.send(6, WhenFull::Fail).await,
+            Err(Refused::Full(6))
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_waiting_senders_lose_nothing_and_keep_their_order_within_capacity() {
+        const SENDERS: usize = 8;
+        const EACH: usize = 2_000;
+        const CAPACITY: usize = 16;
+        let mailbox = std::sync::Arc::new(Mailbox::new(CAPACITY));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|sender| {
+                let mailbox = std::sync::Arc::clone(&mailbox);
+                tokio::spawn(async move {
+                    for n in 0..EACH {
+                        mailbox.send((sender, n), WhenFull::Wait).await.unwrap();
+                        if fastrand::u8(..) < 16 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let receive = async {
+            let mut next = [0usize; SENDERS];
+            for _ in 0..SENDERS * EACH {
+                assert!(mailbox.len() <= CAPACITY);
+                let (sender, n) = if fastrand::bool() {
+                    mailbox.recv().await.unwrap()
+                } else {
+                    loop {
+                        match mailbox.try_pop() {
+                            Some(message) => break message,
+                            None => tokio::task::yield_now().await,
+                        }
+                    }
+                };
+                assert_eq!(n, next[sender], "sender {sender}'s messages in order");
+                next[sender] += 1;
+                if fastrand::u8(..) < 8 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            next
+        };
+        let next = tokio::time::timeout(std::time::Duration::from_secs(60), receive)
+            .await
+            .expect("every message arrives within the bound");
+        assert!(next.iter().all(|&count| count == EACH));
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        assert_eq!(mailbox.try_pop(), None);
     }
 
     #[tokio::test]
