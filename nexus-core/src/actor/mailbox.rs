@@ -6,15 +6,21 @@
 //! it) or handed back to its sender with the reason. Closing is atomic with
 //! sending: no send is accepted after a close returned.
 //!
-//! Room for waiting senders is given back in a run: while a sender waits
-//! for room, the receiver keeps the room its pops free until half the
-//! mailbox is free (or the queue is empty), then gives it all at once.
-//! Giving it back one message at a time woke the waiting sender (another
-//! thread, a system call) once per batch the entity took; a mailbox kept
-//! full by a fast sender now wakes it once per half mailbox. Waiting
-//! senders still take room in the order they came (tokio's semaphore is
-//! fair), and nobody else would have got it: a sender that may not wait
-//! finds no room either way while another waits for it.
+//! An entity's mailbox ([`Mailbox::giving_room_in_runs`]) gives room back
+//! to waiting senders in runs: while a sender waits for room and no room is
+//! free, the receiver keeps the room its pops free until half the mailbox
+//! is (rounded down: a mailbox of 3 or fewer never keeps any), then gives
+//! it all at once; it also gives it when the queue empties, and when the
+//! last waiter stops waiting. Giving it back one message at a time woke the
+//! waiting sender (another thread, a system call) once per batch the entity
+//! took; a mailbox kept full by a fast sender now wakes it once per half
+//! mailbox. Waiting senders still take room in the order they came (tokio's
+//! semaphore is fair), and a sender that may not wait is refused only when
+//! it would have been anyway: room is kept only while none is free, and
+//! room given back goes to the waiting senders first. Only a receiver that
+//! never waits on its own senders between two pops may keep room (an
+//! entity: its handlers are synchronous); a plain actor's handler may, so
+//! its mailbox ([`Mailbox::new`]) gives room back at every pop.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -49,19 +55,21 @@ pub(crate) enum Refused<M> {
 #[derive(Debug)]
 pub(crate) struct Mailbox<M> {
     // Invariant: `queue.len() + queue.held + space.available_permits()`
-    // equals the capacity, minus permits taken by senders that are about
-    // to push or give up. A sender takes a permit before pushing, the
-    // receiver returns one per pop (or holds it back while a sender waits,
-    // see the module docs), so the queue never exceeds the capacity.
-    // `held` is only kept while `waiting > 0` and the queue is not empty:
-    // the last waiter to stop waiting, or the pop that empties the queue,
-    // gives it back. `closed` is only set under this lock, and senders
-    // check it under the same lock they push with: that is what makes close
-    // atomic with send.
+    // is at most the capacity (the rest are permits given to senders that
+    // are about to push or give up, or lost with drained messages of a
+    // closed mailbox). A sender takes a permit before pushing, the receiver
+    // returns one per pop (or keeps it while a sender waits, see the module
+    // docs), so the queue never exceeds the capacity. `held` is only kept
+    // while `waiting > 0` and the queue is not empty, or once the mailbox
+    // is closed: the last waiter to stop waiting, or the pop that empties
+    // the queue, gives it back. `closed` is only set under this lock, and
+    // senders check it under the same lock they push with: that is what
+    // makes close atomic with send.
     queue: Mutex<Queue<M>>,
     space: Semaphore,
     ready: Notify,
-    /// The room held back before it is given to waiting senders at once.
+    /// The room kept back before it is given to waiting senders at once;
+    /// 0 gives room back at every pop.
     release_at: usize,
 }
 
@@ -76,8 +84,20 @@ struct Queue<M> {
 }
 
 impl<M> Mailbox<M> {
-    /// An open mailbox for at most `capacity` (at least 1) messages.
+    /// An open mailbox for at most `capacity` (at least 1) messages that
+    /// gives room back at every pop.
     pub(crate) fn new(capacity: usize) -> Self {
+        Self::keeping(capacity, 0)
+    }
+
+    /// [`new`](Self::new) giving room back to waiting senders in runs of
+    /// half the mailbox (see the module docs): for a receiver that never
+    /// waits on its own senders between two pops.
+    pub(crate) fn giving_room_in_runs(capacity: usize) -> Self {
+        Self::keeping(capacity, capacity / 2)
+    }
+
+    fn keeping(capacity: usize, release_at: usize) -> Self {
         let capacity = capacity.max(1);
         Self {
             queue: Mutex::new(Queue {
@@ -88,7 +108,7 @@ impl<M> Mailbox<M> {
             }),
             space: Semaphore::new(capacity),
             ready: Notify::new(),
-            release_at: capacity / 2,
+            release_at,
         }
     }
 
@@ -143,7 +163,14 @@ impl<M> Mailbox<M> {
     /// waiting senders (see the module docs).
     fn room_to_give(&self, queue: &mut Queue<M>) -> usize {
         queue.held += 1;
-        if queue.waiting > 0 && queue.held < self.release_at && !queue.messages.is_empty() {
+        // Free room means no waiter is owed any (room given back goes to
+        // waiters first): a waiter counted here has been given room and not
+        // run yet, and keeping more would refuse a sender that may not wait.
+        let keep = queue.waiting > 0
+            && queue.held < self.release_at
+            && !queue.messages.is_empty()
+            && self.space.available_permits() == 0;
+        if keep {
             return 0;
         }
         std::mem::take(&mut queue.held)
@@ -215,7 +242,7 @@ impl<M> Mailbox<M> {
 }
 
 /// A sender waiting for room, counted while it waits; the last one to stop
-/// waiting (with room, or given up) takes back the room held for waiters.
+/// waiting (with room, or given up) gives back the room kept for waiters.
 struct Waiting<'m, M> {
     mailbox: &'m Mailbox<M>,
 }
@@ -279,7 +306,7 @@ mod tests {
     async fn full_with_a_waiter(
         capacity: usize,
     ) -> (Shared, tokio::task::JoinHandle<Result<(), Refused<i32>>>) {
-        let mailbox = std::sync::Arc::new(Mailbox::new(capacity));
+        let mailbox = std::sync::Arc::new(Mailbox::giving_room_in_runs(capacity));
         let count = i32::try_from(capacity).unwrap();
         for n in 0..count {
             mailbox.send(n, WhenFull::Fail).await.unwrap();
@@ -326,22 +353,67 @@ mod tests {
             mailbox.send(13, WhenFull::Fail).await,
             Err(Refused::Full(13))
         ));
-        // The queue emptied under a waiter that has not run yet: all the
-        // room comes back, the waiter's message goes in, and nothing more is
-        // held.
-        let waiting = {
-            let mailbox = std::sync::Arc::clone(&mailbox);
-            tokio::spawn(async move { mailbox.send(13, WhenFull::Wait).await })
-        };
-        settle().await;
-        let drained: Vec<_> = std::iter::from_fn(|| mailbox.try_pop()).collect();
-        assert_eq!(drained, (5..13).collect::<Vec<_>>());
-        waiting.await.unwrap().unwrap();
-        assert_eq!(mailbox.len(), 1);
-        for n in 14..21 {
+    }
+
+    #[tokio::test]
+    async fn room_kept_for_waiters_is_given_when_the_queue_empties() {
+        // Nine waiters on a full mailbox of 9: room comes back at pops 4
+        // and 8 (half the mailbox), while the last waiter still waits with
+        // no room free; the ninth pop empties the queue and gives it the
+        // room it freed, short of half.
+        let mailbox = std::sync::Arc::new(Mailbox::giving_room_in_runs(9));
+        for n in 0..9 {
             mailbox.send(n, WhenFull::Fail).await.unwrap();
         }
-        assert_eq!(mailbox.len(), 8, "the whole capacity is free again");
+        let waiters: Vec<_> = (0..9)
+            .map(|n| {
+                let mailbox = std::sync::Arc::clone(&mailbox);
+                tokio::spawn(async move { mailbox.send(100 + n, WhenFull::Wait).await })
+            })
+            .collect();
+        settle().await;
+        let drained: Vec<_> = std::iter::from_fn(|| mailbox.try_pop()).collect();
+        assert_eq!(drained, (0..9).collect::<Vec<_>>());
+        settle().await;
+        assert!(waiters.iter().all(tokio::task::JoinHandle::is_finished));
+        assert_eq!(mailbox.len(), 9);
+    }
+
+    #[tokio::test]
+    async fn room_given_to_a_waiter_that_has_not_run_keeps_no_more_from_a_sender_that_may_not_wait()
+    {
+        let (mailbox, waiting) = full_with_a_waiter(4).await;
+        assert_eq!(mailbox.try_pop(), Some(0));
+        // Half the mailbox: one permit for the waiter (not run yet), one
+        // free; the next pop finds room free and keeps none.
+        assert_eq!(mailbox.try_pop(), Some(1));
+        assert_eq!(mailbox.try_pop(), Some(2));
+        mailbox.send(10, WhenFull::Fail).await.unwrap();
+        mailbox.send(11, WhenFull::Fail).await.unwrap();
+        assert!(matches!(
+            mailbox.send(12, WhenFull::Fail).await,
+            Err(Refused::Full(12))
+        ));
+        waiting.await.unwrap().unwrap();
+        assert_eq!(mailbox.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_plain_actors_mailbox_gives_room_back_at_every_pop() {
+        // Its handler may wait on one of its own senders: room kept for a
+        // waiter could never come back.
+        let mailbox = std::sync::Arc::new(Mailbox::new(8));
+        for n in 0..8 {
+            mailbox.send(n, WhenFull::Fail).await.unwrap();
+        }
+        let waiting = {
+            let mailbox = std::sync::Arc::clone(&mailbox);
+            tokio::spawn(async move { mailbox.send(8, WhenFull::Wait).await })
+        };
+        settle().await;
+        assert_eq!(mailbox.try_pop(), Some(0));
+        settle().await;
+        assert!(waiting.is_finished());
     }
 
     #[tokio::test]
@@ -364,7 +436,7 @@ mod tests {
         const SENDERS: usize = 8;
         const EACH: usize = 2_000;
         const CAPACITY: usize = 16;
-        let mailbox = std::sync::Arc::new(Mailbox::new(CAPACITY));
+        let mailbox = std::sync::Arc::new(Mailbox::giving_room_in_runs(CAPACITY));
         let senders: Vec<_> = (0..SENDERS)
             .map(|sender| {
                 let mailbox = std::sync::Arc::clone(&mailbox);

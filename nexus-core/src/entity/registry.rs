@@ -149,7 +149,8 @@ impl<A: Aggregate> Registry<A> {
             }
             let cell = Arc::new(Cell {
                 key: Arc::clone(key),
-                mailbox: Mailbox::new(self.settings.mailbox_capacity),
+                // The runner never waits on its own senders between pops.
+                mailbox: Mailbox::giving_room_in_runs(self.settings.mailbox_capacity),
                 idle: AtomicBool::new(false),
                 last_active: AtomicU64::new(self.ticks()),
                 evict: Notify::new(),
