@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the entity runtime on the in-memory store:
-//! one ask round trip, a burst of tells, and a hot entity with and
+//! one ask round trip, a burst of tells (and one into a mailbox too small
+//! for it, where the sender waits for room), and a hot entity with and
 //! without group commit. `nexus-bench` (in `examples/`) reports the same
 //! shapes as JSON for tracking over time.
 #![allow(missing_docs)]
@@ -15,12 +16,21 @@ use nexus_core::{ActorSystem, Entities};
 use tokio::runtime::Runtime;
 
 fn counters(system: &ActorSystem, group_commit: usize) -> Entities<Counter> {
+    counters_with_mailbox(system, group_commit, 1_024)
+}
+
+fn counters_with_mailbox(
+    system: &ActorSystem,
+    group_commit: usize,
+    capacity: usize,
+) -> Entities<Counter> {
     Entities::<Counter>::builder(system)
         .event_sourced(
             Arc::new(InMemoryEventStore::new()),
             EventCodec::new(Bincode),
         )
         .group_commit(group_commit)
+        .mailbox_capacity(capacity)
         .ask_timeout(Duration::from_secs(30))
         .build()
         .unwrap()
@@ -61,6 +71,20 @@ fn tell_burst(c: &mut Criterion) {
     });
 }
 
+fn tell_into_a_full_mailbox(c: &mut Criterion) {
+    let rt = runtime();
+    let system = rt.block_on(async { ActorSystem::new() });
+    let counter = rt.block_on(async { counters_with_mailbox(&system, 64, 128).of("c") });
+    c.bench_function("tell_2048_into_a_mailbox_of_128_then_ask", |b| {
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..2_048 {
+                assert!(counter.tell(Add(1)).await.is_ok());
+            }
+            counter.ask(Get).await.unwrap()
+        });
+    });
+}
+
 fn hot_entity(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("hot_entity_32_concurrent_asks");
@@ -89,5 +113,11 @@ fn hot_entity(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ask_round_trip, tell_burst, hot_entity);
+criterion_group!(
+    benches,
+    ask_round_trip,
+    tell_burst,
+    tell_into_a_full_mailbox,
+    hot_entity
+);
 criterion_main!(benches);
