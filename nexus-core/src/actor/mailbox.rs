@@ -35,7 +35,11 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError};
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WhenFull {
-    /// Wait for room (bounded by the ask timeout for `ask`).
+    /// Wait for room (bounded by the ask timeout for `ask`). An entity's
+    /// mailbox gives room to waiting senders in runs, once half of it is
+    /// free (or it empties), so a sender kept waiting by a busy entity is
+    /// woken once per run; its message is still taken after the same
+    /// messages as it would have been.
     #[default]
     Wait,
     /// Give the message back at once with a mailbox-full error.
