@@ -1,7 +1,8 @@
 //! Criterion benchmarks of the entity runtime on the in-memory store:
 //! one ask round trip, a burst of tells (and one into a mailbox too small
 //! for it, where the sender waits for room), and a hot entity with and
-//! without group commit. `nexus-bench` (in `examples/`) reports the same
+//! without group commit. Every command is persisted to the in-memory store,
+//! which grows across iterations: the tell benches measure its growth too. `nexus-bench` (in `examples/`) reports the same
 //! shapes as JSON for tracking over time.
 #![allow(missing_docs)]
 

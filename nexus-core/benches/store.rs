@@ -30,7 +30,9 @@ fn append_to_a_new_store(c: &mut Criterion) {
         .collect();
     let stream = StreamId::for_entity("counter", "bench");
     c.bench_function("append_262144_in_batches_of_64_to_a_new_store", |b| {
-        b.to_async(&rt).iter(|| async {
+        // The filled store is dropped outside the timing: this measures the
+        // appends, not freeing a quarter of a million events.
+        b.to_async(&rt).iter_with_large_drop(|| async {
             let store = InMemoryEventStore::new();
             for (n, batch) in (0..).zip(&batches) {
                 store
@@ -38,7 +40,7 @@ fn append_to_a_new_store(c: &mut Criterion) {
                     .await
                     .unwrap();
             }
-            store.len()
+            store
         });
     });
 }

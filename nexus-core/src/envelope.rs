@@ -31,7 +31,9 @@ pub struct EventMetadata {
 
 impl EventMetadata {
     /// Fresh metadata: a new time-ordered event id, the current time, no
-    /// correlation.
+    /// correlation. The ids this and the runtime make in one process
+    /// increase in the order they are made; they are not ordered against
+    /// ids a caller makes with `Uuid::now_v7` in the same millisecond.
     ///
     /// ```
     /// let a = nexus_core::EventMetadata::new();

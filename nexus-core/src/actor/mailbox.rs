@@ -14,13 +14,15 @@
 //! last waiter stops waiting. Giving it back one message at a time woke the
 //! waiting sender (another thread, a system call) once per batch the entity
 //! took; a mailbox kept full by a fast sender now wakes it once per half
-//! mailbox. Waiting senders still take room in the order they came (tokio's
-//! semaphore is fair), and a sender that may not wait is refused only when
-//! it would have been anyway: room is kept only while none is free, and
-//! room given back goes to the waiting senders first. Only a receiver that
-//! never waits on its own senders between two pops may keep room (an
-//! entity: its handlers are synchronous); a plain actor's handler may, so
-//! its mailbox ([`Mailbox::new`]) gives room back at every pop.
+//! mailbox. Waiting senders are still given room in the order they began
+//! waiting (tokio's semaphore is fair). Room is kept only while none is
+//! free, so a sender that may not wait could be refused with up to half
+//! the mailbox free; but every send to one entity follows its registry's
+//! one `WhenFull`, and under [`WhenFull::Fail`] no sender waits, so no room
+//! is ever kept. Only a receiver that never waits on its own senders
+//! between two pops may keep room (an entity: its handlers are
+//! synchronous); a plain actor's handler may, so its mailbox
+//! ([`Mailbox::new`]) gives room back at every pop.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -35,11 +37,11 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError};
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WhenFull {
-    /// Wait for room (bounded by the ask timeout for `ask`). An entity's
-    /// mailbox gives room to waiting senders in runs, once half of it is
-    /// free (or it empties), so a sender kept waiting by a busy entity is
-    /// woken once per run; its message is still taken after the same
-    /// messages as it would have been.
+    /// Wait for room (bounded by the ask timeout for `ask`). Waiting
+    /// senders are given room in the order they began waiting. An entity's
+    /// mailbox gives it in runs, once half of it is free (or it empties),
+    /// so a sender kept waiting by a busy entity is woken once per run, not
+    /// once per batch the entity takes.
     #[default]
     Wait,
     /// Give the message back at once with a mailbox-full error.
